@@ -1,0 +1,237 @@
+"""All file reading and writing: meshes, NIfTI stacks, training data, JSON.
+
+Outputs are written to a temporary file in the destination folder and renamed into place, so a
+failure never leaves a half-written file. Every read error becomes an :class:`InputError` naming
+the file and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .config import MeshConfig, StackConfig
+from .data import TrainingData
+from .errors import InputError
+from .geometry import to_world_mm, voxel_spacing
+from .stack import SliceStack
+from .targets import to_target
+
+logger = logging.getLogger(__name__)
+
+PYVISTA_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp", ".ply", ".stl", ".obj")
+MESH_SUFFIXES = PYVISTA_MESH_SUFFIXES + (".pts",)
+WRITABLE_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+# openCARP element type -> (node count, VTK cell type id)
+_OPENCARP_ELEMENTS = {"Tt": (4, 10), "Hx": (8, 12), "Py": (5, 14), "Pr": (6, 13), "Tr": (3, 5), "Qd": (4, 9), "Ln": (2, 3)}
+
+
+def full_suffix(path: Path) -> str:
+    """Lower-case suffix, with ``.nii.gz`` kept whole."""
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found; check the path")
+    if not path.is_file():
+        raise InputError(f"{path}: {what} is not a file; give the path of the file itself")
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=full_suffix(path) or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+# ---------------------------------------------------------------------------------------- meshes
+def read_mesh(config: MeshConfig) -> tuple[Any, np.ndarray]:
+    """Read a mesh and its node coordinates in world RAS mm.
+
+    Returns
+    -------
+    mesh : pyvista.DataSet, as read (cells and point/cell arrays kept for the output).
+    points : (N, 3) float64 world RAS mm (frame and units converted).
+    """
+    import pyvista as pv
+
+    path = Path(config.path)
+    _require_file(path, "mesh")
+    suffix = full_suffix(path)
+    if suffix not in MESH_SUFFIXES:
+        raise InputError(f"{path}: unknown mesh extension '{suffix}'; use one of {' '.join(MESH_SUFFIXES)}")
+    try:
+        mesh = _read_opencarp(path) if suffix == ".pts" else pv.read(str(path))
+    except InputError:
+        raise
+    except Exception as exc:  # VTK readers raise many types
+        raise InputError(f"{path}: cannot read mesh ({type(exc).__name__}: {exc}); check the file is a valid {suffix}") from exc
+    raw = np.asarray(mesh.points, dtype=np.float64)
+    if raw.ndim != 2 or raw.shape[0] == 0:
+        raise InputError(f"{path}: mesh has no points; give a mesh with nodes")
+    if not np.all(np.isfinite(raw)):
+        raise InputError(f"{path}: mesh has non-finite (NaN/inf) coordinates; repair the mesh")
+    return mesh, to_world_mm(raw, config.frame, config.resolved_units)
+
+
+def _read_opencarp(path: Path) -> Any:
+    """openCARP ``.pts`` (+ ``.elem`` with the same stem when present) as a pyvista mesh."""
+    import pyvista as pv
+
+    with open(path) as f:
+        header = f.readline().split()
+        body = f.read()
+    try:
+        count = int(header[0])
+        pts = np.array(body.split(), dtype=np.float64).reshape(-1, 3)
+    except (IndexError, ValueError) as exc:
+        raise InputError(f"{path}: not an openCARP .pts file (first line: node count, then x y z per line)") from exc
+    if pts.shape[0] != count:
+        raise InputError(f"{path}: header says {count} nodes, file has {pts.shape[0]}; repair the file")
+    elem = path.with_suffix(".elem")
+    if not elem.exists():
+        return pv.PolyData(pts) if count else pv.PolyData()
+    cells, types, tags = [], [], []
+    with open(elem) as f:
+        f.readline()
+        for line in f:  # element lines may mix types; this is file parsing, not a hot path
+            tok = line.split()
+            if not tok:
+                continue
+            if tok[0] not in _OPENCARP_ELEMENTS:
+                raise InputError(f"{elem}: unknown element type '{tok[0]}'; expected one of {' '.join(_OPENCARP_ELEMENTS)}")
+            n, vtk_type = _OPENCARP_ELEMENTS[tok[0]]
+            cells.append([n, *map(int, tok[1 : 1 + n])])
+            types.append(vtk_type)
+            tags.append(int(tok[1 + n]) if len(tok) > 1 + n else 0)
+    flat = np.concatenate([np.asarray(c, dtype=np.int64) for c in cells]) if cells else np.zeros(0, np.int64)
+    conn = np.asarray([c for cell in cells for c in cell[1:]], dtype=np.int64)
+    if conn.size and (conn.min() < 0 or conn.max() >= count):
+        raise InputError(f"{elem}: elements refer to nodes outside 0..{count - 1}; check it matches {path.name}")
+    grid = pv.UnstructuredGrid(flat, np.asarray(types, dtype=np.uint8), pts)
+    grid.cell_data["elem_tag"] = np.asarray(tags, dtype=np.int32)
+    return grid
+
+
+def write_mesh(mesh: Any, path: Path) -> None:
+    """Write a pyvista mesh atomically; the format follows the extension (.vtk .vtu .vtp)."""
+    path = Path(path)
+    suffix = full_suffix(path)
+    if suffix not in WRITABLE_MESH_SUFFIXES:
+        raise InputError(f"{path}: cannot write '{suffix}'; use one of {' '.join(WRITABLE_MESH_SUFFIXES)}")
+    if suffix == ".vtp" and not hasattr(mesh, "faces"):
+        raise InputError(f"{path}: a volumetric mesh cannot be written as .vtp; use .vtu")
+    with atomic_output(path) as tmp:
+        mesh.save(str(tmp))
+
+
+# ---------------------------------------------------------------------------------------- images
+def _load_nifti(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values (I, J, K) float64, affine (4, 4)) of a 3D NIfTI file."""
+    import nibabel as nib
+
+    _require_file(path, what)
+    if full_suffix(path) not in NIFTI_SUFFIXES:
+        raise InputError(f"{path}: unknown image extension '{full_suffix(path)}'; use a NIfTI file (.nii or .nii.gz)")
+    try:
+        img = nib.load(str(path))
+        values = np.asarray(img.dataobj, dtype=np.float64)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc}); check the file is not truncated") from exc
+    if values.ndim == 4 and values.shape[3] == 1:
+        values = values[..., 0]
+    if values.ndim != 3:
+        raise InputError(
+            f"{path}: {what} is {values.ndim}D with shape {values.shape}; give one 3D stack (I, J, K slices) per file"
+        )
+    return values, np.asarray(img.affine, dtype=np.float64)
+
+
+def read_stack(config: StackConfig) -> SliceStack:
+    """Read one NIfTI stack (and its mask) and convert its values to scar targets."""
+    path = Path(config.path)
+    values, affine = _load_nifti(path, "image")
+    mask = None
+    if config.mask is not None:
+        mvals, maffine = _load_nifti(Path(config.mask), "mask")
+        if mvals.shape != values.shape or not np.allclose(maffine, affine, atol=1e-3):
+            raise InputError(
+                f"{config.mask}: mask grid (shape {mvals.shape}) differs from image {path.name} "
+                f"(shape {values.shape}) or its affine; resample the mask onto the image grid"
+            )
+        mask = mvals > 0.5
+    thickness = config.slice_thickness or float(voxel_spacing(affine)[config.axis])
+    targets = to_target(values, config.target, mask, config.scar_label, name=str(path))
+    return SliceStack(values=targets, affine=affine, thickness=thickness, axis=config.axis, mask=mask, name=str(path))
+
+
+def write_nifti(values: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """Write a 3D float32 NIfTI atomically."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(values, dtype=np.float32), np.asarray(affine, dtype=np.float64))
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    with atomic_output(Path(path)) as tmp:
+        nib.save(img, str(tmp))
+
+
+# ------------------------------------------------------------------------------- training data
+def save_training_data(data: TrainingData, path: Path) -> None:
+    """Write training data as a versioned ``.npz`` (layout: :mod:`.data`)."""
+    path = Path(path)
+    if full_suffix(path) != ".npz":
+        raise InputError(f"{path}: training data is written as .npz; name the output '*.npz'")
+    with atomic_output(path) as tmp:
+        np.savez(tmp, **data.to_arrays())
+
+
+def load_training_data(path: Path) -> TrainingData:
+    """Read and check a training-data ``.npz``."""
+    path = Path(path)
+    _require_file(path, "training data")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read training data ({type(exc).__name__}); re-create it with `scar-reconstruct prepare`") from exc
+    return TrainingData.from_arrays(arrays, name=str(path))
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write JSON (indented) atomically."""
+    with atomic_output(Path(path)) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
