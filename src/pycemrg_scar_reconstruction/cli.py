@@ -156,10 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CliHandler(logging.StreamHandler):
+    """Writes the package's log records to the current stderr as ``warning: ...`` lines."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
+def _setup_logging(verbose: bool) -> None:
+    for handler in [h for h in log.handlers if isinstance(h, _CliHandler)]:
+        log.removeHandler(handler)
+    log.addHandler(_CliHandler())
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    _setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except InputError as exc:

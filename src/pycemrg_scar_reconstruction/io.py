@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -84,17 +85,31 @@ def read_mesh(config: MeshConfig) -> tuple[Any, np.ndarray]:
     if suffix not in MESH_SUFFIXES:
         raise InputError(f"{path}: unknown mesh extension '{suffix}'; use one of {' '.join(MESH_SUFFIXES)}")
     try:
-        mesh = _read_opencarp(path) if suffix == ".pts" else pv.read(str(path))
+        mesh = _read_opencarp(path) if suffix == ".pts" else _quiet_vtk_read(path)
     except InputError:
         raise
-    except Exception as exc:  # VTK readers raise many types
-        raise InputError(f"{path}: cannot read mesh ({type(exc).__name__}: {exc}); check the file is a valid {suffix}") from exc
+    except Exception as exc:  # VTK readers fail in many ways
+        raise InputError(f"{path}: cannot read the mesh; check the file is a complete, valid {suffix}") from exc
     raw = np.asarray(mesh.points, dtype=np.float64)
     if raw.ndim != 2 or raw.shape[0] == 0:
         raise InputError(f"{path}: mesh has no points; give a mesh with nodes")
     if not np.all(np.isfinite(raw)):
         raise InputError(f"{path}: mesh has non-finite (NaN/inf) coordinates; repair the mesh")
     return mesh, to_world_mm(raw, config.frame, config.resolved_units)
+
+
+def _quiet_vtk_read(path: Path) -> Any:
+    """pyvista.read with VTK's own error printing silenced and its failures raised."""
+    import pyvista as pv
+
+    root_level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.CRITICAL)  # pyvista forwards VTK errors to the root logger
+    try:
+        with warnings.catch_warnings(), pv.vtk_verbosity("off"):
+            warnings.simplefilter("error")  # pyvista reports reader failures as warnings
+            return pv.read(str(path))
+    finally:
+        logging.getLogger().setLevel(root_level)
 
 
 def _read_opencarp(path: Path) -> Any:

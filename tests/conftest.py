@@ -1,0 +1,29 @@
+"""Shared fixtures: small synthetic cases written once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pycemrg_scar_reconstruction.api import synth
+from pycemrg_scar_reconstruction.config import SynthConfig
+
+SMALL = dict(n_nodes=8000, samples=300_000, pixel_spacing=2.0)
+
+
+@pytest.fixture(scope="session")
+def small_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small oblique synthetic case on disk (mesh.vtu, lge.nii.gz, lge_mask.nii.gz, case.json)."""
+    out = tmp_path_factory.mktemp("case")
+    return synth(SynthConfig(seed=3, **SMALL), out)
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random proper rotation matrix."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    return q
