@@ -11,13 +11,28 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MeshConfig, PrepareConfig, SynthConfig
+from .config import MeshConfig, PredictConfig, PrepareConfig, SynthConfig, TrainConfig
 from .data import TrainingData, build_training_data
 from .errors import InputError
 from .geometry import FRAME_TO_RAS, UNIT_TO_MM, bounding_box, inside_stack_volume, stack_corners
-from .io import read_mesh, read_stack, save_training_data, write_json, write_mesh, write_nifti
+from .io import (
+    check_mesh_output,
+    full_suffix,
+    load_model,
+    load_training_data,
+    read_mesh,
+    read_stack,
+    save_model,
+    save_training_data,
+    write_json,
+    write_mesh,
+    write_nifti,
+    write_prediction,
+)
+from .predict import Prediction, predict_nodes
 from .stack import SliceStack
 from .synthetic import case_mesh, make_case
+from .train import FittedModel, fit
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +126,49 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     if output is not None:
         save_training_data(data, Path(output))
     return data
+
+
+def train(data: TrainingData | Path, config: TrainConfig, output: Path | None = None) -> FittedModel:
+    """Fit the network to training data (a :class:`TrainingData` or a ``.npz`` path).
+
+    Writes the checkpoint (and ``<stem>.history.json``) when ``output`` is given.
+    """
+    if not isinstance(data, TrainingData):
+        data = load_training_data(Path(data))
+    fitted = fit(data, config)
+    if output is not None:
+        save_model(fitted, Path(output))
+    return fitted
+
+
+def predict(model: FittedModel | Path, mesh: MeshConfig, output: Path | None, config: PredictConfig = PredictConfig()) -> Prediction:
+    """Predict scar probability and uncertainty on a mesh; write a copy of it with the point arrays.
+
+    Output arrays: ``scar_probability``, ``scar_uncertainty``, ``scar_supervised`` and, with a
+    threshold, ``scar_binary``.
+    """
+    fitted = model if isinstance(model, FittedModel) else load_model(Path(model))
+    if output is not None:
+        check_mesh_output(Path(output))
+    mesh_obj, points = read_mesh(mesh)
+    result = predict_nodes(fitted, points, config.mc_samples, config.seed, config.device, config.memory_mb)
+    if output is not None:
+        write_prediction(mesh_obj, result.point_arrays(config.threshold), Path(output))
+    return result
+
+
+def output_paths(output: Path) -> dict[str, Path]:
+    """Where ``reconstruct`` puts the training data and model beside the output mesh."""
+    output = Path(output)
+    stem = output.name[: -len(full_suffix(output))] if full_suffix(output) else output.name
+    return {"mesh": output, "data": output.with_name(f"{stem}_data.npz"), "model": output.with_name(f"{stem}_model.pt")}
+
+
+def reconstruct(prepare_config: PrepareConfig, train_config: TrainConfig, output: Path,
+                predict_config: PredictConfig = PredictConfig()) -> Prediction:
+    """The whole patient: prepare, train and predict; data and model are saved beside ``output``."""
+    paths = output_paths(output)
+    check_mesh_output(paths["mesh"])
+    data = prepare(prepare_config, output=paths["data"])
+    fitted = train(data, train_config, output=paths["model"])
+    return predict(fitted, prepare_config.mesh, paths["mesh"], predict_config)

@@ -17,8 +17,19 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ValidationError
 
 from . import __version__
-from .config import MeshConfig, PrepareConfig, StackConfig, SynthConfig
+from .config import (
+    PRESETS,
+    MeshConfig,
+    ModelConfig,
+    PredictConfig,
+    PrepareConfig,
+    StackConfig,
+    SynthConfig,
+    TrainConfig,
+    train_config,
+)
 from .errors import InputError
+from .io import full_suffix
 
 log = logging.getLogger("pycemrg_scar_reconstruction")
 
@@ -38,14 +49,18 @@ def _base_type(annotation: Any) -> Any:
 
 
 def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], skip: Sequence[str] = (),
-                      prefix: str = "") -> None:
-    """Add one ``--option`` per field of ``model`` (defaults stay the model's: unset means default)."""
+                      prefix: str = "", flag_prefix: dict[str, str] | None = None) -> None:
+    """Add one ``--option`` per field of ``model`` (defaults stay the model's: unset means default).
+
+    ``prefix`` is prepended to the destination (and to the flag unless ``flag_prefix`` is given, which
+    maps field names to their flag prefix; absent names get a plain flag).
+    """
     for name, info in model.model_fields.items():
         if name in skip:
             continue
         ann = _base_type(info.annotation)
         kwargs: dict[str, Any] = {"dest": prefix + name, "default": None}
-        default = "" if info.is_required() else f" (default: {info.default})"
+        default = "" if info.is_required() or info.default is None else f" (default: {info.default})"
         kwargs["help"] = (info.description or "") + default
         if ann is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -57,7 +72,8 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], s
             kwargs["type"] = ann
         else:  # pydantic constrained types (PositiveInt, ...) carry their base in metadata
             kwargs["type"] = float if "float" in str(ann).lower() else int if "int" in str(ann).lower() else str
-        parser.add_argument(_flag(prefix + name), **kwargs)
+        flag = _flag(prefix + name) if flag_prefix is None else _flag(flag_prefix.get(name, "") + name)
+        parser.add_argument(flag, **kwargs)
 
 
 def model_values(args: argparse.Namespace, model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
@@ -134,6 +150,77 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=tuple(PRESETS), default="default",
+                   help="starting configuration; options given explicitly override it (paper: the published setup)")
+    add_model_options(p, TrainConfig, skip=("model",))
+    add_model_options(p, ModelConfig, prefix="model_", flag_prefix={})
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    return train_config(args.preset, **model_values(args, TrainConfig), model=model_values(args, ModelConfig, prefix="model_"))
+
+
+def _add_predict_options(p: argparse.ArgumentParser, with_training: bool = False) -> None:
+    """Prediction options; beside training options, the names both share get a ``--predict-`` flag."""
+    shared = {n: "predict_" for n in PredictConfig.model_fields if with_training and n in TrainConfig.model_fields}
+    add_model_options(p, PredictConfig, skip=("device",), prefix="predict_", flag_prefix=shared)
+
+
+def _predict_config(args: argparse.Namespace) -> PredictConfig:
+    values = model_values(args, PredictConfig, prefix="predict_")
+    if getattr(args, "device", None):
+        values.setdefault("device", args.device)
+    return PredictConfig(**values)
+
+
+def _print_fit(fitted) -> None:
+    h = fitted.history[fitted.best_epoch - 1] if fitted.best_epoch else {"loss": float("nan")}
+    print(f"trained {len(fitted.history)} epochs in {fitted.seconds:.1f} s (stopped: {fitted.stop_reason}); "
+          f"best epoch {fitted.best_epoch}, group loss {h['loss']:.5f} (RMSE {h['loss'] ** 0.5:.4f})")
+
+
+def _print_prediction(result, output: Path) -> None:
+    p = result.probability
+    print(f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
+          f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}")
+    print(f"wrote {output}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import train
+    from .io import load_training_data
+
+    config = _train_config(args)
+    data = load_training_data(args.data)
+    if full_suffix(args.output) != ".pt":
+        raise InputError(f"{args.output}: models are written as .pt; name the output '*.pt'")
+    fitted = train(data, config, output=args.output)
+    _print_fit(fitted)
+    print(f"wrote {args.output} and {args.output.with_suffix('.history.json')}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .api import predict
+
+    mesh = MeshConfig(path=args.mesh, **model_values(args, MeshConfig, prefix="mesh_"))
+    result = predict(args.model, mesh, args.output, _predict_config(args))
+    _print_prediction(result, args.output)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .api import output_paths, reconstruct
+
+    prep = _prepare_config(args)
+    result = reconstruct(prep, _train_config(args), args.output, _predict_config(args))
+    paths = output_paths(args.output)
+    print(f"training data: {paths['data']}\nmodel: {paths['model']}")
+    _print_prediction(result, args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scar-reconstruct",
@@ -153,6 +240,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_inputs(p)
     p.add_argument("--output", required=True, type=Path, help="training data file (.npz)")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="fit the network to training data")
+    p.add_argument("--data", required=True, type=Path, help="training data (.npz) from prepare")
+    p.add_argument("--output", required=True, type=Path, help="model checkpoint (.pt); the loss curve goes beside it")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="write scar probability and uncertainty onto a mesh")
+    p.add_argument("--model", required=True, type=Path, help="model checkpoint (.pt) from train")
+    p.add_argument("--mesh", required=True, type=Path, help=MeshConfig.model_fields["path"].description)
+    add_model_options(p, MeshConfig, skip=("path",), prefix="mesh_")
+    p.add_argument("--output", required=True, type=Path, help="output mesh (.vtu .vtk .vtp): a copy of the input with the scar arrays")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="prediction device (default: auto)")
+    _add_predict_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("run", help="prepare + train + predict for one patient")
+    _add_prepare_inputs(p)
+    p.add_argument("--output", required=True, type=Path,
+                   help="output mesh (.vtu .vtk .vtp); training data and model are saved beside it")
+    _add_train_options(p)
+    _add_predict_options(p, with_training=True)
+    p.set_defaults(func=cmd_run)
     return parser
 
 

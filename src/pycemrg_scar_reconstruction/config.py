@@ -71,3 +71,70 @@ class SynthConfig(_Config):
     oblique: bool = Field(True, description="oblique short-axis stack (--axial: aligned with the scanner axes)")
     noise: float = Field(0.03, ge=0, description="standard deviation of the Gaussian pixel noise")
     samples: PositiveInt = Field(1_500_000, description="myocardium samples used to average each prism")
+
+
+class ModelConfig(_Config):
+    """The coordinate network."""
+
+    encoding: Literal["fourier", "none"] = Field("fourier", description="input encoding of normalised xyz")
+    fourier_features: PositiveInt = Field(64, description="number of Fourier frequencies (encoding fourier)")
+    fourier_scale: PositiveFloat = Field(0.5, description="std of the Fourier frequencies, cycles per normalised unit")
+    width: PositiveInt = Field(64, description="hidden layer width")
+    depth: PositiveInt = Field(4, description="number of hidden layers")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout rate (MC dropout)")
+    dropout_position: Literal["all", "last"] = Field("last", description="dropout after every hidden layer or only the last")
+
+
+class TrainConfig(_Config):
+    """Optimisation, batching, early stopping and device."""
+
+    model: ModelConfig = ModelConfig()
+    batch_size: PositiveInt = Field(16384, description="target memberships per batch (groups are never split)")
+    mc_samples: PositiveInt = Field(2, description="MC-dropout passes per training step")
+    lr: PositiveFloat = Field(3e-3, description="learning rate (lower bound of the cyclic schedule)")
+    lr_max: PositiveFloat = Field(1e-2, description="upper learning rate of the cyclic schedule")
+    schedule: Literal["constant", "cyclic", "plateau"] = Field("plateau", description="learning-rate schedule")
+    step_size: PositiveInt = Field(2000, description="half-cycle in steps of the cyclic schedule")
+    init_output_bias: bool = Field(True, description="start the output at the mean target instead of 0.5")
+    patience: PositiveInt = Field(30, description="epochs without improvement before stopping")
+    min_delta: float = Field(1e-3, ge=0, description="relative improvement of the epoch loss that counts")
+    max_epochs: PositiveInt = Field(2000, description="upper bound on epochs")
+    max_time: Optional[PositiveFloat] = Field(None, description="upper bound on training seconds")
+    seed: int = Field(0, description="seed for initialisation, shuffling and dropout")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device (auto: cuda when present)")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="mixed precision (auto: on for cuda, off on cpu)")
+    compile: bool = Field(False, description="torch.compile the model (opt-in)")
+    quiet: bool = Field(False, description="no progress bar")
+
+
+#: Presets: named starting points; options given explicitly override them.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # The published configuration: raw xyz, 4 x 128 ReLU, dropout 0.1, 3 MC samples, Adam with a
+    # triangular cyclic learning rate 1e-3..1e-2 stepped per batch (step size 2000), batches of
+    # about 10,000 nodes, patience 500, at most 10,000 epochs.
+    "paper": {
+        "model": {"encoding": "none", "width": 128, "depth": 4, "dropout": 0.1, "dropout_position": "all"},
+        "batch_size": 10_000, "mc_samples": 3, "lr": 1e-3, "lr_max": 1e-2, "schedule": "cyclic",
+        "step_size": 2000, "init_output_bias": False, "patience": 500, "min_delta": 0.0, "max_epochs": 10_000,
+    },
+}
+
+
+def train_config(preset: str = "default", **overrides) -> TrainConfig:
+    """A TrainConfig from a preset with explicit options on top (``model`` may be a partial dict)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    base = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[preset].items()}
+    model = {**base.pop("model", {}), **dict(overrides.pop("model", {}) or {})}
+    return TrainConfig(**{**base, **overrides, "model": ModelConfig(**model)})
+
+
+class PredictConfig(_Config):
+    """MC-dropout prediction on a mesh."""
+
+    mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction")
+    threshold: Optional[float] = Field(None, gt=0, lt=1, description="also write scar_binary = probability >= threshold")
+    seed: int = Field(0, description="seed of the MC-dropout passes")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="prediction device")
+    memory_mb: PositiveInt = Field(1024, description="activation memory budget for prediction batches, MiB")

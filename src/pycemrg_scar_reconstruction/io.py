@@ -62,6 +62,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -151,13 +154,18 @@ def _read_opencarp(path: Path) -> Any:
     return grid
 
 
+def check_mesh_output(path: Path) -> None:
+    """Refuse an output mesh name we cannot write, before any work is done."""
+    suffix = full_suffix(Path(path))
+    if suffix not in WRITABLE_MESH_SUFFIXES:
+        raise InputError(f"{path}: cannot write '{suffix}' meshes; name the output with one of {' '.join(WRITABLE_MESH_SUFFIXES)}")
+
+
 def write_mesh(mesh: Any, path: Path) -> None:
     """Write a pyvista mesh atomically; the format follows the extension (.vtk .vtu .vtp)."""
     path = Path(path)
-    suffix = full_suffix(path)
-    if suffix not in WRITABLE_MESH_SUFFIXES:
-        raise InputError(f"{path}: cannot write '{suffix}'; use one of {' '.join(WRITABLE_MESH_SUFFIXES)}")
-    if suffix == ".vtp" and not hasattr(mesh, "faces"):
+    check_mesh_output(path)
+    if full_suffix(path) == ".vtp" and not hasattr(mesh, "faces"):
         raise InputError(f"{path}: a volumetric mesh cannot be written as .vtp; use .vtu")
     with atomic_output(path) as tmp:
         mesh.save(str(tmp))
@@ -250,3 +258,54 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# ---------------------------------------------------------------------------------------- models
+def save_model(fitted: Any, path: Path) -> Path:
+    """Write a model checkpoint (``.pt``) and its loss curve beside it (``<stem>.history.json``).
+
+    Returns the history path.
+    """
+    import torch
+
+    path = Path(path)
+    if full_suffix(path) != ".pt":
+        raise InputError(f"{path}: models are written as .pt; name the output '*.pt'")
+    with atomic_output(path) as tmp:
+        torch.save(fitted.to_checkpoint(), tmp)
+    history = path.with_suffix(".history.json")
+    write_json({"best_epoch": fitted.best_epoch, "stop_reason": fitted.stop_reason, "seconds": fitted.seconds,
+                "epochs": fitted.history}, history)
+    return history
+
+
+def load_model(path: Path) -> Any:
+    """Read a model checkpoint with ``torch.load(weights_only=True)``; a wrong file is an InputError."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    from .train import FittedModel
+
+    path = Path(path)
+    _require_file(path, "model")
+    fix = "give a model written by `scar-reconstruct train` (or re-train it)"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable model checkpoint ({type(exc).__name__}); {fix}") from exc
+    if not isinstance(ckpt, dict):
+        raise InputError(f"{path}: not a pycemrg_scar_reconstruction model; {fix}")
+    try:
+        return FittedModel.from_checkpoint(ckpt)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise InputError(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; {fix}") from exc
+
+
+def write_prediction(mesh: Any, arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Write a copy of ``mesh`` (cells and arrays kept) with extra point arrays."""
+    out = mesh.copy(deep=True)
+    for name, values in arrays.items():
+        out.point_data[name] = values
+    write_mesh(out, path)

@@ -1,0 +1,106 @@
+"""The coordinate network f: normalised xyz -> scar probability, with dropout for MC sampling.
+
+f(x) = sigmoid(MLP(encode(x))). The encoding is either the raw coordinates or random Fourier
+features [sin(2 pi B x), cos(2 pi B x)] with a fixed Gaussian B (Tancik et al. 2020). Dropout is
+applied functionally with an explicit flag, so MC sampling never depends on a module's train/eval
+state. Layers before the first dropout are deterministic: for M MC samples they run once on the
+batch and only the rest runs on the M-times repeated batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+class FourierFeatures(nn.Module):
+    """[sin(2 pi x B^T), cos(2 pi x B^T)] with B ~ N(0, scale^2), fixed at construction.
+
+    Parameters
+    ----------
+    n_features : number of frequencies (the output has 2 * n_features columns).
+    scale : standard deviation of B, in cycles per normalised unit.
+    seed : seed of B.
+    """
+
+    def __init__(self, n_features: int, scale: float, seed: int) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("B", torch.randn(n_features, 3, generator=gen) * scale)
+
+    @property
+    def out_features(self) -> int:
+        return 2 * self.B.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        proj = (2 * math.pi) * (x @ self.B.T)
+        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+
+
+class ScarMLP(nn.Module):
+    """MC-dropout MLP on normalised coordinates (see the module docstring)."""
+
+    def __init__(self, config: ModelConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        if config.encoding == "fourier":
+            self.encode: nn.Module = FourierFeatures(config.fourier_features, config.fourier_scale, seed)
+            n_in = self.encode.out_features
+        else:
+            self.encode = nn.Identity()
+            n_in = 3
+        widths = [n_in] + [config.width] * config.depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.out = nn.Linear(config.width, 1)
+        # dropout after hidden layer i (0-based) when this is True
+        self._dropout_after = [
+            config.dropout > 0 and (config.dropout_position == "all" or i == config.depth - 1)
+            for i in range(config.depth)
+        ]
+
+    def set_output_bias(self, probability: float) -> None:
+        """Start the output at a given probability (the mean target) instead of 0.5."""
+        p = min(max(probability, 1e-3), 1 - 1e-3)
+        with torch.no_grad():
+            self.out.bias.fill_(math.log(p / (1 - p)))
+
+    def logits(self, x: torch.Tensor, samples: int = 1, dropout: bool = True) -> torch.Tensor:
+        """Logits for ``samples`` stochastic passes.
+
+        Parameters
+        ----------
+        x : (B, 3) normalised coordinates.
+        samples : M, the number of MC-dropout passes (one forward over an M-times repeated batch).
+        dropout : apply dropout (True for training and MC prediction).
+
+        Returns
+        -------
+        (M, B) logits.
+        """
+        n = x.shape[0]
+        h = self.encode(x)
+        repeated = False
+        for layer, drop in zip(self.hidden, self._dropout_after):
+            h = torch.relu(layer(h))
+            if drop and dropout:
+                if not repeated and samples > 1:
+                    h = h.repeat(samples, 1)  # deterministic prefix computed once
+                repeated = True
+                h = nn.functional.dropout(h, p=self.config.dropout, training=True)
+        out = self.out(h).squeeze(-1)
+        if not repeated:
+            out = out.repeat(samples)
+        return out.view(samples, n)
+
+    def forward(self, x: torch.Tensor, samples: int = 1, dropout: bool = True) -> torch.Tensor:
+        """(M, B) probabilities in [0, 1] (sigmoid computed in float32)."""
+        return torch.sigmoid(self.logits(x, samples, dropout).float())
+
+
+def n_parameters(model: nn.Module) -> int:
+    """Trainable parameter count."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,112 @@
+"""MC-dropout prediction on mesh nodes: probability (mean) and uncertainty (standard deviation).
+
+Nodes are processed in batches sized from a memory budget, so meshes of millions of nodes fit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .geometry import prism_memberships
+from .train import FittedModel, resolve_device
+
+logger = logging.getLogger(__name__)
+
+#: Nodes further than this (normalised units) outside the training box count as extrapolated.
+EXTRAPOLATION_MARGIN = 0.1
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per-node outputs, each (N,) float32 (``supervised`` uint8)."""
+
+    probability: np.ndarray
+    uncertainty: np.ndarray
+    supervised: np.ndarray
+
+    def point_arrays(self, threshold: float | None = None) -> dict[str, np.ndarray]:
+        """The output point arrays by their documented names."""
+        out = {
+            "scar_probability": self.probability,
+            "scar_uncertainty": self.uncertainty,
+            "scar_supervised": self.supervised,
+        }
+        if threshold is not None:
+            out["scar_binary"] = (self.probability >= threshold).astype(np.uint8)
+        return out
+
+
+def nodes_per_batch(width: int, samples: int, memory_mb: int) -> int:
+    """Nodes per prediction batch so that activations stay within ``memory_mb`` MiB."""
+    bytes_per_node = samples * width * 4 * 4  # float32; ~4 live activations of one layer width
+    return max(1024, int(memory_mb * 2**20 // bytes_per_node))
+
+
+def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed: int = 0,
+               device: str = "auto", memory_mb: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """MC-dropout mean and standard deviation (ddof 0) over ``samples`` passes.
+
+    Parameters
+    ----------
+    fitted : the trained model.
+    points : (N, 3) world mm.
+    samples : T, the number of stochastic passes.
+    seed : seed of the dropout masks (the global torch RNG is left untouched).
+
+    Returns
+    -------
+    mean, std : (N,) float32.
+    """
+    dev = resolve_device(device)
+    net = fitted.net.to(dev)
+    x_all = torch.as_tensor(fitted.normalised(points), dtype=torch.float32)
+    n = x_all.shape[0]
+    width = max(fitted.config.model.width, 2 * fitted.config.model.fourier_features)
+    step = nodes_per_batch(width, samples, memory_mb)
+    mean = np.empty(n, dtype=np.float32)
+    std = np.empty(n, dtype=np.float32)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        for start in range(0, n, step):  # batches of nodes, not single nodes
+            x = x_all[start : start + step].to(dev)
+            p = net(x, samples=samples, dropout=samples > 1)
+            mean[start : start + step] = p.mean(0).cpu().numpy()
+            std[start : start + step] = p.std(0, correction=0).cpu().numpy()
+    fitted.net.cpu()
+    return mean, std
+
+
+def supervised_nodes(fitted: FittedModel, points: np.ndarray) -> np.ndarray:
+    """(N,) uint8: 1 where the node lies in the prism of any training group."""
+    out = np.zeros(len(points), dtype=bool)
+    keys = fitted.group_keys
+    st = fitted.stacks
+    for s in range(len(st["affines"])):  # a handful of stacks
+        shape = tuple(int(v) for v in st["shapes"][s])
+        node, vox = prism_memberships(points, st["affines"][s], shape, float(st["thickness"][s]), int(st["axis"][s]))
+        mine = keys[keys[:, 0] == s, 1:]
+        hit = np.isin(np.ravel_multi_index(tuple(vox.T), shape), np.ravel_multi_index(tuple(mine.T), shape))
+        out[node[hit]] = True
+    return out.astype(np.uint8)
+
+
+def extrapolated_share(fitted: FittedModel, points: np.ndarray) -> float:
+    """Share of nodes outside the training box by more than :data:`EXTRAPOLATION_MARGIN`."""
+    x = fitted.normalised(points)
+    return float(np.mean(np.abs(x).max(axis=1) > 1.0 + EXTRAPOLATION_MARGIN))
+
+
+def predict_nodes(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed: int = 0,
+                  device: str = "auto", memory_mb: int = 1024) -> Prediction:
+    """Probability, uncertainty and supervision flag for every node (world mm)."""
+    share = extrapolated_share(fitted, points)
+    if share > 0.01:
+        logger.warning("%.0f%% of the mesh lies well outside the region the model was trained on; "
+                       "predictions there are extrapolated", 100 * share)
+    mean, std = mc_predict(fitted, points, samples, seed, device, memory_mb)
+    return Prediction(probability=mean, uncertainty=std, supervised=supervised_nodes(fitted, points))

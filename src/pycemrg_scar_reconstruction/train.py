@@ -1,0 +1,244 @@
+"""Per-patient training: complete-group batches, scatter-mean group loss, MC dropout, AMP, early stopping.
+
+Early-stopping criterion: the epoch loss, i.e. the mean over *all* groups of the squared group
+error as seen during the epoch (each group is in exactly one batch per epoch). An epoch improves
+when this falls below ``best * (1 - min_delta)``; after ``patience`` epochs without improvement,
+training stops and the best epoch's weights are restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .batching import plan_epoch
+from .config import ModelConfig, TrainConfig
+from .data import TrainingData
+from .geometry import normalise
+from .loss import group_loss
+from .model import ScarMLP, n_parameters
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "pycemrg_scar_reconstruction.model"
+CHECKPOINT_VERSION = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from .errors import InputError
+
+        raise InputError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for an ``amp`` setting on a device (None: full float32)."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def data_fingerprint(data: TrainingData) -> str:
+    """A short hash of the training data's memberships, targets and points."""
+    h = hashlib.sha256()
+    for arr in (data.points, data.member_node, data.member_group, data.group_target):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class FittedModel:
+    """A trained network with everything needed to predict, validate and reproduce it."""
+
+    net: ScarMLP
+    config: TrainConfig
+    norm_center: np.ndarray
+    norm_scale: float
+    stacks: dict[str, np.ndarray]  # affines (S,4,4), shapes (S,3), thickness (S,), axis (S,)
+    group_keys: np.ndarray  # (G, 4) int: stack, i, j, k of every group
+    data_hash: str
+    data_summary: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stop_reason: str = ""
+    seconds: float = 0.0
+
+    def normalised(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) normalised coordinates of world-mm points."""
+        return normalise(points, self.norm_center, self.norm_scale)
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """A dict of tensors and plain values (readable with ``torch.load(weights_only=True)``)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "config": self.config.model_dump_json(),
+            "norm_center": [float(x) for x in self.norm_center],
+            "norm_scale": float(self.norm_scale),
+            "stacks": {k: torch.as_tensor(np.asarray(v)) for k, v in self.stacks.items()},
+            "group_keys": torch.as_tensor(self.group_keys.astype(np.int32)),
+            "data_hash": self.data_hash,
+            "data_summary": self.data_summary,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "stop_reason": self.stop_reason,
+            "seconds": self.seconds,
+            "package_version": __version__,
+            "torch_version": torch.__version__,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> "FittedModel":
+        """Rebuild from :meth:`to_checkpoint` output (raises KeyError/ValueError when malformed)."""
+        if ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not a pycemrg_scar_reconstruction model")
+        if ckpt.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"model format version {ckpt.get('version')}, this version reads {CHECKPOINT_VERSION}")
+        config = TrainConfig.model_validate_json(ckpt["config"])
+        net = ScarMLP(config.model, seed=config.seed)
+        net.load_state_dict(ckpt["state_dict"])
+        return cls(
+            net=net, config=config, norm_center=np.asarray(ckpt["norm_center"], dtype=np.float64),
+            norm_scale=float(ckpt["norm_scale"]), stacks={k: v.numpy() for k, v in ckpt["stacks"].items()},
+            group_keys=ckpt["group_keys"].numpy().astype(np.int64), data_hash=ckpt["data_hash"],
+            data_summary=dict(ckpt["data_summary"]), history=list(ckpt["history"]),
+            best_epoch=int(ckpt["best_epoch"]), stop_reason=str(ckpt["stop_reason"]), seconds=float(ckpt["seconds"]),
+        )
+
+
+def _schedulers(opt: torch.optim.Optimizer, config: TrainConfig):
+    """(per-step scheduler or None, per-epoch plateau scheduler or None)."""
+    if config.schedule == "cyclic":
+        step = torch.optim.lr_scheduler.CyclicLR(
+            opt, base_lr=config.lr, max_lr=config.lr_max, step_size_up=config.step_size,
+            mode="triangular", cycle_momentum=False,
+        )
+        return step, None
+    if config.schedule == "plateau":
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=max(config.patience // 3, 1), threshold=config.min_delta
+        )
+        return None, plateau
+    return None, None
+
+
+def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None) -> FittedModel:
+    """Train the network so each group's mean prediction matches its target.
+
+    Parameters
+    ----------
+    data : grouped training data.
+    config : training configuration (see :class:`~.config.TrainConfig`).
+    progress : show a progress bar (default: not ``config.quiet``).
+
+    Returns
+    -------
+    FittedModel with the best epoch's weights and the loss history.
+    """
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    net = ScarMLP(config.model, seed=config.seed).to(device)
+    if config.init_output_bias:
+        net.set_output_bias(float(np.mean(data.group_target)))
+    forward = torch.compile(net) if config.compile else net
+    logger.info("model: %d parameters on %s", n_parameters(net), device)
+
+    # The whole training set lives on the device: no host-to-device copy per step.
+    coords = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32, device=device)
+    member_x = coords[torch.as_tensor(data.member_node, device=device)]
+    target = torch.as_tensor(data.group_target, dtype=torch.float32, device=device)
+    count = torch.as_tensor(data.group_count, device=device)
+    count_f = count.float()
+    offset = torch.as_tensor(data.group_offset[:-1], device=device)
+
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    step_sched, plateau = _schedulers(opt, config)
+    amp_dtype = autocast_dtype(config.amp, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
+    gen = torch.Generator().manual_seed(config.seed)
+    n_groups = data.n_groups
+
+    best_loss, best_epoch, bad = float("inf"), 0, 0
+    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    history: list[dict[str, float]] = []
+    stop_reason = "max_epochs"
+    show = (not config.quiet) if progress is None else progress
+    # disable=None: no bar when stderr is not a terminal (logs, CI)
+    bar = tqdm(total=config.max_epochs, unit="epoch", disable=True if not show else None, leave=False,
+               dynamic_ncols=True, mininterval=0.5)
+    for epoch in range(1, config.max_epochs + 1):
+        plan = plan_epoch(count, offset, config.batch_size, gen)
+        xs = member_x[plan.member_order]  # one gather per epoch; batches are views
+        gt, gc = target[plan.group_order], count_f[plan.group_order]
+        loss_sum = torch.zeros((), device=device)
+        for b in range(plan.n_batches):
+            m0, m1 = plan.member_bounds[b], plan.member_bounds[b + 1]
+            g0, g1 = plan.group_bounds[b], plan.group_bounds[b + 1]
+            ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+            with ctx:
+                pred = forward(xs[m0:m1], samples=config.mc_samples).mean(0)
+            loss = group_loss(pred.float(), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            if step_sched is not None:
+                step_sched.step()
+            loss_sum += loss.detach() * (g1 - g0)
+        epoch_loss = float(loss_sum) / n_groups  # one host synchronisation per epoch
+        if plateau is not None:
+            plateau.step(epoch_loss)
+        elapsed = time.perf_counter() - t_start
+        history.append({"epoch": epoch, "loss": epoch_loss, "lr": opt.param_groups[0]["lr"], "seconds": elapsed})
+        if epoch_loss < best_loss * (1 - config.min_delta):
+            best_loss, best_epoch, bad = epoch_loss, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{epoch_loss:.5f}", best=f"{best_loss:.5f}", refresh=False)
+        if not np.isfinite(epoch_loss):
+            stop_reason = "non-finite loss"
+            break
+        if bad >= config.patience:
+            stop_reason = "patience"
+            break
+        if config.max_time is not None and elapsed >= config.max_time:
+            stop_reason = "max_time"
+            break
+    bar.close()
+    net.load_state_dict(best_state)
+    seconds = time.perf_counter() - t_start
+    logger.info("stopped after %d epochs (%s); best epoch %d, loss %.5f, %.1f s",
+                len(history), stop_reason, best_epoch, best_loss, seconds)
+    return FittedModel(
+        net=net.cpu(), config=config, norm_center=np.asarray(data.norm_center, dtype=np.float64),
+        norm_scale=float(data.norm_scale),
+        stacks={"affines": data.stack_affines, "shapes": data.stack_shapes,
+                "thickness": data.stack_thickness, "axis": data.stack_axis},
+        group_keys=np.column_stack([data.group_stack, data.group_voxel]),
+        data_hash=data_fingerprint(data),
+        data_summary={"nodes": data.n_nodes, "groups": data.n_groups, "memberships": data.n_members,
+                      "supervised_nodes": int(data.supervised().sum()), "stacks": [str(s) for s in data.stack_names]},
+        history=history, best_epoch=best_epoch, stop_reason=stop_reason, seconds=seconds,
+    )
