@@ -68,7 +68,20 @@ class ScarMLP(nn.Module):
         with torch.no_grad():
             self.out.bias.fill_(math.log(p / (1 - p)))
 
-    def logits(self, x: torch.Tensor, samples: int = 1, dropout: bool = True) -> torch.Tensor:
+    def sample_masks(self, samples: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """One dropout mask per pass and dropout layer, shared by all nodes: (M, width) each, scaled 1/(1-p).
+
+        A pass with shared masks is one sampled sub-network, so prediction does not depend on how
+        nodes are batched and each pass is a coherent scar field; per node the distribution is the
+        same as with independent masks.
+        """
+        keep = 1.0 - self.config.dropout
+        n_layers = sum(self._dropout_after)
+        return [torch.bernoulli(torch.full((samples, self.config.width), keep), generator=generator) / keep
+                for _ in range(n_layers)]
+
+    def logits(self, x: torch.Tensor, samples: int = 1, dropout: bool = True,
+               masks: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Logits for ``samples`` stochastic passes.
 
         Parameters
@@ -76,6 +89,8 @@ class ScarMLP(nn.Module):
         x : (B, 3) normalised coordinates.
         samples : M, the number of MC-dropout passes (one forward over an M-times repeated batch).
         dropout : apply dropout (True for training and MC prediction).
+        masks : per-pass masks from :meth:`sample_masks` (prediction); None draws a fresh mask per
+            row (training).
 
         Returns
         -------
@@ -84,21 +99,27 @@ class ScarMLP(nn.Module):
         n = x.shape[0]
         h = self.encode(x)
         repeated = False
+        i_drop = 0
         for layer, drop in zip(self.hidden, self._dropout_after):
             h = torch.relu(layer(h))
             if drop and dropout:
                 if not repeated and samples > 1:
                     h = h.repeat(samples, 1)  # deterministic prefix computed once
                 repeated = True
-                h = nn.functional.dropout(h, p=self.config.dropout, training=True)
+                if masks is None:
+                    h = nn.functional.dropout(h, p=self.config.dropout, training=True)
+                else:
+                    h = (h.view(samples, n, -1) * masks[i_drop][:, None, :].to(h)).view(samples * n, -1)
+                    i_drop += 1
         out = self.out(h).squeeze(-1)
         if not repeated:
             out = out.repeat(samples)
         return out.view(samples, n)
 
-    def forward(self, x: torch.Tensor, samples: int = 1, dropout: bool = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, samples: int = 1, dropout: bool = True,
+                masks: list[torch.Tensor] | None = None) -> torch.Tensor:
         """(M, B) probabilities in [0, 1] (sigmoid computed in float32)."""
-        return torch.sigmoid(self.logits(x, samples, dropout).float())
+        return torch.sigmoid(self.logits(x, samples, dropout, masks).float())
 
 
 def n_parameters(model: nn.Module) -> int:

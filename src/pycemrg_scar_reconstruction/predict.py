@@ -55,7 +55,8 @@ def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed:
     fitted : the trained model.
     points : (N, 3) world mm.
     samples : T, the number of stochastic passes.
-    seed : seed of the dropout masks (the global torch RNG is left untouched).
+    seed : seed of the dropout masks; one mask per pass shared by all nodes, so the result does
+        not depend on the batch size or the global torch RNG.
 
     Returns
     -------
@@ -69,12 +70,11 @@ def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed:
     step = nodes_per_batch(width, samples, memory_mb)
     mean = np.empty(n, dtype=np.float32)
     std = np.empty(n, dtype=np.float32)
-    devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        torch.manual_seed(seed)
+    masks = [m.to(dev) for m in net.sample_masks(samples, torch.Generator().manual_seed(seed))]
+    with torch.no_grad():
         for start in range(0, n, step):  # batches of nodes, not single nodes
             x = x_all[start : start + step].to(dev)
-            p = net(x, samples=samples, dropout=samples > 1)
+            p = net(x, samples=samples, dropout=samples > 1, masks=masks)
             mean[start : start + step] = p.mean(0).cpu().numpy()
             std[start : start + step] = p.std(0, correction=0).cpu().numpy()
     fitted.net.cpu()

@@ -101,7 +101,7 @@ class FittedModel:
             "stop_reason": self.stop_reason,
             "seconds": self.seconds,
             "package_version": __version__,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         }
 
     @classmethod

@@ -1,0 +1,150 @@
+"""Training and prediction end to end on a tiny synthetic case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pyvista as pv
+import torch
+
+from pycemrg_scar_reconstruction import MeshConfig, PredictConfig, predict, train, train_config
+from pycemrg_scar_reconstruction.api import prepare
+from pycemrg_scar_reconstruction.cli import main
+from pycemrg_scar_reconstruction.config import PrepareConfig, StackConfig
+from pycemrg_scar_reconstruction.errors import InputError
+from pycemrg_scar_reconstruction.io import load_model, save_model
+from pycemrg_scar_reconstruction.predict import mc_predict, nodes_per_batch
+from pycemrg_scar_reconstruction.train import FittedModel, fit
+from pycemrg_scar_reconstruction.validate import group_errors
+
+FAST = dict(max_epochs=60, patience=60, quiet=True, batch_size=1024)
+
+
+@pytest.fixture(scope="module")
+def data(small_case):
+    stack = StackConfig(path=small_case["image"], mask=small_case["mask"], slice_thickness=8)
+    return prepare(PrepareConfig(mesh=MeshConfig(path=small_case["mesh"]), stacks=[stack]))
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> FittedModel:
+    return fit(data, train_config(**FAST))
+
+
+def test_training_fits_the_group_constraints(data, fitted):
+    # where training starts: the output bias puts every node at the mean target
+    before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
+    after = np.sqrt(np.mean(group_errors(data, mc_predict(fitted, data.points, 10)[0]) ** 2))
+    assert after < 0.25 * before, (before, after)
+    losses = [h["loss"] for h in fitted.history]
+    assert losses[fitted.best_epoch - 1] == min(losses)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_same_seed_same_model_on_cpu(data):
+    cfg = train_config(**{**FAST, "max_epochs": 3})
+    a, b = fit(data, cfg), fit(data, cfg)
+    for (ka, va), (kb, vb) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    c = fit(data, train_config(**{**FAST, "max_epochs": 3, "seed": 1}))
+    assert not torch.equal(a.net.out.weight, c.net.out.weight)
+
+
+def test_early_stopping_restores_the_best_weights(data):
+    cfg = train_config(**{**FAST, "max_epochs": 200, "patience": 3, "min_delta": 0.5})
+    f = fit(data, cfg)
+    assert f.stop_reason == "patience"
+    assert len(f.history) == f.best_epoch + 3
+
+
+def test_paper_preset_is_the_published_setup():
+    cfg = train_config("paper")
+    m = cfg.model
+    assert (m.encoding, m.width, m.depth, m.dropout, m.dropout_position) == ("none", 128, 4, 0.1, "all")
+    assert (cfg.mc_samples, cfg.lr, cfg.lr_max, cfg.schedule, cfg.step_size) == (3, 1e-3, 1e-2, "cyclic", 2000)
+    assert (cfg.batch_size, cfg.patience, cfg.max_epochs) == (10_000, 500, 10_000)
+    assert train_config("paper", patience=7, model={"width": 32}).patience == 7
+    # 4 x 128 on raw xyz: 3*128+128 + 3*(128*128+128) + 128+1 parameters
+    from pycemrg_scar_reconstruction.model import ScarMLP, n_parameters
+
+    assert n_parameters(ScarMLP(m)) == 3 * 128 + 128 + 3 * (128 * 128 + 128) + 129
+
+
+def test_checkpoint_round_trip_and_bad_files(fitted, data, tmp_path):
+    path = tmp_path / "m.pt"
+    history = save_model(fitted, path)
+    assert history.exists()
+    raw = torch.load(path, weights_only=True)  # no pickle of arbitrary objects
+    assert raw["data_hash"] == fitted.data_hash and raw["torch_version"] == torch.__version__
+    back = load_model(path)
+    np.testing.assert_array_equal(mc_predict(back, data.points, 5, seed=3)[0], mc_predict(fitted, data.points, 5, seed=3)[0])
+    (tmp_path / "trunc.pt").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(InputError, match="trunc.pt"):
+        load_model(tmp_path / "trunc.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(InputError, match="foreign.pt"):
+        load_model(tmp_path / "foreign.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(InputError, match="text.pt"):
+        load_model(tmp_path / "text.pt")
+
+
+def test_prediction_is_seeded_and_batched(fitted, data):
+    a = mc_predict(fitted, data.points, 8, seed=1)
+    b = mc_predict(fitted, data.points, 8, seed=1, memory_mb=1)  # many small batches
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+    c = mc_predict(fitted, data.points, 8, seed=2)
+    assert not np.array_equal(a[1], c[1])
+    assert np.all(a[1] >= 0) and a[1].max() > 0
+    assert nodes_per_batch(64, 20, 1) >= 1024
+
+
+def test_predict_keeps_cells_and_arrays(fitted, data, small_case, tmp_path):
+    mesh = pv.read(small_case["mesh"])
+    mesh.point_data["fibres"] = np.arange(mesh.n_points, dtype=np.float32)
+    mesh.cell_data["region"] = np.arange(mesh.n_cells, dtype=np.int32) % 3
+    mesh.save(tmp_path / "in.vtu")
+    result = predict(fitted, MeshConfig(path=tmp_path / "in.vtu"), tmp_path / "out.vtu", PredictConfig(threshold=0.5))
+    out = pv.read(tmp_path / "out.vtu")
+    assert out.n_cells == mesh.n_cells and out.n_points == mesh.n_points
+    np.testing.assert_array_equal(out.cells, mesh.cells)
+    np.testing.assert_array_equal(out.point_data["fibres"], mesh.point_data["fibres"])
+    np.testing.assert_array_equal(out.cell_data["region"], mesh.cell_data["region"])
+    for name in ("scar_probability", "scar_uncertainty", "scar_binary", "scar_supervised", "scar_truth"):
+        assert name in out.point_data
+    np.testing.assert_array_equal(out.point_data["scar_supervised"].astype(bool), data.supervised())
+    np.testing.assert_array_equal(out.point_data["scar_binary"], (result.probability >= 0.5).astype(np.uint8))
+
+
+def test_extrapolation_warning(fitted, small_case, tmp_path, caplog):
+    mesh = pv.read(small_case["mesh"])
+    mesh.points = np.asarray(mesh.points) * 1.6
+    mesh.save(tmp_path / "big.vtu")
+    predict(fitted, MeshConfig(path=tmp_path / "big.vtu"), None, PredictConfig(mc_samples=2))
+    assert "outside the region the model was trained on" in caplog.text
+
+
+def test_cli_train_predict_run(small_case, tmp_path, capsys):
+    prep = ["--mesh", small_case["mesh"], "--image", small_case["image"], "--mask", small_case["mask"],
+            "--slice-thickness", "8"]
+    assert main(["prepare", *map(str, prep), "--output", str(tmp_path / "d.npz")]) == 0
+    fast = ["--max-epochs", "4", "--quiet", "--batch-size", "4096"]
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), *fast]) == 0
+    assert (tmp_path / "m.history.json").exists()
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--mesh", str(small_case["mesh"]),
+                 "--output", str(tmp_path / "p.vtk"), "--mc-samples", "4", "--threshold", "0.4"]) == 0
+    assert "scar_binary" in pv.read(tmp_path / "p.vtk").point_data
+    assert main(["run", *map(str, prep), "--output", str(tmp_path / "r" / "case.vtu"), *fast,
+                 "--predict-mc-samples", "3"]) == 0
+    for name in ("case.vtu", "case_data.npz", "case_model.pt", "case_model.history.json"):
+        assert (tmp_path / "r" / name).exists()
+    capsys.readouterr()
+    # bad input: not a model; an output format we cannot write
+    (tmp_path / "junk.pt").write_text("x")
+    assert main(["predict", "--model", str(tmp_path / "junk.pt"), "--mesh", str(small_case["mesh"]),
+                 "--output", str(tmp_path / "q.vtu")]) == 2
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--mesh", str(small_case["mesh"]),
+                 "--output", str(tmp_path / "q.stl")]) == 2
+    err = capsys.readouterr().err
+    assert "junk.pt" in err and "q.stl" in err and "Traceback" not in err
+    assert not (tmp_path / "q.vtu").exists() and not (tmp_path / "q.stl").exists()
