@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MeshConfig, PredictConfig, PrepareConfig, SynthConfig, TrainConfig
+from .config import MeshConfig, PredictConfig, PrepareConfig, SynthConfig, TrainConfig, ValidateConfig
 from .data import TrainingData, build_training_data
 from .errors import InputError
 from .geometry import FRAME_TO_RAS, UNIT_TO_MM, bounding_box, inside_stack_volume, stack_corners
@@ -33,6 +33,7 @@ from .predict import Prediction, predict_nodes
 from .stack import SliceStack
 from .synthetic import case_mesh, make_case
 from .train import FittedModel, fit
+from .validate import group_report, truth_report
 
 logger = logging.getLogger(__name__)
 
@@ -161,14 +162,118 @@ def output_paths(output: Path) -> dict[str, Path]:
     """Where ``reconstruct`` puts the training data and model beside the output mesh."""
     output = Path(output)
     stem = output.name[: -len(full_suffix(output))] if full_suffix(output) else output.name
-    return {"mesh": output, "data": output.with_name(f"{stem}_data.npz"), "model": output.with_name(f"{stem}_model.pt")}
+    return {"mesh": output, "data": output.with_name(f"{stem}_data.npz"), "model": output.with_name(f"{stem}_model.pt"),
+            "report": output.with_name(f"{stem}_report")}
 
 
 def reconstruct(prepare_config: PrepareConfig, train_config: TrainConfig, output: Path,
-                predict_config: PredictConfig = PredictConfig()) -> Prediction:
-    """The whole patient: prepare, train and predict; data and model are saved beside ``output``."""
+                predict_config: PredictConfig = PredictConfig(), with_report: bool = True) -> Prediction:
+    """The whole patient: prepare, train and predict.
+
+    Training data and model are saved beside ``output`` (see :func:`output_paths`), and, unless
+    ``with_report`` is False, the pictures and ``report.json`` in ``<stem>_report/``.
+    """
     paths = output_paths(output)
     check_mesh_output(paths["mesh"])
     data = prepare(prepare_config, output=paths["data"])
     fitted = train(data, train_config, output=paths["model"])
-    return predict(fitted, prepare_config.mesh, paths["mesh"], predict_config)
+    result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config)
+    if with_report:
+        mesh = prepare_config.mesh.model_copy(update={"path": paths["mesh"]})
+        report(paths["report"], data, mesh, fitted)
+    return result
+
+
+def _mesh_field(mesh: object, field: str, path: Path, n_nodes: int) -> np.ndarray:
+    """A point array of a mesh, checked to exist and to match the training data's node count."""
+    if field not in mesh.point_data:  # type: ignore[attr-defined]
+        names = ", ".join(mesh.point_data.keys()) or "none"  # type: ignore[attr-defined]
+        raise InputError(f"{path}: no point array '{field}' (it has: {names}); name an existing array")
+    values = np.asarray(mesh.point_data[field], dtype=np.float64)  # type: ignore[attr-defined]
+    if values.shape != (n_nodes,):
+        raise InputError(f"{path}: '{field}' has {values.shape[0]} values, the training data {n_nodes} nodes; "
+                         "use the mesh the training data was prepared from")
+    return values
+
+
+def validate(data: TrainingData | Path, config: ValidateConfig = ValidateConfig(), model: FittedModel | Path | None = None,
+             mesh: MeshConfig | None = None, mesh_obj: object | None = None) -> dict:
+    """Check the group constraints of a reconstruction (a model, or a mesh with ``scar_probability``).
+
+    With ``model`` the nodes of the training data are predicted with MC dropout; otherwise the
+    mesh's ``scar_probability`` (and ``scar_uncertainty`` when present) is read. ``config.truth``
+    names a point array of ``mesh`` with a ground truth and adds Dice, MAE and the uncertainty's
+    rank correlation with the error. ``mesh_obj`` is the mesh already read, if it was.
+
+    Returns
+    -------
+    The report (see :func:`.validate.group_report`), with ``truth`` when asked.
+    """
+    if not isinstance(data, TrainingData):
+        data = load_training_data(Path(data))
+    if model is None and mesh is None:
+        raise InputError("validate needs --model (a checkpoint) or --mesh (a mesh with scar_probability)")
+    if config.truth and mesh is None:
+        raise InputError(f"--truth {config.truth} needs --mesh, the mesh that holds that point array")
+    if mesh is not None and mesh_obj is None:
+        mesh_obj = read_mesh(mesh)[0]
+    uncertainty = None
+    if model is not None:
+        fitted = model if isinstance(model, FittedModel) else load_model(Path(model))
+        result = predict_nodes(fitted, data.points, config.mc_samples, config.seed)
+        values, uncertainty = result.probability, result.uncertainty
+    else:
+        values = _mesh_field(mesh_obj, "scar_probability", mesh.path, data.n_nodes)  # type: ignore[union-attr]
+        if "scar_uncertainty" in mesh_obj.point_data:  # type: ignore[union-attr]
+            uncertainty = _mesh_field(mesh_obj, "scar_uncertainty", mesh.path, data.n_nodes)  # type: ignore[union-attr]
+    report = group_report(data, values, config.tolerance, config.min_share)
+    if config.truth:
+        truth = _mesh_field(mesh_obj, config.truth, mesh.path, data.n_nodes)  # type: ignore[union-attr]
+        report["truth"] = truth_report(values, truth, uncertainty)
+    return report
+
+
+def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> np.ndarray:
+    """A reference reconstruction (``nearest``, ``linear`` or ``logodds``) from the first stack.
+
+    Written like :func:`predict` (``scar_probability``, ``scar_supervised``) into a copy of the mesh.
+    """
+    from .baselines import METHODS
+
+    if method not in METHODS:
+        raise InputError(f"unknown baseline method {method!r}; choose one of {', '.join(METHODS)}")
+    if output is not None:
+        check_mesh_output(Path(output))
+    mesh_obj, points = read_mesh(config.mesh)
+    stacks = [read_stack(sc) for sc in config.stacks]
+    if len(stacks) > 1:
+        logger.warning("baselines use the first stack only (%s)", stacks[0].name)
+    values = METHODS[method](points, stacks[0]).astype(np.float32)
+    if output is not None:
+        supervised = build_training_data(points, stacks[:1]).supervised().astype(np.uint8)
+        write_prediction(mesh_obj, {"scar_probability": values, "scar_supervised": supervised}, Path(output))
+    return values
+
+
+def report(output_dir: Path, data: TrainingData | Path, mesh: MeshConfig, model: FittedModel | Path | None = None,
+           config: ValidateConfig = ValidateConfig()) -> dict:
+    """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model) and ``report.json``.
+
+    ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
+    """
+    from .report import plot_mesh, plot_slices, plot_training
+
+    if not isinstance(data, TrainingData):
+        data = load_training_data(Path(data))
+    out = Path(output_dir)
+    mesh_obj = read_mesh(mesh)[0]
+    result = validate(data, config, mesh=mesh, mesh_obj=mesh_obj)
+    plot_slices(data, np.asarray(mesh_obj.point_data["scar_probability"]), out / "slices.png")
+    plot_mesh(mesh_obj, out / "mesh.png")
+    if model is not None:
+        fitted = model if isinstance(model, FittedModel) else load_model(Path(model))
+        plot_training(fitted.history, out / "training.png", fitted.best_epoch)
+        result["training"] = {"epochs": len(fitted.history), "best_epoch": fitted.best_epoch,
+                              "stop_reason": fitted.stop_reason, "seconds": fitted.seconds}
+    write_json(result, out / "report.json")
+    return result

@@ -26,6 +26,7 @@ from .config import (
     StackConfig,
     SynthConfig,
     TrainConfig,
+    ValidateConfig,
     train_config,
 )
 from .errors import InputError
@@ -214,11 +215,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .api import output_paths, reconstruct
 
     prep = _prepare_config(args)
-    result = reconstruct(prep, _train_config(args), args.output, _predict_config(args))
+    result = reconstruct(prep, _train_config(args), args.output, _predict_config(args), with_report=args.report)
     paths = output_paths(args.output)
     print(f"training data: {paths['data']}\nmodel: {paths['model']}")
+    if args.report:
+        print(f"report: {paths['report']}/")
     _print_prediction(result, args.output)
     return 0
+
+
+def _mesh_arg(args: argparse.Namespace) -> MeshConfig | None:
+    if args.mesh is None:
+        return None
+    return MeshConfig(path=args.mesh, **model_values(args, MeshConfig, prefix="mesh_"))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .api import validate
+    from .io import write_json
+    from .validate import format_report
+
+    config = ValidateConfig(**model_values(args, ValidateConfig))
+    report = validate(args.data, config, model=args.model, mesh=_mesh_arg(args))
+    print(format_report(report))
+    if args.json:
+        write_json(report, args.json)
+        print(f"wrote {args.json}")
+    return 0 if report["passed"] else 1
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .api import baseline
+
+    values = baseline(args.method, _prepare_config(args), args.output)
+    print(f"{args.method}: nodes {len(values)}  mean {values.mean():.3f}  nodes >= 0.5: {int((values >= 0.5).sum())}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .api import report
+    from .validate import format_report
+
+    result = report(args.output_dir, args.data, _mesh_arg(args), model=args.model,
+                    config=ValidateConfig(**model_values(args, ValidateConfig)))
+    print(format_report(result))
+    print(f"wrote {args.output_dir}/")
+    return 0
+
+
+def _add_mesh(p: argparse.ArgumentParser, required: bool, help_text: str) -> None:
+    p.add_argument("--mesh", required=required, type=Path, help=help_text)
+    add_model_options(p, MeshConfig, skip=("path",), prefix="mesh_")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,8 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="write scar probability and uncertainty onto a mesh")
     p.add_argument("--model", required=True, type=Path, help="model checkpoint (.pt) from train")
-    p.add_argument("--mesh", required=True, type=Path, help=MeshConfig.model_fields["path"].description)
-    add_model_options(p, MeshConfig, skip=("path",), prefix="mesh_")
+    _add_mesh(p, True, MeshConfig.model_fields["path"].description)
     p.add_argument("--output", required=True, type=Path, help="output mesh (.vtu .vtk .vtp): a copy of the input with the scar arrays")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="prediction device (default: auto)")
     _add_predict_options(p)
@@ -262,7 +309,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output mesh (.vtu .vtk .vtp); training data and model are saved beside it")
     _add_train_options(p)
     _add_predict_options(p, with_training=True)
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the pictures and report.json into <output stem>_report/ (default: on)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check the group constraints (exit 0 pass, 1 fail, 2 bad input)")
+    p.add_argument("--data", required=True, type=Path, help="training data (.npz) from prepare")
+    p.add_argument("--model", type=Path, help="model checkpoint (.pt) to check")
+    _add_mesh(p, False, "or a reconstructed mesh with scar_probability (also the mesh that holds --truth)")
+    add_model_options(p, ValidateConfig)
+    p.add_argument("--json", type=Path, help="also write the report as JSON")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("baseline", help="a reference reconstruction (nearest slice, linear, log-odds)")
+    p.add_argument("--method", required=True, choices=("nearest", "linear", "logodds"))
+    _add_prepare_inputs(p)
+    p.add_argument("--output", required=True, type=Path, help="output mesh (.vtu .vtk .vtp)")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("report", help="pictures (slices, mesh, training) and report.json")
+    p.add_argument("--data", required=True, type=Path, help="training data (.npz) from prepare")
+    _add_mesh(p, True, "reconstructed mesh (with scar_probability), e.g. the output of predict")
+    p.add_argument("--model", type=Path, help="model checkpoint (.pt): adds the training curve")
+    p.add_argument("--output-dir", required=True, type=Path, help="folder for the PNGs and report.json")
+    add_model_options(p, ValidateConfig, skip=("mc_samples", "seed"))
+    p.set_defaults(func=cmd_report)
     return parser
 
 

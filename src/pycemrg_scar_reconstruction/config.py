@@ -138,3 +138,13 @@ class PredictConfig(_Config):
     seed: int = Field(0, description="seed of the MC-dropout passes")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="prediction device")
     memory_mb: PositiveInt = Field(1024, description="activation memory budget for prediction batches, MiB")
+
+
+class ValidateConfig(_Config):
+    """The group-constraint check (and truth metrics on synthetic cases)."""
+
+    tolerance: PositiveFloat = Field(0.1, description="a group passes when |mean prediction - target| <= this")
+    min_share: float = Field(0.9, ge=0, le=1, description="share of groups that must pass (exit 1 below it)")
+    mc_samples: PositiveInt = Field(20, description="MC-dropout passes when checking a model")
+    seed: int = Field(0, description="seed of the MC-dropout passes")
+    truth: Optional[str] = Field(None, description="point array of the mesh holding a ground truth (synthetic cases)")

@@ -1,0 +1,152 @@
+"""Benchmark: training-step throughput, ours against a plain re-implementation of the published step.
+
+Throughput = memberships x MC samples processed per second, forward and backward, over whole
+epochs of complete-group batches on a synthetic case. Measured in one run, for:
+
+* ours (default model): one forward over the M-times repeated batch, deterministic layers once,
+  scatter-mean loss with known group counts, data resident on the device;
+* ours with the paper's model (4 x 128, raw xyz, dropout after every layer, M = 3): the same step
+  on the published architecture, to separate step efficiency from model size;
+* published step: M serial forward passes stacked and averaged, ``torch.unique`` per batch and the
+  published loss (a Python loop over the batch's groups);
+* published step + scatter: the same, with the loop replaced by its own suggested scatter-mean.
+
+    .venv/bin/python benchmarks/bench_train.py [--nodes 75000] [--epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from pycemrg_scar_reconstruction.batching import plan_epoch
+from pycemrg_scar_reconstruction.config import ModelConfig, SynthConfig, train_config
+from pycemrg_scar_reconstruction.data import build_training_data
+from pycemrg_scar_reconstruction.geometry import normalise
+from pycemrg_scar_reconstruction.loss import group_loss, scatter_mean
+from pycemrg_scar_reconstruction.model import ScarMLP, n_parameters
+from pycemrg_scar_reconstruction.stack import SliceStack
+from pycemrg_scar_reconstruction.synthetic import make_case
+
+
+class PublishedMLP(torch.nn.Module):
+    """The published network: Linear/ReLU/Dropout blocks, module dropout, raw xyz."""
+
+    def __init__(self, width: int = 128, depth: int = 4, p: float = 0.1) -> None:
+        super().__init__()
+        layers, n_in = [], 3
+        for _ in range(depth):
+            layers += [torch.nn.Linear(n_in, width), torch.nn.ReLU(), torch.nn.Dropout(p)]
+            n_in = width
+        layers += [torch.nn.Linear(n_in, 1), torch.nn.Sigmoid()]
+        self.net = torch.nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+def published_loss_loop(pred, group_ids, targets):
+    unique_groups = torch.unique(group_ids)
+    losses = []
+    for g in unique_groups:  # the published loss: one masked mean per group
+        mask = group_ids == g
+        losses.append((targets[mask][0] - pred[mask].mean()) ** 2)
+    return torch.stack(losses).mean()
+
+
+def published_loss_scatter(pred, group_ids, targets):
+    uniq, inverse = torch.unique(group_ids, return_inverse=True)
+    means = scatter_mean(pred, inverse, uniq.shape[0])
+    first = torch.zeros(uniq.shape[0], dtype=torch.long).scatter_(0, inverse, torch.arange(len(inverse)))
+    return ((targets[first] - means) ** 2).mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=75_000)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs timed per variant (after one warm-up epoch)")
+    parser.add_argument("--loop-batches", type=int, default=3, help="batches timed for the slow loop variant")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+
+    case = make_case(SynthConfig(seed=0, n_nodes=args.nodes))
+    stack = SliceStack(values=case.values, affine=case.affine, thickness=case.thickness, mask=case.mask)
+    data = build_training_data(case.points, [stack])
+    x = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
+    member_x = x[torch.as_tensor(data.member_node)]
+    target = torch.as_tensor(data.group_target)
+    count = torch.as_tensor(data.group_count)
+    offset = torch.as_tensor(data.group_offset[:-1])
+    member_group = torch.as_tensor(data.member_group)
+    member_target = target[member_group]
+    print(f"settings: nodes={data.n_nodes} memberships={data.n_members} groups={data.n_groups} "
+          f"threads={torch.get_num_threads()} epochs={args.epochs}")
+
+    def ours(model_cfg: ModelConfig, mc: int, batch: int):
+        net = ScarMLP(model_cfg)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        gen = torch.Generator().manual_seed(0)
+
+        def epoch(max_batches=None) -> int:
+            plan = plan_epoch(count, offset, batch, gen)
+            xs, gt, gc = member_x[plan.member_order], target[plan.group_order], count[plan.group_order].float()
+            done = 0
+            for b in range(plan.n_batches if max_batches is None else min(max_batches, plan.n_batches)):
+                m0, m1 = plan.member_bounds[b], plan.member_bounds[b + 1]
+                g0, g1 = plan.group_bounds[b], plan.group_bounds[b + 1]
+                loss = group_loss(net(xs[m0:m1], samples=mc).mean(0), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                done += (m1 - m0) * mc
+            return done
+        return net, epoch
+
+    def published(loss_fn, mc: int = 3, batch: int = 10_000):
+        net = PublishedMLP()
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        gen = torch.Generator().manual_seed(0)
+
+        def epoch(max_batches=None) -> int:
+            plan = plan_epoch(count, offset, batch, gen)
+            done = 0
+            for b in range(plan.n_batches if max_batches is None else min(max_batches, plan.n_batches)):
+                idx = plan.member_order[plan.member_bounds[b]:plan.member_bounds[b + 1]]
+                xb, gb, tb = member_x[idx], member_group[idx], member_target[idx]  # copies per step
+                pred = torch.stack([net(xb) for _ in range(mc)]).mean(dim=0)  # serial MC passes
+                loss = loss_fn(pred, gb, tb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                done += len(idx) * mc
+            return done
+        return net, epoch
+
+    default = train_config()
+    paper = train_config("paper")
+    variants = [
+        ("ours, default model", *ours(default.model, default.mc_samples, default.batch_size), None),
+        ("ours, paper model", *ours(paper.model, paper.mc_samples, paper.batch_size), None),
+        ("published step + scatter", *published(published_loss_scatter), None),
+        ("published step (loop loss)", *published(published_loss_loop), args.loop_batches),
+    ]
+    rates = {}
+    for name, net, epoch, max_batches in variants:
+        epoch(1)  # warm-up
+        t0 = time.perf_counter()
+        done = sum(epoch(max_batches) for _ in range(args.epochs if max_batches is None else 1))
+        dt = time.perf_counter() - t0
+        rates[name] = done / dt
+        print(f"{name:30s} params={n_parameters(net):6d}  {rates[name]:>12,.0f} memberships x MC / s  ({dt:.2f} s)")
+    base = rates["published step (loop loss)"]
+    base2 = rates["published step + scatter"]
+    for name in ("ours, default model", "ours, paper model"):
+        print(f"ratio {name} / published step: {rates[name] / base:.1f}x;  / published + scatter: {rates[name] / base2:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

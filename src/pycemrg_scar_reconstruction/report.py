@@ -1,0 +1,117 @@
+"""Pictures a person looks at: input vs reconstruction per slice, the mesh, the loss curve.
+
+All rendering is off-screen (matplotlib Agg, pyvista off-screen), so it works with no display.
+Each function writes one PNG atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .data import TrainingData
+from .geometry import inplane_axes
+from .io import atomic_output
+
+logger = logging.getLogger(__name__)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_slices(data: TrainingData, node_values: np.ndarray, path: Path, max_slices: int = 16) -> None:
+    """Per slice: input pixels (group targets), the reconstruction's group means, and their difference.
+
+    Parameters
+    ----------
+    data : training data (groups carry their voxel, stack and slice).
+    node_values : (N,) reconstruction at the nodes (e.g. ``scar_probability``).
+    path : PNG to write.
+    max_slices : at most this many slices (evenly chosen) are drawn.
+    """
+    plt = _pyplot()
+    means = data.group_mean(np.asarray(node_values, np.float64))
+    slices = np.unique(np.column_stack([data.group_stack, data.group_slice]), axis=0)
+    if len(slices) > max_slices:
+        slices = slices[np.linspace(0, len(slices) - 1, max_slices).astype(int)]
+    fig, axes = plt.subplots(len(slices), 3, figsize=(9, 2.6 * len(slices)), squeeze=False)
+    for row, (s, k) in zip(axes, slices):  # one row per slice drawn
+        sel = (data.group_stack == s) & (data.group_slice == k)
+        axis = int(data.stack_axis[s])
+        a, b = inplane_axes(axis)
+        va, vb = data.group_voxel[sel, a], data.group_voxel[sel, b]
+        lo_a, lo_b = va.min(), vb.min()
+        shape = (va.max() - lo_a + 1, vb.max() - lo_b + 1)
+        images = []
+        for vals in (data.group_target[sel], means[sel], means[sel] - data.group_target[sel]):
+            img = np.full(shape, np.nan)
+            img[va - lo_a, vb - lo_b] = vals
+            images.append(img.T)
+        for ax, img, title, cmap, lim in zip(
+            row, images, ("input pixels", "reconstruction (group mean)", "error"),
+            ("magma", "magma", "coolwarm"), ((0, 1), (0, 1), (-0.3, 0.3)),
+        ):
+            im = ax.imshow(img, cmap=cmap, vmin=lim[0], vmax=lim[1], origin="lower", interpolation="nearest")
+            ax.set_title(f"stack {s} slice {k}: {title}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def plot_training(history: Sequence[dict[str, float]], path: Path, best_epoch: int | None = None) -> None:
+    """The epoch loss (log scale) and learning rate against the epoch."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogy(epochs, [h["loss"] for h in history], color="C0", label="epoch loss (mean squared group error)")
+    if best_epoch:
+        ax.axvline(best_epoch, color="C2", ls="--", lw=1, label=f"best epoch {best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    ax2.plot(epochs, [h["lr"] for h in history], color="C1", lw=0.8, alpha=0.7)
+    ax2.set_ylabel("learning rate", color="C1")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability", "scar_uncertainty", "scar_truth")) -> None:
+    """The mesh surface coloured by each present field, side by side, from a fixed isometric view."""
+    import pyvista as pv
+
+    present = [f for f in fields if f in mesh.point_data]
+    if not present:
+        raise ValueError("the mesh has none of the fields " + ", ".join(fields))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyvista warns of a default that will change
+        surface = mesh.extract_surface() if hasattr(mesh, "extract_surface") else mesh
+    with pv.vtk_verbosity("off"):
+        plotter = pv.Plotter(off_screen=True, shape=(1, len(present)), window_size=(400 * len(present), 420))
+        for i, field in enumerate(present):
+            plotter.subplot(0, i)
+            values = np.asarray(surface.point_data[field], dtype=np.float64)
+            clim = (0.0, 1.0) if field != "scar_uncertainty" else (0.0, max(float(values.max()), 1e-6))
+            plotter.add_mesh(surface.copy(), scalars=field, cmap="magma" if field != "scar_uncertainty" else "viridis",
+                             clim=clim, scalar_bar_args={"title": field, "n_labels": 3})
+            plotter.view_isometric()
+        plotter.link_views()
+        with atomic_output(Path(path)) as tmp:
+            plotter.screenshot(str(tmp))
+        plotter.close()

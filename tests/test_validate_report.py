@@ -1,0 +1,134 @@
+"""Baselines on hand-made cases; the validator's verdicts; the pictures and the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvista as pv
+
+from pycemrg_scar_reconstruction.baselines import linear_between_slices, logodds_shape, nearest_slice
+from pycemrg_scar_reconstruction.cli import main
+from pycemrg_scar_reconstruction.io import load_training_data, save_training_data
+from pycemrg_scar_reconstruction.stack import SliceStack
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def two_slice_stack():
+    values = np.zeros((3, 3, 2))
+    values[:, :, 0], values[:, :, 1] = 0.2, 0.8
+    return SliceStack(values=values, affine=np.diag([1.0, 1.0, 10.0, 1.0]), thickness=8.0)
+
+
+def test_nearest_and_linear_by_hand():
+    stack = two_slice_stack()
+    pts = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 10.0], [1.0, 1.0, 5.0], [1.0, 1.0, 3.0], [1.0, 1.0, -7.0], [9.0, 1.0, 0.0]])
+    np.testing.assert_allclose(nearest_slice(pts, stack), [0.2, 0.8, 0.8, 0.2, 0.2, 0.0])
+    np.testing.assert_allclose(linear_between_slices(pts, stack), [0.2, 0.8, 0.5, 0.38, 0.2, 0.0])
+
+
+def test_logodds_recovers_a_disk_moving_between_slices():
+    px, radius = 0.25, 5.0
+    n = 81  # 20 mm field of view
+    c = np.arange(n) * px
+    xx, yy = np.meshgrid(c, c, indexing="ij")
+    values = np.zeros((n, n, 2))
+    values[:, :, 0] = (xx - 8.0) ** 2 + (yy - 10.0) ** 2 <= radius**2  # centre x = 8 mm
+    values[:, :, 1] = (xx - 12.0) ** 2 + (yy - 10.0) ** 2 <= radius**2  # centre x = 12 mm
+    stack = SliceStack(values=values, affine=np.diag([px, px, 10.0, 1.0]), thickness=10.0)
+    x = np.linspace(0, 20, 401)
+    halfway = np.column_stack([x, np.full_like(x, 10.0), np.full_like(x, 5.0)])  # z = 5 mm
+    inside = logodds_shape(halfway, stack) >= 0.5
+    d = np.abs(x - 10.0)  # the disk halfway is centred at x = 10 mm
+    assert np.all(inside[d < radius - px]) and not np.any(inside[d > radius + px])
+    # linear interpolation of the masks gives their union at 0.5, not the moved disk
+    union = linear_between_slices(halfway, stack) >= 0.5
+    assert union.sum() > inside.sum() + 20
+
+
+@pytest.fixture(scope="module")
+def fitted_case(small_case, tmp_path_factory):
+    """Prepare, train and predict the small case once, through the CLI."""
+    out = tmp_path_factory.mktemp("fit")
+    argv = ["run", "--mesh", small_case["mesh"], "--image", small_case["image"], "--mask", small_case["mask"],
+            "--slice-thickness", "8", "--output", out / "rec.vtu", "--max-epochs", "60", "--batch-size", "1024", "--quiet"]
+    assert main([str(a) for a in argv]) == 0
+    return out
+
+
+def test_validator_passes_a_genuine_fit_and_fails_a_wrong_one(fitted_case, small_case, tmp_path, capsys):
+    data, model, mesh = fitted_case / "rec_data.npz", fitted_case / "rec_model.pt", fitted_case / "rec.vtu"
+    assert main(["validate", "--data", str(data), "--model", str(model), "--json", str(tmp_path / "v.json")]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "slice" in out
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["passed"] and report["overall"]["share_within"] >= 0.9 and len(report["per_slice"]) >= 3
+    # the same reconstruction checked against inverted targets must fail
+    d = load_training_data(data)
+    wrong = d.__class__(**{**d.__dict__, "group_target": (1.0 - d.group_target).astype(np.float32)})
+    save_training_data(wrong, tmp_path / "wrong.npz")
+    assert main(["validate", "--data", str(tmp_path / "wrong.npz"), "--model", str(model)]) == 1
+    assert "FAIL" in capsys.readouterr().out
+    # a mesh from anywhere, with the truth
+    assert main(["validate", "--data", str(data), "--mesh", str(mesh), "--truth", "scar_truth",
+                 "--json", str(tmp_path / "t.json")]) == 0
+    truth = json.loads((tmp_path / "t.json").read_text())["truth"]
+    assert 0.5 < truth["dice"] <= 1 and 0 <= truth["mae"] < 0.2 and -1 <= truth["uncertainty_error_spearman"] <= 1
+    # bad input: no reconstruction named; a truth field that does not exist; a mesh of another size
+    assert main(["validate", "--data", str(data)]) == 2
+    assert main(["validate", "--data", str(data), "--mesh", str(mesh), "--truth", "nope"]) == 2
+    pv.Sphere().save(tmp_path / "sphere.vtp")
+    assert main(["validate", "--data", str(data), "--mesh", str(tmp_path / "sphere.vtp")]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "sphere.vtp" in err and "Traceback" not in err
+
+
+def _not_blank(path: Path) -> None:
+    import matplotlib.image as mpimg
+
+    assert path.exists() and path.stat().st_size > 1000
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and float(img[..., :3].std()) > 0.01
+
+
+def test_run_writes_the_report_and_pictures(fitted_case):
+    rep = fitted_case / "rec_report"
+    for name in ("slices.png", "mesh.png", "training.png"):
+        _not_blank(rep / name)
+    report = json.loads((rep / "report.json").read_text())
+    assert {"overall", "per_slice", "tolerance", "min_share", "passed", "training"} <= set(report)
+
+
+def test_report_and_baseline_commands(fitted_case, small_case, tmp_path):
+    argv = ["report", "--data", fitted_case / "rec_data.npz", "--mesh", fitted_case / "rec.vtu",
+            "--model", fitted_case / "rec_model.pt", "--output-dir", tmp_path / "r", "--truth", "scar_truth"]
+    assert main([str(a) for a in argv]) == 0
+    assert "truth" in json.loads((tmp_path / "r" / "report.json").read_text())
+    _not_blank(tmp_path / "r" / "mesh.png")
+    for method in ("nearest", "linear", "logodds"):
+        argv = ["baseline", "--method", method, "--mesh", small_case["mesh"], "--image", small_case["image"],
+                "--mask", small_case["mask"], "--slice-thickness", "8", "--output", tmp_path / f"{method}.vtu"]
+        assert main([str(a) for a in argv]) == 0
+        out = pv.read(tmp_path / f"{method}.vtu")
+        p = np.asarray(out.point_data["scar_probability"])
+        assert p.min() >= 0 and p.max() <= 1 and "scar_supervised" in out.point_data
+
+
+def test_examples_run(tmp_path):
+    demo = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py"), "--output-dir", str(tmp_path),
+                           "--nodes", "6000"], capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    for key in ("dice", "dice_nearest", "dice_linear", "dice_logodds", "group_rmse", "seconds"):
+        assert isinstance(report[key], float)
+    for name in ("reconstruction.vtu", "slices.png", "mesh.png", "training.png"):
+        assert (tmp_path / name).exists()
+    check = subprocess.run([sys.executable, str(ROOT / "examples" / "validate_group_constraints.py"),
+                            str(tmp_path / "reconstruction_data.npz"), str(tmp_path / "reconstruction.vtu")],
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode in (0, 1) and "groups" in check.stdout, check.stderr
