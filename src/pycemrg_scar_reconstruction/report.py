@@ -92,8 +92,21 @@ def plot_training(history: Sequence[dict[str, float]], path: Path, best_epoch: i
     plt.close(fig)
 
 
+def _principal_views(points: np.ndarray) -> list[tuple]:
+    """Two camera positions looking along the mesh's longest principal axis, from either end.
+
+    For a ventricle that is the long axis: one view looks into the cavity through the base (the
+    endocardium, where subendocardial scar is), the other at the apex.
+    """
+    center = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - center, full_matrices=False)
+    axis, up = vt[0], vt[1]
+    distance = 3.0 * float(np.ptp(points @ axis))
+    return [(tuple(center + sign * distance * axis), tuple(center), tuple(up)) for sign in (1.0, -1.0)]
+
+
 def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability", "scar_uncertainty", "scar_truth")) -> None:
-    """The mesh surface coloured by each present field, side by side, from a fixed isometric view."""
+    """The mesh surface coloured by each present field (columns), seen from both ends of its long axis (rows)."""
     import pyvista as pv
 
     present = [f for f in fields if f in mesh.point_data]
@@ -102,16 +115,20 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyvista warns of a default that will change
         surface = mesh.extract_surface() if hasattr(mesh, "extract_surface") else mesh
+    views = _principal_views(np.asarray(surface.points, dtype=np.float64))
     with pv.vtk_verbosity("off"):
-        plotter = pv.Plotter(off_screen=True, shape=(1, len(present)), window_size=(400 * len(present), 420))
-        for i, field in enumerate(present):
-            plotter.subplot(0, i)
-            values = np.asarray(surface.point_data[field], dtype=np.float64)
-            clim = (0.0, 1.0) if field != "scar_uncertainty" else (0.0, max(float(values.max()), 1e-6))
-            plotter.add_mesh(surface.copy(), scalars=field, cmap="magma" if field != "scar_uncertainty" else "viridis",
-                             clim=clim, scalar_bar_args={"title": field, "n_labels": 3})
-            plotter.view_isometric()
-        plotter.link_views()
+        plotter = pv.Plotter(off_screen=True, shape=(len(views), len(present)),
+                             window_size=(360 * len(present), 340 * len(views)))
+        for row, camera in enumerate(views):
+            for col, field in enumerate(present):
+                plotter.subplot(row, col)
+                values = np.asarray(surface.point_data[field], dtype=np.float64)
+                unc = field == "scar_uncertainty"
+                clim = (0.0, max(float(values.max()), 1e-6)) if unc else (0.0, 1.0)
+                plotter.add_mesh(surface.copy(), scalars=field, cmap="viridis" if unc else "magma", clim=clim,
+                                 show_scalar_bar=row == len(views) - 1,
+                                 scalar_bar_args={"title": field, "n_labels": 3})
+                plotter.camera_position = camera
         with atomic_output(Path(path)) as tmp:
             plotter.screenshot(str(tmp))
         plotter.close()
