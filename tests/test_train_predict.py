@@ -148,3 +148,13 @@ def test_cli_train_predict_run(small_case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "junk.pt" in err and "q.stl" in err and "Traceback" not in err
     assert not (tmp_path / "q.vtu").exists() and not (tmp_path / "q.stl").exists()
+
+
+def test_bf16_autocast_on_cpu_trains(data):
+    from pycemrg_scar_reconstruction.train import autocast_dtype
+
+    assert autocast_dtype("auto", torch.device("cpu")) is None  # fp32 by default on CPU
+    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    f = fit(data, train_config(**{**FAST, "max_epochs": 8, "amp": "bf16"}))
+    losses = [h["loss"] for h in f.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
