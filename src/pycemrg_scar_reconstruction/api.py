@@ -20,6 +20,7 @@ from .io import (
     full_suffix,
     load_model,
     load_training_data,
+    mesh_cells,
     read_mesh,
     read_stack,
     save_model,
@@ -30,6 +31,7 @@ from .io import (
     write_prediction,
 )
 from .predict import Prediction, predict_nodes
+from .regions import cell_mean, classify
 from .stack import SliceStack
 from .synthetic import case_mesh, make_case
 from .train import FittedModel, fit
@@ -154,8 +156,18 @@ def predict(model: FittedModel | Path, mesh: MeshConfig, output: Path | None, co
     mesh_obj, points = read_mesh(mesh)
     result = predict_nodes(fitted, points, config.mc_samples, config.seed, config.device, config.memory_mb)
     if output is not None:
-        write_prediction(mesh_obj, result.point_arrays(config.threshold), Path(output))
+        write_prediction(mesh_obj, result.point_arrays(config.threshold), Path(output),
+                         cell_arrays=_region_arrays(mesh_obj, result.probability, config), source=mesh)
     return result
+
+
+def _region_arrays(mesh_obj: object, probability: np.ndarray, config: PredictConfig) -> dict[str, np.ndarray]:
+    """``scar_region`` per cell (healthy / border zone / core scar tags), when the mesh has cells."""
+    offsets, conn, types = mesh_cells(mesh_obj)
+    if len(types) == 0:
+        return {}
+    element_p = cell_mean(offsets, conn, probability)
+    return {"scar_region": classify(element_p, config.border_threshold, config.core_threshold, config.tags)}
 
 
 def output_paths(output: Path) -> dict[str, Path]:
@@ -251,7 +263,8 @@ def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> 
     values = METHODS[method](points, stacks[0]).astype(np.float32)
     if output is not None:
         supervised = build_training_data(points, stacks[:1]).supervised().astype(np.uint8)
-        write_prediction(mesh_obj, {"scar_probability": values, "scar_supervised": supervised}, Path(output))
+        write_prediction(mesh_obj, {"scar_probability": values, "scar_supervised": supervised}, Path(output),
+                         cell_arrays=_region_arrays(mesh_obj, values, PredictConfig()), source=config.mesh)
     return values
 
 

@@ -131,13 +131,30 @@ def train_config(preset: str = "default", **overrides) -> TrainConfig:
 
 
 class PredictConfig(_Config):
-    """MC-dropout prediction on a mesh."""
+    """MC-dropout prediction on a mesh, and the scar regions written per element."""
 
     mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction")
     threshold: Optional[float] = Field(None, gt=0, lt=1, description="also write scar_binary = probability >= threshold")
     seed: int = Field(0, description="seed of the MC-dropout passes")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="prediction device")
     memory_mb: PositiveInt = Field(1024, description="activation memory budget for prediction batches, MiB")
+    border_threshold: float = Field(0.25, gt=0, lt=1, description="element mean probability from which it is border zone")
+    core_threshold: float = Field(0.5, gt=0, lt=1, description="element mean probability from which it is core scar")
+    tag_healthy: int = Field(1, description="element tag of healthy tissue (scar_region, openCARP .elem)")
+    tag_border: int = Field(2, description="element tag of border zone")
+    tag_core: int = Field(3, description="element tag of core scar")
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> "PredictConfig":
+        if not self.border_threshold < self.core_threshold:
+            raise ValueError(
+                f"--border-threshold ({self.border_threshold:g}) must be below --core-threshold ({self.core_threshold:g})"
+            )
+        return self
+
+    @property
+    def tags(self) -> tuple[int, int, int]:
+        return (self.tag_healthy, self.tag_border, self.tag_core)
 
 
 class ValidateConfig(_Config):

@@ -29,11 +29,12 @@ logger = logging.getLogger(__name__)
 
 PYVISTA_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp", ".ply", ".stl", ".obj")
 MESH_SUFFIXES = PYVISTA_MESH_SUFFIXES + (".pts",)
-WRITABLE_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp")
+WRITABLE_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp", ".pts")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 # openCARP element type -> (node count, VTK cell type id)
 _OPENCARP_ELEMENTS = {"Tt": (4, 10), "Hx": (8, 12), "Py": (5, 14), "Pr": (6, 13), "Tr": (3, 5), "Qd": (4, 9), "Ln": (2, 3)}
+_VTK_TO_OPENCARP = {vtk: name for name, (_, vtk) in _OPENCARP_ELEMENTS.items()}
 
 
 def full_suffix(path: Path) -> str:
@@ -165,6 +166,8 @@ def write_mesh(mesh: Any, path: Path) -> None:
     """Write a pyvista mesh atomically; the format follows the extension (.vtk .vtu .vtp)."""
     path = Path(path)
     check_mesh_output(path)
+    if full_suffix(path) == ".pts":
+        raise InputError(f"{path}: openCARP output is written by write_prediction; use .vtu for a plain mesh")
     if full_suffix(path) == ".vtp" and not hasattr(mesh, "faces"):
         raise InputError(f"{path}: a volumetric mesh cannot be written as .vtp; use .vtu")
     with atomic_output(path) as tmp:
@@ -300,9 +303,80 @@ def load_model(path: Path) -> Any:
         raise InputError(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; {fix}") from exc
 
 
-def write_prediction(mesh: Any, arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Write a copy of ``mesh`` (cells and arrays kept) with extra point arrays."""
-    out = mesh.copy(deep=True)
-    for name, values in arrays.items():
-        out.point_data[name] = values
-    write_mesh(out, path)
+def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets (C + 1,), connectivity, VTK cell types (C,)) of any pyvista mesh; empty when it has no cells."""
+    grid = mesh if hasattr(mesh, "celltypes") else mesh.cast_to_unstructured_grid()
+    if grid.n_cells == 0:
+        return np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    cells = grid.GetCells()
+    return (vtk_to_numpy(cells.GetOffsetsArray()).astype(np.int64),
+            vtk_to_numpy(cells.GetConnectivityArray()).astype(np.int64), np.asarray(grid.celltypes))
+
+
+def write_prediction(mesh: Any, point_arrays: dict[str, np.ndarray], path: Path,
+                     cell_arrays: dict[str, np.ndarray] | None = None, source: MeshConfig | None = None) -> None:
+    """Write the prediction.
+
+    ``.vtk/.vtu/.vtp``: a copy of ``mesh`` (cells and arrays kept) with the extra point and cell arrays.
+    ``.pts`` (openCARP, NAME.pts): ``NAME.pts`` (micrometres, node order kept), ``NAME.elem`` with the
+    ``scar_region`` cell array as region tags, one ``NAME.<array>.dat`` per float point array, and the
+    source's ``.lon`` copied when present. ``source`` gives the mesh's units and where it came from.
+    """
+    path = Path(path)
+    cell_arrays = cell_arrays or {}
+    if full_suffix(path) != ".pts":
+        out = mesh.copy(deep=True)
+        for name, values in point_arrays.items():
+            out.point_data[name] = values
+        for name, values in cell_arrays.items():
+            out.cell_data[name] = values
+        write_mesh(out, path)
+        return
+    from .geometry import UNIT_TO_MM
+
+    base = path.with_suffix("")
+    units = source.resolved_units if source is not None else "mm"
+    write_opencarp_points(np.asarray(mesh.points, np.float64) * (UNIT_TO_MM[units] * 1000.0), base.with_suffix(".pts"))
+    offsets, conn, types = mesh_cells(mesh)
+    if len(types):
+        tags = cell_arrays.get("scar_region")
+        if tags is None and "elem_tag" in mesh.cell_data:
+            tags = np.asarray(mesh.cell_data["elem_tag"])
+        write_opencarp_elements(offsets, conn, types, np.zeros(len(types), np.int32) if tags is None else tags,
+                                base.with_suffix(".elem"))
+    for name, values in point_arrays.items():
+        if np.issubdtype(np.asarray(values).dtype, np.floating):
+            with atomic_output(Path(f"{base}.{name}.dat")) as tmp:
+                np.savetxt(tmp, np.asarray(values), fmt="%.6g")
+    if source is not None and Path(source.path).with_suffix(".lon").exists():
+        with atomic_output(base.with_suffix(".lon")) as tmp:
+            tmp.write_bytes(Path(source.path).with_suffix(".lon").read_bytes())
+
+
+def write_opencarp_points(points_um: np.ndarray, path: Path) -> None:
+    """openCARP ``.pts``: the node count, then ``x y z`` per line (micrometres)."""
+    with atomic_output(Path(path)) as tmp:
+        with open(tmp, "w") as f:
+            f.write(f"{len(points_um)}\n")
+            np.savetxt(f, points_um, fmt="%.6f")
+
+
+def write_opencarp_elements(offsets: np.ndarray, conn: np.ndarray, types: np.ndarray, tags: np.ndarray, path: Path) -> None:
+    """openCARP ``.elem``: the element count, then ``Type n1 .. nk tag`` per line, element order kept."""
+    import io as _io
+
+    unknown = sorted(set(np.unique(types).tolist()) - set(_VTK_TO_OPENCARP))
+    if unknown:
+        raise InputError(f"{path}: VTK cell types {unknown} have no openCARP element; write .vtu instead")
+    lines = np.empty(len(types), dtype=object)
+    for vtk_type in np.unique(types):  # one pass per element type (a handful), not per element
+        sel = np.flatnonzero(types == vtk_type)
+        n = int(offsets[sel[0] + 1] - offsets[sel[0]])
+        nodes = conn[offsets[sel][:, None] + np.arange(n)]
+        buf = _io.StringIO()
+        np.savetxt(buf, np.column_stack([nodes, np.asarray(tags)[sel]]), fmt="%d")
+        lines[sel] = [f"{_VTK_TO_OPENCARP[int(vtk_type)]} {row}" for row in buf.getvalue().splitlines()]
+    with atomic_output(Path(path)) as tmp:
+        tmp.write_text(f"{len(types)}\n" + "\n".join(lines.tolist()) + "\n")
