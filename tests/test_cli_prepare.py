@@ -169,3 +169,25 @@ def test_opencarp_pts_in_micrometres(small_case, tmp_path, capsys):
     np.testing.assert_array_equal(a.member_node, b.member_node)
     np.testing.assert_array_equal(a.member_group, b.member_group)
     np.testing.assert_allclose(a.points, b.points, atol=1e-3)
+
+
+def test_raw_lge_with_nsd_normalisation(small_case, tmp_path, capsys):
+    img = nib.load(small_case["image"])
+    vol = np.asarray(img.dataobj) * 900 + 100  # raw intensities
+    nib.save(nib.Nifti1Image(vol, img.affine), tmp_path / "raw.nii.gz")
+    myo = np.asarray(nib.load(small_case["mask"]).dataobj) > 0.5
+    remote = myo & (np.asarray(img.dataobj) < 0.05)
+    nib.save(nib.Nifti1Image(remote.astype(np.uint8), img.affine), tmp_path / "remote.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros_like(vol), img.affine), tmp_path / "empty.nii.gz")
+    case = {**small_case, "image": tmp_path / "raw.nii.gz"}
+    argv = prepare_args(case, tmp_path / "d.npz", "--target", "intensity", "--normalise", "nsd",
+                        "--remote-mask", tmp_path / "remote.nii.gz", "--n-sd", "3")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "normalise=nsd" in out and "threshold=" in out
+    mapping = json.loads(str(load_training_data(tmp_path / "d.npz").stack_mapping[0]))
+    assert mapping["normalise"] == "nsd" and mapping["n_sd"] == 3
+    assert mapping["threshold"] == pytest.approx(mapping["remote_mean"] + 3 * mapping["remote_sd"])
+    bad = prepare_args(case, tmp_path / "e.npz", "--target", "intensity", "--normalise", "nsd",
+                       "--remote-mask", tmp_path / "empty.nii.gz")
+    _expect_error(capsys, tmp_path, bad, "raw.nii.gz", "remote", "empty")

@@ -6,6 +6,7 @@ Each function takes the same pydantic config objects as the CLI (see :mod:`.conf
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from pathlib import Path
 
@@ -281,6 +282,10 @@ def report(output_dir: Path, data: TrainingData | Path, mesh: MeshConfig, model:
     out = Path(output_dir)
     mesh_obj = read_mesh(mesh)[0]
     result = validate(data, config, mesh=mesh, mesh_obj=mesh_obj)
+    result["stacks"] = [
+        {"name": str(name), "thickness_mm": float(th), "targets": json.loads(str(mapping))}
+        for name, th, mapping in zip(data.stack_names, data.stack_thickness, data.stack_mapping)
+    ]
     plot_slices(data, np.asarray(mesh_obj.point_data["scar_probability"]), out / "slices.png")
     plot_mesh(mesh_obj, out / "mesh.png")
     if model is not None:

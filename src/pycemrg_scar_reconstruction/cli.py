@@ -110,6 +110,13 @@ def _add_prepare_inputs(p: argparse.ArgumentParser) -> None:
                    help=desc("target") + " (default: probability); once, or once per --image")
     p.add_argument("--scar-label", action="append", type=int, help=desc("scar_label"))
     p.add_argument("--slice-axis", action="append", type=int, choices=(0, 1, 2), help=desc("axis") + " (default: 2)")
+    p.add_argument("--normalise", action="append", choices=typing.get_args(StackConfig.model_fields["normalise"].annotation),
+                   help=desc("normalise") + " (default: minmax); once, or once per --image")
+    p.add_argument("--remote-mask", action="append", type=Path, help=desc("remote_mask"))
+    p.add_argument("--n-sd", action="append", type=float, help=desc("n_sd") + " (default: 5)")
+    p.add_argument("--blood-pool-mask", action="append", type=Path, help=desc("blood_pool_mask"))
+    p.add_argument("--iir-low", action="append", type=float, help=desc("iir_low") + " (default: 1.2)")
+    p.add_argument("--iir-high", action="append", type=float, help=desc("iir_high") + " (default: 1.32)")
 
 
 def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
@@ -120,6 +127,12 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
         "target": _per_image(args.target, n, "--target"),
         "scar_label": _per_image(args.scar_label, n, "--scar-label"),
         "axis": _per_image(args.slice_axis, n, "--slice-axis"),
+        "normalise": _per_image(args.normalise, n, "--normalise"),
+        "remote_mask": _per_image(args.remote_mask, n, "--remote-mask"),
+        "n_sd": _per_image(args.n_sd, n, "--n-sd"),
+        "blood_pool_mask": _per_image(args.blood_pool_mask, n, "--blood-pool-mask"),
+        "iir_low": _per_image(args.iir_low, n, "--iir-low"),
+        "iir_high": _per_image(args.iir_high, n, "--iir-high"),
     }
     stacks = []
     for i, path in enumerate(args.image):

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from .targets import TargetKind
+from .targets import Normalisation, TargetKind
 
 
 class _Config(BaseModel):
@@ -45,6 +45,12 @@ class StackConfig(_Config):
     target: TargetKind = Field("probability", description="what the pixel values mean")
     scar_label: Optional[int] = Field(None, description="the scar label value, for --target label")
     axis: Literal[0, 1, 2] = Field(2, description="through-plane voxel axis")
+    normalise: Normalisation = Field("minmax", description="how --target intensity becomes scar (minmax, fwhm, nsd, iir)")
+    remote_mask: Optional[Path] = Field(None, description="remote (healthy) myocardium mask, for --normalise nsd")
+    n_sd: PositiveFloat = Field(5.0, description="standard deviations above remote myocardium, for --normalise nsd")
+    blood_pool_mask: Optional[Path] = Field(None, description="blood pool mask, for --normalise iir")
+    iir_low: PositiveFloat = Field(1.2, description="IIR mapped to 0 (left-atrial fibrosis default), for --normalise iir")
+    iir_high: PositiveFloat = Field(1.32, description="IIR mapped to 1 (left-atrial dense scar default), for --normalise iir")
 
     @model_validator(mode="after")
     def _label_needs_value(self) -> "StackConfig":

@@ -9,7 +9,7 @@ Array layout (the ``.npz`` keys, format version 1)
 ====================  ==========  =====================================================
 key                   shape       meaning
 ====================  ==========  =====================================================
-format_version        ()          int, currently 1
+format_version        ()          int, currently 2
 points                (N, 3)      float64 node coordinates, world RAS mm
 member_node           (M,)        int64 node index of each membership
 member_group          (M,)        int64 group index, sorted ascending
@@ -25,11 +25,13 @@ stack_affines         (S, 4, 4)   float64 voxel -> world
 stack_shapes          (S, 3)      int64 image shape
 stack_thickness       (S,)        float64 mm
 stack_axis            (S,)        int64 through-plane axis
+stack_mapping         (S,)        str, JSON: how raw values became targets (thresholds...)
 ====================  ==========  =====================================================
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -41,7 +43,7 @@ from .stack import SliceStack
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class TrainingData:
     stack_shapes: np.ndarray
     stack_thickness: np.ndarray
     stack_axis: np.ndarray
+    stack_mapping: np.ndarray
 
     @property
     def n_nodes(self) -> int:
@@ -133,7 +136,7 @@ class TrainingData:
             "points": (n, 3), "member_node": (m,), "member_group": (m,), "group_target": (g,),
             "group_count": (g,), "group_voxel": (g, 3), "group_stack": (g,), "group_slice": (g,),
             "norm_center": (3,), "stack_affines": (s, 4, 4), "stack_shapes": (s, 3),
-            "stack_thickness": (s,), "stack_axis": (s,),
+            "stack_thickness": (s,), "stack_axis": (s,), "stack_mapping": (s,),
         }
         for key, shape in shapes.items():
             if getattr(self, key).shape != shape:
@@ -233,7 +236,12 @@ def build_training_data(points: np.ndarray, stacks: list[SliceStack]) -> Trainin
         stack_shapes=np.array([st.shape for st in stacks], dtype=np.int64).reshape(-1, 3),
         stack_thickness=np.array([st.thickness for st in stacks], dtype=np.float64),
         stack_axis=np.array([st.axis for st in stacks], dtype=np.int64),
+        stack_mapping=np.array([json.dumps(st.mapping) for st in stacks]),
     )
+
+
+def _format_mapping(mapping: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in mapping.items())
 
 
 def summary(data: TrainingData) -> str:
@@ -253,4 +261,5 @@ def summary(data: TrainingData) -> str:
             f"stack {si} ({name}): {int(sel.sum())} groups, thickness {data.stack_thickness[si]:g} mm; "
             f"groups per slice {{{per_slice}}}"
         )
+        lines.append(f"  targets: {_format_mapping(json.loads(str(data.stack_mapping[si])))}")
     return "\n".join(lines)

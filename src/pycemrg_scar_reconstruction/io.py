@@ -200,18 +200,27 @@ def read_stack(config: StackConfig) -> SliceStack:
     """Read one NIfTI stack (and its mask) and convert its values to scar targets."""
     path = Path(config.path)
     values, affine = _load_nifti(path, "image")
-    mask = None
-    if config.mask is not None:
-        mvals, maffine = _load_nifti(Path(config.mask), "mask")
+
+    def grid_mask(mask_path: Path | None, what: str) -> np.ndarray | None:
+        if mask_path is None:
+            return None
+        mvals, maffine = _load_nifti(Path(mask_path), what)
         if mvals.shape != values.shape or not np.allclose(maffine, affine, atol=1e-3):
             raise InputError(
-                f"{config.mask}: mask grid (shape {mvals.shape}) differs from image {path.name} "
+                f"{mask_path}: {what} grid (shape {mvals.shape}) differs from image {path.name} "
                 f"(shape {values.shape}) or its affine; resample the mask onto the image grid"
             )
-        mask = mvals > 0.5
+        return mvals > 0.5
+
+    mask = grid_mask(config.mask, "mask")
     thickness = config.slice_thickness or float(voxel_spacing(affine)[config.axis])
-    targets = to_target(values, config.target, mask, config.scar_label, name=str(path))
-    return SliceStack(values=targets, affine=affine, thickness=thickness, axis=config.axis, mask=mask, name=str(path))
+    targets, mapping = to_target(
+        values, config.target, mask, config.scar_label, name=str(path), normalise=config.normalise,
+        remote=grid_mask(config.remote_mask, "remote mask"), n_sd=config.n_sd,
+        blood_pool=grid_mask(config.blood_pool_mask, "blood-pool mask"), iir_low=config.iir_low, iir_high=config.iir_high,
+    )
+    return SliceStack(values=targets, affine=affine, thickness=thickness, axis=config.axis, mask=mask,
+                      name=str(path), mapping=mapping)
 
 
 def write_nifti(values: np.ndarray, affine: np.ndarray, path: Path) -> None:

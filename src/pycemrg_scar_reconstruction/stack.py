@@ -6,7 +6,7 @@ else, so the affine can never drift away from the pixels it describes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,8 @@ class SliceStack:
         Voxels that may form groups (myocardium); None means every voxel.
     name : str
         Where the stack came from (a file path), for messages.
+    mapping : dict
+        How raw values became targets (kind, normalisation, thresholds, reference means).
     """
 
     values: np.ndarray
@@ -37,6 +39,7 @@ class SliceStack:
     axis: int = 2
     mask: np.ndarray | None = None
     name: str = "<stack>"
+    mapping: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.values.ndim != 3:

@@ -5,8 +5,19 @@ Kinds
 probability : values already in [0, 1] (a scar probability map); anything outside is an error.
 mask        : a binary scar mask, values exactly 0 or 1.
 label       : an integer label map; target = 1 where the value equals ``scar_label``, else 0.
-intensity   : raw LGE intensity, min-max normalised over the myocardium mask (or the whole image
-              when there is no mask). Clinical normalisations (FWHM, n-SD, IIR) are a later issue.
+intensity   : raw LGE intensity, normalised by one of
+              ``minmax``  min-max over the myocardium mask (or the whole image without one);
+              ``fwhm``    full width at half maximum: scar (1) where the intensity reaches half the
+                          maximum inside the myocardium mask, else 0;
+              ``nsd``     scar (1) where the intensity reaches mean + N standard deviations of the
+                          remote (healthy) myocardium, else 0;
+              ``iir``     image intensity ratio to the blood-pool mean, mapped linearly to [0, 1]
+                          between two thresholds (defaults 1.2 and 1.32).
+
+The IIR defaults 1.2 / 1.32 are the left-atrial fibrosis thresholds of the established projection
+tools (Benito et al. 2017); ventricular scar studies mostly use FWHM or n-SD (2 to 6 SD, often 5 SD
+for dense scar and 2-3 SD for the grey zone). Every conversion returns the mapping it used
+(thresholds, reference means) so the result can be reproduced and questioned.
 
 NaN stays NaN (an undefined pixel forms no group).
 """
@@ -21,6 +32,17 @@ from .errors import InputError
 
 TargetKind = Literal["probability", "mask", "label", "intensity"]
 TARGET_KINDS: tuple[str, ...] = ("probability", "mask", "label", "intensity")
+Normalisation = Literal["minmax", "fwhm", "nsd", "iir"]
+
+
+def _reference(values: np.ndarray, region: np.ndarray | None, what: str, option: str, name: str) -> np.ndarray:
+    """Finite intensities inside a reference mask (remote myocardium, blood pool)."""
+    if region is None:
+        raise InputError(f"{name}: this normalisation needs {option} (the {what} mask on the image grid)")
+    ref = values[region & np.isfinite(values)]
+    if ref.size == 0:
+        raise InputError(f"{name}: the {what} mask ({option}) is empty on this image; give a mask with voxels")
+    return ref
 
 
 def to_target(
@@ -29,7 +51,13 @@ def to_target(
     mask: np.ndarray | None = None,
     scar_label: int | None = None,
     name: str = "<image>",
-) -> np.ndarray:
+    normalise: str = "minmax",
+    remote: np.ndarray | None = None,
+    n_sd: float = 5.0,
+    blood_pool: np.ndarray | None = None,
+    iir_low: float = 1.2,
+    iir_high: float = 1.32,
+) -> tuple[np.ndarray, dict]:
     """Convert raw pixel values to scar targets in [0, 1].
 
     Parameters
@@ -39,17 +67,69 @@ def to_target(
     mask : (I, J, K) bool or None; range checks and intensity normalisation look only inside it.
     scar_label : the scar label for ``kind="label"``.
     name : the image's file name, for error messages.
+    normalise : for ``intensity``: minmax, fwhm, nsd or iir (see the module docstring).
+    remote, blood_pool : (I, J, K) bool reference masks for nsd and iir.
+    n_sd, iir_low, iir_high : thresholds of nsd and iir.
 
     Returns
     -------
-    (I, J, K) float64 targets in [0, 1], NaN where undefined.
+    targets : (I, J, K) float64 in [0, 1], NaN where undefined.
+    mapping : what was done (kind, normalisation, thresholds, reference statistics).
 
     Raises
     ------
     InputError
-        When values lie outside the range of their kind.
+        When values lie outside the range of their kind, or a reference mask is missing or empty.
     """
     values = np.asarray(values, dtype=np.float64)
+    if kind != "intensity":
+        return _convert(values, kind, mask, scar_label, name), {"target": kind}
+    return _normalise(values, mask, name, normalise, remote, n_sd, blood_pool, iir_low, iir_high)
+
+
+def _normalise(values, mask, name, method, remote, n_sd, blood_pool, iir_low, iir_high) -> tuple[np.ndarray, dict]:
+    """Raw intensity -> targets, by ``method``; returns the targets and the mapping used."""
+    region = np.isfinite(values) if mask is None else (np.isfinite(values) & mask)
+    inside = values[region]
+    if inside.size == 0:
+        raise InputError(f"{name}: no finite intensities inside the mask; check --mask")
+    nan = ~np.isfinite(values)
+    if method == "minmax":
+        lo, hi = float(inside.min()), float(inside.max())
+        if hi <= lo:
+            raise InputError(f"{name}: intensity is constant ({lo:g}) inside the mask; nothing to normalise")
+        return (values - lo) / (hi - lo), {"target": "intensity", "normalise": "minmax", "min": lo, "max": hi}
+    if method in ("fwhm", "nsd") and mask is None:
+        raise InputError(f"{name}: --normalise {method} needs --mask (the myocardium) to find scar in")
+    if method == "fwhm":
+        threshold = 0.5 * float(inside.max())
+        mapping = {"target": "intensity", "normalise": "fwhm", "max_in_mask": float(inside.max()), "threshold": threshold}
+    elif method == "nsd":
+        ref = _reference(values, remote, "remote myocardium", "--remote-mask", name)
+        mean, sd = float(ref.mean()), float(ref.std())
+        threshold = mean + n_sd * sd
+        mapping = {"target": "intensity", "normalise": "nsd", "remote_mean": mean, "remote_sd": sd, "n_sd": n_sd,
+                   "threshold": threshold}
+    elif method == "iir":
+        if not iir_low < iir_high:
+            raise InputError(f"{name}: --iir-low ({iir_low:g}) must be below --iir-high ({iir_high:g})")
+        ref = _reference(values, blood_pool, "blood pool", "--blood-pool-mask", name)
+        mean = float(ref.mean())
+        if mean <= 0:
+            raise InputError(f"{name}: blood-pool mean intensity is {mean:g}; IIR needs positive intensities")
+        out = np.clip((values / mean - iir_low) / (iir_high - iir_low), 0.0, 1.0)
+        out[nan] = np.nan
+        return out, {"target": "intensity", "normalise": "iir", "blood_pool_mean": mean, "iir_low": iir_low,
+                     "iir_high": iir_high}
+    else:
+        raise InputError(f"unknown --normalise {method!r}; choose minmax, fwhm, nsd or iir")
+    out = (values >= threshold).astype(np.float64)
+    out[nan] = np.nan
+    return out, mapping
+
+
+def _convert(values: np.ndarray, kind: str, mask: np.ndarray | None, scar_label: int | None, name: str) -> np.ndarray:
+    """probability / mask / label values -> targets (see :func:`to_target`)."""
     region = np.isfinite(values) if mask is None else (np.isfinite(values) & mask)
     inside = values[region]
     if kind == "probability":
@@ -75,11 +155,4 @@ def to_target(
         out = (values == scar_label).astype(np.float64)
         out[~np.isfinite(values)] = np.nan
         return out
-    if kind == "intensity":
-        if inside.size == 0:
-            raise InputError(f"{name}: no finite intensities inside the mask; check --mask")
-        lo, hi = float(inside.min()), float(inside.max())
-        if hi <= lo:
-            raise InputError(f"{name}: intensity is constant ({lo:g}) inside the mask; nothing to normalise")
-        return (values - lo) / (hi - lo)
     raise InputError(f"unknown --target {kind!r}; choose one of {', '.join(TARGET_KINDS)}")
