@@ -45,7 +45,8 @@ MIN_OVERLAP_SHARE = 0.5
 
 
 def synth(config: SynthConfig, output_dir: Path) -> dict[str, Path]:
-    """Generate a synthetic case and write ``mesh.vtu``, ``lge.nii.gz``, ``lge_mask.nii.gz``, ``case.json``.
+    """Generate a synthetic case and write ``mesh.vtu``, ``lge.nii.gz``, ``lge_mask.nii.gz``, ``case.json``
+    (and ``lge_la<v>.nii.gz`` with its mask per long-axis view).
 
     Returns
     -------
@@ -59,9 +60,15 @@ def synth(config: SynthConfig, output_dir: Path) -> dict[str, Path]:
         "mask": out / "lge_mask.nii.gz",
         "facts": out / "case.json",
     }
+    for v in range(len(case.long_axis)):
+        paths[f"image_la{v + 1}"] = out / f"lge_la{v + 1}.nii.gz"
+        paths[f"mask_la{v + 1}"] = out / f"lge_la{v + 1}_mask.nii.gz"
     write_mesh(case_mesh(case), paths["mesh"])
     write_nifti(case.values, case.affine, paths["image"])
     write_nifti(case.mask.astype(np.float32), case.affine, paths["mask"])
+    for v, la in enumerate(case.long_axis):
+        write_nifti(la.values, la.affine, paths[f"image_la{v + 1}"])
+        write_nifti(la.mask.astype(np.float32), la.affine, paths[f"mask_la{v + 1}"])
     write_json({**case.facts, "target": "probability", "files": {k: p.name for k, p in paths.items()}}, paths["facts"])
     return paths
 

@@ -110,6 +110,7 @@ def _add_prepare_inputs(p: argparse.ArgumentParser) -> None:
                    help=desc("target") + " (default: probability); once, or once per --image")
     p.add_argument("--scar-label", action="append", type=int, help=desc("scar_label"))
     p.add_argument("--slice-axis", action="append", type=int, choices=(0, 1, 2), help=desc("axis") + " (default: 2)")
+    p.add_argument("--dicom-series", action="append", help=desc("dicom_series"))
     p.add_argument("--normalise", action="append", choices=typing.get_args(StackConfig.model_fields["normalise"].annotation),
                    help=desc("normalise") + " (default: minmax); once, or once per --image")
     p.add_argument("--remote-mask", action="append", type=Path, help=desc("remote_mask"))
@@ -128,6 +129,7 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
         "scar_label": _per_image(args.scar_label, n, "--scar-label"),
         "axis": _per_image(args.slice_axis, n, "--slice-axis"),
         "normalise": _per_image(args.normalise, n, "--normalise"),
+        "dicom_series": _per_image(args.dicom_series, n, "--dicom-series"),
         "remote_mask": _per_image(args.remote_mask, n, "--remote-mask"),
         "n_sd": _per_image(args.n_sd, n, "--n-sd"),
         "blood_pool_mask": _per_image(args.blood_pool_mask, n, "--blood-pool-mask"),

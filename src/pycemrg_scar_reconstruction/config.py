@@ -37,7 +37,9 @@ class MeshConfig(_Config):
 class StackConfig(_Config):
     """One stack of LGE slices and how to read its values."""
 
-    path: Path = Field(description="3D NIfTI stack (.nii, .nii.gz)")
+    path: Path = Field(description="3D stack: NIfTI (.nii .nii.gz); NRRD/MetaImage/DICOM folder with the [itk] extra; "
+                                   "or a VTK slice layer (.vti .vts .vtk, one slice)")
+    dicom_series: Optional[str] = Field(None, description="DICOM series UID when the folder holds several")
     slice_thickness: Optional[PositiveFloat] = Field(
         None, description="slice thickness in mm (default: the spacing of the through-plane axis)"
     )
@@ -77,6 +79,7 @@ class SynthConfig(_Config):
     oblique: bool = Field(True, description="oblique short-axis stack (--axial: aligned with the scanner axes)")
     noise: float = Field(0.03, ge=0, description="standard deviation of the Gaussian pixel noise")
     samples: PositiveInt = Field(1_500_000, description="myocardium samples used to average each prism")
+    long_axis_views: int = Field(0, ge=0, le=3, description="also write this many one-slice long-axis stacks")
 
 
 class ModelConfig(_Config):

@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import SynthConfig
 from .geometry import prism_memberships
+from .stack import SliceStack
 
 N_LAYERS = 6  # transmural node layers
 PHI_APEX = 0.04 * np.pi  # the shell starts just off the apex (a small apical hole)
@@ -80,6 +81,7 @@ class SyntheticCase:
     affine: np.ndarray  # (4, 4)
     thickness: float
     facts: dict[str, Any] = field(default_factory=dict)
+    long_axis: list[SliceStack] = field(default_factory=list)  # one-slice long-axis stacks
 
 
 def scar_field(shape: LVShape, infarcts: list[Infarct], theta: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -180,15 +182,36 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     w = shape.volume_element(th_s, p_s, t_s)
     world_s = shape.position(th_s, p_s, t_s) @ rot_world.T + shift
     truth_s = scar_field(shape, infarcts, th_s, p_s, t_s)
-    node, vox = prism_memberships(world_s, affine, dims, config.slice_thickness, axis=2)
-    flat = np.ravel_multi_index(tuple(vox.T), dims)
-    n_vox = int(np.prod(dims))
-    weight = np.bincount(flat, weights=w[node], minlength=n_vox)
-    scar_w = np.bincount(flat, weights=(w * truth_s)[node], minlength=n_vox)
-    mask = weight > 0
-    values = np.zeros(n_vox)
-    values[mask] = scar_w[mask] / weight[mask]
-    values[mask] = np.clip(values[mask] + rng.normal(0, config.noise, int(mask.sum())), 0, 1)
+
+    def acquire(aff: np.ndarray, dim: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        node, vox = prism_memberships(world_s, aff, dim, config.slice_thickness, axis=2)
+        flat = np.ravel_multi_index(tuple(vox.T), dim)
+        n_vox = int(np.prod(dim))
+        weight = np.bincount(flat, weights=w[node], minlength=n_vox)
+        scar_w = np.bincount(flat, weights=(w * truth_s)[node], minlength=n_vox)
+        covered = weight > 0
+        vals = np.zeros(n_vox)
+        vals[covered] = scar_w[covered] / weight[covered]
+        vals[covered] = np.clip(vals[covered] + rng.normal(0, config.noise, int(covered.sum())), 0, 1)
+        return vals.reshape(dim), covered.reshape(dim)
+
+    values, mask = acquire(affine, dims)
+
+    # Long-axis views (4-, 2- and 3-chamber-like): one slice each, in a plane through the long axis.
+    long_axis = []
+    psi0 = rng.uniform(0, np.pi) if config.long_axis_views else 0.0
+    margin = 3 * config.pixel_spacing
+    n_long = int(np.ceil((-z_apex + 2 * margin) / config.pixel_spacing)) + 1
+    for v, dpsi in enumerate(np.deg2rad([0.0, 90.0, 135.0])[: config.long_axis_views]):
+        d = np.array([np.cos(psi0 + dpsi), np.sin(psi0 + dpsi), 0.0])
+        frame = np.column_stack([d, [0.0, 0.0, 1.0], np.cross(d, [0.0, 0.0, 1.0])])  # in plane, long axis, normal
+        la = np.eye(4)
+        la[:3, :3] = rot_stack @ frame @ np.diag([config.pixel_spacing, config.pixel_spacing, config.slice_thickness])
+        la[:3, 3] = rot_stack @ (-half_w * d + np.array([0.0, 0.0, z_apex - margin])) + shift
+        la_dims = (n_inplane, n_long, 1)
+        la_values, la_mask = acquire(la, la_dims)
+        long_axis.append(SliceStack(values=la_values, affine=la, thickness=config.slice_thickness, mask=la_mask,
+                                    name=f"long-axis view {v + 1}"))
 
     facts = {
         "seed": config.seed, "n_nodes": int(len(points)), "grid_nodes": [N_LAYERS, n_phi, n_theta],
@@ -197,12 +220,12 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         "noise_sd": config.noise, "lv_mm": {"a_endo": shape.a_endo, "b_endo": shape.b_endo,
                                            "c_endo": shape.c_endo, "wall": shape.wall},
         "n_infarcts": len(infarcts), "scar_fraction_nodes": float(truth.mean()),
-        "forward_model_samples": config.samples,
+        "forward_model_samples": config.samples, "long_axis_views": config.long_axis_views,
     }
     return SyntheticCase(
         points=points, hexes=_hex_cells(N_LAYERS, n_phi, n_theta), scar_truth=truth,
         values=values.reshape(dims), mask=mask.reshape(dims), affine=affine,
-        thickness=config.slice_thickness, facts=facts,
+        thickness=config.slice_thickness, facts=facts, long_axis=long_axis,
     )
 
 
