@@ -111,3 +111,19 @@ def test_round_trip_and_format_checks(tmp_path):
 def test_from_arrays_is_the_only_door():
     with pytest.raises(InputError, match="format_version"):
         TrainingData.from_arrays({})
+
+
+def test_stack_disagreement_where_prisms_intersect():
+    from pycemrg_scar_reconstruction.data import stack_disagreement, summary
+
+    affine_a = np.diag([1.0, 1.0, 4.0, 1.0])
+    affine_b = np.array([[0, 0, 4.0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])
+    a = SliceStack(values=np.full((3, 3, 1), 0.2), affine=affine_a, thickness=4.0, name="sax")
+    b = SliceStack(values=np.full((3, 3, 1), 0.9), affine=affine_b, thickness=4.0, name="lax")
+    pts = np.array([[0.0, 0.0, 0.0], [0.0, 2.0, 1.0], [2.4, 1.0, 1.0]])  # nodes 0, 1 in both stacks
+    data = build_training_data(pts, [a, b])
+    rows = stack_disagreement(data)
+    assert [r["shared_nodes"] for r in rows] == [2, 2]
+    np.testing.assert_allclose([r["mean_abs_difference"] for r in rows], [0.7, 0.7])
+    assert "mean |target difference| 0.700 over 2 node pairs" in summary(data)
+    assert stack_disagreement(build_training_data(pts, [a])) == []
