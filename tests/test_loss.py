@@ -70,3 +70,20 @@ def test_output_bias_starts_at_the_mean_target():
     torch.nn.init.zeros_(net.out.weight)
     net.set_output_bias(0.07)
     torch.testing.assert_close(net(torch.zeros(3, 3), dropout=False), torch.full((1, 3), 0.07))
+
+
+def test_fast_dropout_drops_with_probability_p_in_both_lanes():
+    from pycemrg_scar_reconstruction.model import fast_dropout
+
+    torch.manual_seed(0)
+    h = torch.ones(400_000)
+    for p in (0.1, 0.3):
+        y = fast_dropout(h, p)
+        dropped = (y == 0).float().view(-1, 2).mean(0)  # the two 16-bit lanes of each int32 draw
+        assert torch.allclose(dropped, torch.tensor([p, p]), atol=0.005), dropped
+        kept = y[y != 0]
+        assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - p)))
+    # gradients flow only through kept elements
+    x = torch.ones(1000, requires_grad=True)
+    fast_dropout(x, 0.5).sum().backward()
+    assert set(x.grad.unique().tolist()) <= {0.0, 2.0}

@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -139,7 +140,16 @@ def _schedulers(opt: torch.optim.Optimizer, config: TrainConfig):
     return None, None
 
 
-def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None) -> FittedModel:
+def cpu_cores() -> int:
+    """Cores this process may run on (affinity), for the CPU thread count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
+        callback: Callable[[int, ScarMLP], bool | None] | None = None) -> FittedModel:
     """Train the network so each group's mean prediction matches its target.
 
     Parameters
@@ -147,6 +157,8 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None) -
     data : grouped training data.
     config : training configuration (see :class:`~.config.TrainConfig`).
     progress : show a progress bar (default: not ``config.quiet``).
+    callback : called after every epoch with (epoch, network); returning True stops training
+        (benchmarks use it to track quality over time).
 
     Returns
     -------
@@ -156,6 +168,8 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None) -
 
     t_start = time.perf_counter()
     device = resolve_device(config.device)
+    if device.type == "cpu" and torch.get_num_threads() > cpu_cores():
+        torch.set_num_threads(cpu_cores())  # more threads than cores only adds contention
     torch.manual_seed(config.seed)
     net = ScarMLP(config.model, seed=config.seed).to(device)
     if config.init_output_bias:
@@ -219,6 +233,9 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None) -
         bar.set_postfix(loss=f"{epoch_loss:.5f}", best=f"{best_loss:.5f}", refresh=False)
         if not np.isfinite(epoch_loss):
             stop_reason = "non-finite loss"
+            break
+        if callback is not None and callback(epoch, net):
+            stop_reason = "callback"
             break
         if bad >= config.patience:
             stop_reason = "patience"
