@@ -146,7 +146,9 @@ class PredictConfig(_Config):
     threshold: Optional[float] = Field(None, gt=0, lt=1, description="also write scar_binary = probability >= threshold")
     seed: int = Field(0, description="seed of the MC-dropout passes")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="prediction device")
-    memory_mb: PositiveInt = Field(1024, description="activation memory budget for prediction batches, MiB")
+    memory_mb: Optional[PositiveInt] = Field(
+        None, description="activation memory budget for prediction batches, MiB (default: a quarter of the free memory)"
+    )
     border_threshold: float = Field(0.25, gt=0, lt=1, description="element mean probability from which it is border zone")
     core_threshold: float = Field(0.5, gt=0, lt=1, description="element mean probability from which it is core scar")
     tag_healthy: int = Field(1, description="element tag of healthy tissue (scar_region, openCARP .elem)")

@@ -6,6 +6,7 @@ Nodes are processed in batches sized from a memory budget, so meshes of millions
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,23 @@ class Prediction:
         return out
 
 
+def available_memory_mb(device: torch.device) -> float:
+    """Free memory on ``device`` in MiB (CUDA: free device memory; CPU: available physical pages)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] / 2**20
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 4096.0
+
+
+def memory_budget_mb(device: torch.device, memory_mb: int | None) -> int:
+    """The prediction batch budget: as given, or a quarter of the free memory (64 MiB .. 8 GiB)."""
+    if memory_mb is not None:
+        return memory_mb
+    return int(min(max(available_memory_mb(device) / 4, 64), 8192))
+
+
 def nodes_per_batch(width: int, samples: int, memory_mb: int) -> int:
     """Nodes per prediction batch so that activations stay within ``memory_mb`` MiB."""
     bytes_per_node = samples * width * 4 * 4  # float32; ~4 live activations of one layer width
@@ -47,7 +65,7 @@ def nodes_per_batch(width: int, samples: int, memory_mb: int) -> int:
 
 
 def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed: int = 0,
-               device: str = "auto", memory_mb: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+               device: str = "auto", memory_mb: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """MC-dropout mean and standard deviation (ddof 0) over ``samples`` passes.
 
     Parameters
@@ -67,7 +85,7 @@ def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed:
     x_all = torch.as_tensor(fitted.normalised(points), dtype=torch.float32)
     n = x_all.shape[0]
     width = max(fitted.config.model.width, 2 * fitted.config.model.fourier_features)
-    step = nodes_per_batch(width, samples, memory_mb)
+    step = nodes_per_batch(width, samples, memory_budget_mb(dev, memory_mb))
     mean = np.empty(n, dtype=np.float32)
     std = np.empty(n, dtype=np.float32)
     masks = [m.to(dev) for m in net.sample_masks(samples, torch.Generator().manual_seed(seed))]
@@ -102,7 +120,7 @@ def extrapolated_share(fitted: FittedModel, points: np.ndarray) -> float:
 
 
 def predict_nodes(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed: int = 0,
-                  device: str = "auto", memory_mb: int = 1024) -> Prediction:
+                  device: str = "auto", memory_mb: int | None = None) -> Prediction:
     """Probability, uncertainty and supervision flag for every node (world mm)."""
     share = extrapolated_share(fitted, points)
     if share > 0.01:
