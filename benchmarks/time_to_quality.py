@@ -43,7 +43,7 @@ def main() -> None:
         truth = np.asarray(pv.read(paths["mesh"]).point_data["scar_truth"])
         stack_cfg = StackConfig(path=paths["image"], mask=paths["mask"], slice_thickness=8.0)
         data = prepare(PrepareConfig(mesh=MeshConfig(path=paths["mesh"]), stacks=[stack_cfg]))
-    target_dice = dice(linear_between_slices(data.points, read_stack(stack_cfg)), truth)
+        target_dice = dice(linear_between_slices(data.points, read_stack(stack_cfg)), truth)
     x = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
     print(f"nodes={data.n_nodes} memberships={data.n_members} linear-baseline Dice={target_dice:.3f}")
 
