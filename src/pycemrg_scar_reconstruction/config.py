@@ -113,6 +113,9 @@ class TrainConfig(_Config):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device (auto: cuda when present)")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="mixed precision (auto: on for cuda, off on cpu)")
     compile: bool = Field(False, description="torch.compile the model (opt-in)")
+    deterministic: bool = Field(
+        False, description="one CPU thread: bit-identical results across processes (slower; within a process they always are)"
+    )
     quiet: bool = Field(False, description="no progress bar")
 
 

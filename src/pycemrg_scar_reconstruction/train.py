@@ -168,7 +168,9 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
 
     t_start = time.perf_counter()
     device = resolve_device(config.device)
-    if device.type == "cpu" and torch.get_num_threads() > cpu_cores():
+    if device.type == "cpu" and config.deterministic:
+        torch.set_num_threads(1)  # threaded float reductions can differ between processes
+    elif device.type == "cpu" and torch.get_num_threads() > cpu_cores():
         torch.set_num_threads(cpu_cores())  # more threads than cores only adds contention
     torch.manual_seed(config.seed)
     net = ScarMLP(config.model, seed=config.seed).to(device)
