@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from pycemrg_scar_reconstruction.batching import plan_epoch

@@ -7,7 +7,7 @@ import pytest
 import pyvista as pv
 import torch
 
-from pycemrg_scar_reconstruction import MeshConfig, PredictConfig, predict, train, train_config
+from pycemrg_scar_reconstruction import MeshConfig, PredictConfig, predict, train_config
 from pycemrg_scar_reconstruction.api import prepare
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import PrepareConfig, StackConfig

@@ -144,6 +144,8 @@ def train(data: TrainingData | Path, config: TrainConfig, output: Path | None = 
 
     Writes the checkpoint (and ``<stem>.history.json``) when ``output`` is given.
     """
+    if output is not None and full_suffix(Path(output)) != ".pt":
+        raise InputError(f"{output}: models are written as .pt; name the output '*.pt'")  # before hours of work
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
     fitted = fit(data, config)

@@ -30,7 +30,6 @@ from .config import (
     train_config,
 )
 from .errors import InputError
-from .io import full_suffix
 
 log = logging.getLogger("pycemrg_scar_reconstruction")
 
@@ -205,13 +204,8 @@ def _print_prediction(result, output: Path) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import train
-    from .io import load_training_data
 
-    config = _train_config(args)
-    data = load_training_data(args.data)
-    if full_suffix(args.output) != ".pt":
-        raise InputError(f"{args.output}: models are written as .pt; name the output '*.pt'")
-    fitted = train(data, config, output=args.output)
+    fitted = train(args.data, _train_config(args), output=args.output)
     _print_fit(fitted)
     print(f"wrote {args.output} and {args.output.with_suffix('.history.json')}")
     return 0

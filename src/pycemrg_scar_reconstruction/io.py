@@ -83,7 +83,6 @@ def read_mesh(config: MeshConfig) -> tuple[Any, np.ndarray]:
     mesh : pyvista.DataSet, as read (cells and point/cell arrays kept for the output).
     points : (N, 3) float64 world RAS mm (frame and units converted).
     """
-    import pyvista as pv
 
     path = Path(config.path)
     _require_file(path, "mesh")

@@ -21,7 +21,7 @@ import torch
 
 from . import __version__
 from .batching import plan_epoch
-from .config import ModelConfig, TrainConfig
+from .config import TrainConfig
 from .data import TrainingData
 from .geometry import normalise
 from .loss import group_loss
