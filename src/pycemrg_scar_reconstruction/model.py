@@ -18,8 +18,8 @@ from torch import nn
 from .config import ModelConfig
 
 
-def fast_dropout(h: torch.Tensor, p: float) -> torch.Tensor:
-    """Inverted dropout with a cheap mask: one 32-bit random integer gives two 16-bit lanes.
+def dropout_keep(h: torch.Tensor, p: float) -> torch.Tensor:
+    """A bool mask of ``h``'s shape: True (kept) with probability 1 - p, from cheap random bits.
 
     ``torch.nn.functional.dropout`` spends most of a small MLP's training step drawing one float per
     element on CPU; here one int32 draw serves two elements. ``random_`` on int32 fills
@@ -32,8 +32,12 @@ def fast_dropout(h: torch.Tensor, p: float) -> torch.Tensor:
     low = round(p * 65536) - 32768  # the full 16-bit lane, read as signed
     high = round(p * 32768)  # the 15-bit lane (sign bit always 0)
     order = [low, high] if sys.byteorder == "little" else [high, low]
-    keep = (lanes >= torch.tensor(order, dtype=torch.int16, device=h.device)).view(-1)[:n].view(h.shape)
-    return h * keep.to(h.dtype).mul_(1.0 / (1.0 - p))
+    return (lanes >= torch.tensor(order, dtype=torch.int16, device=h.device)).view(-1)[:n].view(h.shape)
+
+
+def fast_dropout(h: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout with :func:`dropout_keep` masks (the model folds the scale into the next layer)."""
+    return h * dropout_keep(h, p) * (1.0 / (1.0 - p))
 
 
 class FourierFeatures(nn.Module):
@@ -100,47 +104,59 @@ class ScarMLP(nn.Module):
                 for _ in range(n_layers)]
 
     def logits(self, x: torch.Tensor, samples: int = 1, dropout: bool = True,
-               masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+               masks: list[torch.Tensor] | None = None, encoded: bool = False) -> torch.Tensor:
         """Logits for ``samples`` stochastic passes.
 
         Parameters
         ----------
-        x : (B, 3) normalised coordinates.
+        x : (B, 3) normalised coordinates, or (B, n_in) their encoding when ``encoded``.
         samples : M, the number of MC-dropout passes (one forward over an M-times repeated batch).
         dropout : apply dropout (True for training and MC prediction).
         masks : per-pass masks from :meth:`sample_masks` (prediction); None draws a fresh mask per
             row (training).
+        encoded : ``x`` is already ``self.encode(coordinates)`` (the encoding has no trainable
+            parameters, so training can encode every membership once instead of every step).
 
         Returns
         -------
         (M, B) logits.
         """
         n = x.shape[0]
-        h = self.encode(x)
+        h = x if encoded else self.encode(x)
         repeated = False
         i_drop = 0
+        scale = 1.0  # inverted-dropout scale, folded into the next layer's weights (64 numbers, not B x 64)
         for layer, drop in zip(self.hidden, self._dropout_after):
-            h = torch.relu(layer(h))
+            h = torch.relu_(_linear(layer, h, scale))  # in place: addmm's backward does not need its output
+            scale = 1.0
             if drop and dropout:
                 # The deterministic prefix ran once; the first mask multiplies a broadcast view of
                 # it, which makes the M copies without a separate repeat.
                 h = h.view(-1, n, h.shape[-1]) if repeated else h.unsqueeze(0).expand(samples, n, h.shape[-1])
                 repeated = True
                 if masks is None:
-                    h = fast_dropout(h, self.config.dropout)
+                    h = h * dropout_keep(h, self.config.dropout)  # float x bool: no mask conversion
+                    scale = 1.0 / (1.0 - self.config.dropout)
                 else:
                     h = h * masks[i_drop][:, None, :].to(h)
                     i_drop += 1
                 h = h.reshape(samples * n, -1)
-        out = self.out(h).squeeze(-1)
+        out = _linear(self.out, h, scale).squeeze(-1)
         if not repeated:
             out = out.repeat(samples)
         return out.view(samples, n)
 
     def forward(self, x: torch.Tensor, samples: int = 1, dropout: bool = True,
-                masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+                masks: list[torch.Tensor] | None = None, encoded: bool = False) -> torch.Tensor:
         """(M, B) probabilities in [0, 1] (sigmoid computed in float32)."""
-        return torch.sigmoid(self.logits(x, samples, dropout, masks).float())
+        return torch.sigmoid(self.logits(x, samples, dropout, masks, encoded).float())
+
+
+def _linear(layer: nn.Linear, h: torch.Tensor, scale: float) -> torch.Tensor:
+    """``layer(h * scale)`` computed as ``h @ (scale W)^T + b``."""
+    if scale == 1.0:
+        return layer(h)
+    return nn.functional.linear(h, layer.weight * scale, layer.bias)
 
 
 def n_parameters(model: nn.Module) -> int:

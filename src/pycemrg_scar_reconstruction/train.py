@@ -25,12 +25,14 @@ from .config import TrainConfig
 from .data import TrainingData
 from .geometry import normalise
 from .loss import group_loss
-from .model import ScarMLP, n_parameters
+from .model import FourierFeatures, ScarMLP, n_parameters
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "pycemrg_scar_reconstruction.model"
 CHECKPOINT_VERSION = 1
+#: Largest pre-encoded training set kept on the device (bytes); above it the encoding runs per step.
+PRE_ENCODE_BYTES = 1 << 30
 
 
 def resolve_device(name: str) -> torch.device:
@@ -182,6 +184,12 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
     # The whole training set lives on the device: no host-to-device copy per step.
     coords = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32, device=device)
     member_x = coords[torch.as_tensor(data.member_node, device=device)]
+    # The encoding is fixed (no trainable parameters): encode every membership once when it fits.
+    n_in = net.encode.out_features if isinstance(net.encode, FourierFeatures) else 3
+    pre_encoded = data.n_members * n_in * 4 <= PRE_ENCODE_BYTES
+    if pre_encoded:
+        with torch.no_grad():
+            member_x = net.encode(member_x)
     target = torch.as_tensor(data.group_target, dtype=torch.float32, device=device)
     count = torch.as_tensor(data.group_count, device=device)
     count_f = count.float()
@@ -212,7 +220,7 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
             g0, g1 = plan.group_bounds[b], plan.group_bounds[b + 1]
             ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
             with ctx:
-                pred = forward(xs[m0:m1], samples=config.mc_samples).mean(0)
+                pred = forward(xs[m0:m1], samples=config.mc_samples, encoded=pre_encoded).mean(0)
             loss = group_loss(pred.float(), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
