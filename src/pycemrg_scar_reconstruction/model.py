@@ -35,11 +35,6 @@ def dropout_keep(h: torch.Tensor, p: float) -> torch.Tensor:
     return (lanes >= torch.tensor(order, dtype=torch.int16, device=h.device)).view(-1)[:n].view(h.shape)
 
 
-def fast_dropout(h: torch.Tensor, p: float) -> torch.Tensor:
-    """Inverted dropout with :func:`dropout_keep` masks (the model folds the scale into the next layer)."""
-    return h * dropout_keep(h, p) * (1.0 / (1.0 - p))
-
-
 class FourierFeatures(nn.Module):
     """[sin(2 pi x B^T), cos(2 pi x B^T)] with B ~ N(0, scale^2), fixed at construction.
 
