@@ -119,11 +119,11 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     InputError
         On unreadable inputs, no overlap between mesh and stacks (with the fix), or zero groups.
     """
-    _, points = read_mesh(config.mesh)
+    mesh_obj, points = read_mesh(config.mesh)
     stacks = [read_stack(sc) for sc in config.stacks]
     share = _overlap_share(points, stacks)
     if share == 0.0:
-        raw = points / (FRAME_TO_RAS[config.mesh.frame] * UNIT_TO_MM[config.mesh.resolved_units])
+        raw = np.asarray(mesh_obj.points, dtype=np.float64)  # the mesh's own frame and units
         raise InputError(_no_overlap_message(config.mesh, raw, points, stacks))
     if share < MIN_OVERLAP_SHARE:
         logger.warning(

@@ -148,7 +148,10 @@ def _read_opencarp(path: Path) -> Any:
             types.append(vtk_type)
             tags.append(int(tok[1 + n]) if len(tok) > 1 + n else 0)
     flat = np.concatenate([np.asarray(c, dtype=np.int64) for c in cells]) if cells else np.zeros(0, np.int64)
-    conn = np.asarray([c for cell in cells for c in cell[1:]], dtype=np.int64)
+    sizes = np.asarray([c[0] for c in cells], dtype=np.int64) + 1
+    is_node = np.ones(len(flat), dtype=bool)
+    is_node[np.cumsum(sizes) - sizes] = False  # drop the per-cell size entries
+    conn = flat[is_node]
     if conn.size and (conn.min() < 0 or conn.max() >= count):
         raise InputError(f"{elem}: elements refer to nodes outside 0..{count - 1}; check it matches {path.name}")
     grid = pv.UnstructuredGrid(flat, np.asarray(types, dtype=np.uint8), pts)
