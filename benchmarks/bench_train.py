@@ -91,7 +91,7 @@ def main() -> None:
 
         def epoch(max_batches=None) -> int:
             plan = plan_epoch(count, offset, batch, gen)
-            xs, gt, gc = member_x[plan.member_order], target[plan.group_order], count[plan.group_order].float()
+            xs, gt, gc = member_x[plan.member_order], target[plan.group_order], plan.group_size.float()
             done = 0
             for b in range(plan.n_batches if max_batches is None else min(max_batches, plan.n_batches)):
                 m0, m1 = plan.member_bounds[b], plan.member_bounds[b + 1]

@@ -76,7 +76,7 @@ def main() -> None:
     plan = plan_epoch(count, torch.as_tensor(data.group_offset[:-1]), batch, torch.Generator().manual_seed(0))
     xs = member_x[plan.member_order]  # raw coordinates; encoded per variant below, as the trainer does
     gt = torch.as_tensor(data.group_target)[plan.group_order]
-    gc = count[plan.group_order].float()
+    gc = plan.group_size.float()
     batches = [(plan.member_bounds[b], plan.member_bounds[b + 1], plan.group_bounds[b], plan.group_bounds[b + 1])
                for b in range(plan.n_batches)]
 

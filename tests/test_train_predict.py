@@ -57,6 +57,33 @@ def test_early_stopping_restores_the_best_weights(data):
     assert len(f.history) == f.best_epoch + 3
 
 
+def test_group_sample_is_off_unless_the_median_group_is_larger(data):
+    median = int(np.median(data.group_count))
+    assert data.group_count.max() > median  # some groups are larger than the median one
+    base = fit(data, train_config(**{**FAST, "max_epochs": 3, "group_sample": 0}))
+    same = fit(data, train_config(**{**FAST, "max_epochs": 3, "group_sample": median}))
+    assert torch.equal(base.net.out.weight, same.net.out.weight)
+    other = fit(data, train_config(**{**FAST, "max_epochs": 3, "group_sample": median - 1}))
+    assert not torch.equal(base.net.out.weight, other.net.out.weight)
+
+
+def test_group_sample_trains_on_subsets_and_still_fits_the_groups():
+    # coarse 5 mm pixels: groups of 8 nodes on median, up to ~100
+    from pycemrg_scar_reconstruction.config import SynthConfig
+    from pycemrg_scar_reconstruction.data import build_training_data
+    from pycemrg_scar_reconstruction.stack import SliceStack
+    from pycemrg_scar_reconstruction.synthetic import make_case
+
+    c = make_case(SynthConfig(seed=3, n_nodes=8000, samples=300_000, pixel_spacing=5.0))
+    data = build_training_data(c.points, [SliceStack(values=c.values, affine=c.affine, thickness=c.thickness, mask=c.mask)])
+    k = 4
+    assert np.median(data.group_count) > k
+    f = fit(data, train_config(**{**FAST, "group_sample": k}))
+    before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
+    after = np.sqrt(np.mean(group_errors(data, mc_predict(f, data.points, 10)[0]) ** 2))
+    assert after < 0.35 * before, (before, after)
+
+
 def test_paper_preset_is_the_published_setup():
     cfg = train_config("paper")
     m = cfg.model

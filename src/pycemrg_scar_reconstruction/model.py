@@ -10,7 +10,6 @@ batch and only the rest runs on the M-times repeated batch.
 from __future__ import annotations
 
 import math
-import sys
 
 import torch
 from torch import nn
@@ -23,16 +22,13 @@ def dropout_keep(h: torch.Tensor, p: float) -> torch.Tensor:
 
     ``torch.nn.functional.dropout`` spends most of a small MLP's training step drawing one float per
     element on CPU; here one int32 draw serves two elements. ``random_`` on int32 fills
-    [0, 2^31 - 1], so the low lane has 16 random bits and the high lane 15: each lane is compared
-    with its own threshold, so an element is dropped with probability p (to 1/32768).
+    [0, 2^31 - 1] (31 random bits); shifted left by one, each 16-bit half is uniform over the signed
+    16-bit range (the low half in steps of 2), so one scalar comparison drops an element with
+    probability p (to 1/32768) in both halves.
     """
     n = h.numel()
-    bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=h.device).random_()
-    lanes = bits.view(torch.int16).view(-1, 2)
-    low = round(p * 65536) - 32768  # the full 16-bit lane, read as signed
-    high = round(p * 32768)  # the 15-bit lane (sign bit always 0)
-    order = [low, high] if sys.byteorder == "little" else [high, low]
-    return (lanes >= torch.tensor(order, dtype=torch.int16, device=h.device)).view(-1)[:n].view(h.shape)
+    bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=h.device).random_().bitwise_left_shift_(1)
+    return (bits.view(torch.int16) >= round(p * 65536) - 32768)[:n].view(h.shape)
 
 
 class FourierFeatures(nn.Module):
