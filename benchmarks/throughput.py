@@ -1,12 +1,16 @@
 """Benchmark: training-step throughput of the default model against the machine's matmul rate.
 
 Prints memberships x MC samples per second for forward + backward + Adam step of the default
-model on complete-group batches of a synthetic case, the floating-point rate that implies (model
-FLOPs counted per layer: forward 2*in*out per row, backward twice that), the machine's dense
+model on complete-group batches of a synthetic case, the floating-point rate that implies (matmul
+FLOPs per layer and row: 2*in*out forward, as much for the weight gradient and, except for the
+first layer, for the input gradient), the machine's dense
 float32 matmul rate measured in the same run (2048 x 2048), and the share of it the step reaches
-(the roofline for a small MLP). ``--compile`` also times the torch.compile'd model.
+(the roofline for a small MLP). Beside it, the rate of the step's own matmul shapes (B x 128 and
+B x 64 by 64 wide, forward and both gradients) timed alone: what the step would reach if nothing
+else cost time. ``--compile`` also times the torch.compile'd model; ``--bf16`` the step under bf16
+autocast, against the bf16 matmul rate.
 
-    .venv/bin/python benchmarks/throughput.py [--batch-size 16384] [--steps 60] [--compile]
+    .venv/bin/python benchmarks/throughput.py [--batch-size 16384] [--steps 60] [--compile] [--bf16]
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from pycemrg_scar_reconstruction.synthetic import make_case
 from pycemrg_scar_reconstruction.train import cpu_cores
 
 
-def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-    """Dense float32 matmul FLOP/s (best of ``repeats``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_rate(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Dense matmul FLOP/s (best of ``repeats``)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
     return 2 * n**3 / best
@@ -41,18 +45,37 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def step_flops(net: ScarMLP, mc: int) -> float:
-    """Forward + backward FLOPs per membership for ``mc`` MC samples (matmuls only; the fixed
-    encoding is computed once before training and not counted)."""
+def layer_shapes(net: ScarMLP, rows: int, mc: int) -> list[tuple[int, int, int, bool]]:
+    """(rows, in, out, needs input gradient) of every linear layer of one step on ``rows`` memberships."""
     cfg = net.config
     n_in = net.encode.out_features if cfg.encoding == "fourier" else 3
-    enc = 0
     widths = [n_in] + [cfg.width] * cfg.depth + [1]
     first_drop = net._dropout_after.index(True) if True in net._dropout_after else cfg.depth
-    fwd = enc
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        fwd += 2 * a * b * (1 if i <= first_drop else mc)  # layers up to the first dropout run once
-    return 3.0 * fwd  # backward ~ 2x forward
+    # layers up to the first dropout run once, the rest on the M-times repeated batch
+    return [(rows * (1 if i <= first_drop else mc), a, b, i > 0)
+            for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
+
+
+def step_flops(net: ScarMLP, mc: int) -> float:
+    """Forward + backward matmul FLOPs per membership for ``mc`` MC samples (the fixed encoding is
+    computed once before training and not counted)."""
+    return sum(2 * r * a * b * (3 if grad_in else 2) for r, a, b, grad_in in layer_shapes(net, 1, mc))
+
+
+def matmuls_alone(net: ScarMLP, rows: int, mc: int, dtype: torch.dtype, repeats: int = 20) -> float:
+    """FLOP/s of the step's own matmuls (forward, input and weight gradients) timed without the rest."""
+    ops = []
+    for r, a, b, grad_in in layer_shapes(net, rows, mc):
+        x, w, g = torch.randn(r, a, dtype=dtype), torch.randn(b, a, dtype=dtype), torch.randn(r, b, dtype=dtype)
+        ops.append((lambda x=x, w=w: x @ w.T, 2 * r * a * b))  # forward
+        ops.append((lambda g=g, x=x: g.T @ x, 2 * r * a * b))  # weight gradient
+        if grad_in:
+            ops.append((lambda g=g, w=w: g @ w, 2 * r * a * b))  # input gradient
+    flops = sum(f for _, f in ops)
+    for fn, _ in ops:
+        fn()
+    best = min(_timed(lambda: [fn() for fn, _ in ops]) for _ in range(repeats))
+    return flops / best
 
 
 def main() -> None:
@@ -61,6 +84,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="memberships per batch (default: the default config's)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--bf16", action="store_true", help="also time the step under bf16 autocast (--amp bf16)")
     args = parser.parse_args()
     torch.set_num_threads(cpu_cores())
     cfg = train_config()
@@ -80,26 +104,36 @@ def main() -> None:
     batches = [(plan.member_bounds[b], plan.member_bounds[b + 1], plan.group_bounds[b], plan.group_bounds[b + 1])
                for b in range(plan.n_batches)]
 
-    peak = matmul_rate()
     print(f"settings: nodes={data.n_nodes} memberships={data.n_members} batch={batch} mc={mc} "
           f"threads={torch.get_num_threads()} steps={args.steps}")
-    print(f"dense matmul (2048^2, float32): {peak / 1e9:.1f} GFLOP/s")
+    net = ScarMLP(cfg.model)
+    peaks = {}
+    for dtype in [torch.float32] + ([torch.bfloat16] if args.bf16 else []):
+        name = str(dtype).removeprefix("torch.")
+        peaks[dtype] = matmul_rate(dtype=dtype)
+        alone = matmuls_alone(net, batch, mc, dtype)
+        print(f"dense matmul (2048^2, {name}): {peaks[dtype] / 1e9:.1f} GFLOP/s;  the step's own matmul shapes "
+              f"alone: {alone / 1e9:.1f} GFLOP/s = {100 * alone / peaks[dtype]:.0f}% of it")
 
-    variants = [("eager", False)] + ([("compiled", True)] if args.compile else [])
-    for name, compiled in variants:
+    variants = [("eager", False, torch.float32)]
+    variants += [("compiled", True, torch.float32)] if args.compile else []
+    variants += [("bf16", False, torch.bfloat16)] if args.bf16 else []
+    for name, compiled, dtype in variants:
         torch.manual_seed(0)
         net = ScarMLP(cfg.model)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         forward = torch.compile(net, dynamic=True) if compiled else net
         with torch.no_grad():
             enc = net.encode(xs)  # the trainer encodes every membership once (fixed encoding)
+        amp = dtype != torch.float32
 
         def run(n: int) -> int:
             rows = 0
             for s in range(n):
                 m0, m1, g0, g1 = batches[s % len(batches)]
-                pred = forward(enc[m0:m1], samples=mc, encoded=True).mean(0)
-                loss = group_loss(pred, plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
+                with torch.autocast("cpu", dtype=dtype, enabled=amp):
+                    pred = forward(enc[m0:m1], samples=mc, encoded=True).mean(0)
+                loss = group_loss(pred.float(), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -113,8 +147,8 @@ def main() -> None:
         rate = rows * mc / dt
         flops = rows * step_flops(net, mc) / dt
         print(f"{name:8s} {rate:>12,.0f} memberships x MC / s  {flops / 1e9:6.1f} GFLOP/s  "
-              f"= {100 * flops / peak:.0f}% of the matmul rate  (warm-up {t_warm:.1f} s)")
-
+              f"= {100 * flops / peaks[dtype]:.0f}% of the {str(dtype).removeprefix('torch.')} matmul rate  "
+              f"(warm-up {t_warm:.1f} s)")
 
 if __name__ == "__main__":
     main()
