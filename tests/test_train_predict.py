@@ -65,6 +65,7 @@ def test_group_sample_is_off_unless_the_median_group_is_larger(data):
     assert torch.equal(base.net.out.weight, same.net.out.weight)
     other = fit(data, train_config(**{**FAST, "max_epochs": 3, "group_sample": median - 1}))
     assert not torch.equal(base.net.out.weight, other.net.out.weight)
+    assert (same.data_summary["group_sample_applied"], other.data_summary["group_sample_applied"]) == (0, median - 1)
 
 
 def test_group_sample_trains_on_subsets_and_still_fits_the_groups():

@@ -275,6 +275,7 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
         group_keys=np.column_stack([data.group_stack, data.group_voxel]),
         data_hash=data_fingerprint(data),
         data_summary={"nodes": data.n_nodes, "groups": data.n_groups, "memberships": data.n_members,
-                      "supervised_nodes": int(data.supervised().sum()), "stacks": [str(s) for s in data.stack_names]},
+                      "supervised_nodes": int(data.supervised().sum()), "stacks": [str(s) for s in data.stack_names],
+                      "median_group": median, "group_sample_applied": sample or 0},
         history=history, best_epoch=best_epoch, stop_reason=stop_reason, seconds=seconds,
     )
