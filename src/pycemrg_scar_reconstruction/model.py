@@ -126,7 +126,7 @@ class ScarMLP(nn.Module):
                 h = h.view(-1, n, h.shape[-1]) if repeated else h.unsqueeze(0).expand(samples, n, h.shape[-1])
                 repeated = True
                 if masks is None:
-                    h = h * dropout_keep(h, self.config.dropout)  # mul converts the bool mask itself
+                    h = h * dropout_keep(h, self.config.dropout)  # mul casts the bool mask to float (forward and backward)
                     scale = 1.0 / (1.0 - self.config.dropout)
                 else:
                     h = h * masks[i_drop][:, None, :].to(h)
