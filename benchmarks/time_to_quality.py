@@ -9,14 +9,17 @@ until it first reaches 99% of its final Dice, and the final Dice (of the model t
 its best epoch, on every node); then the ratio paper / ours. A preset that never got there is
 reported as such.
 Our defaults subsample large groups on fine meshes (``group_sample``: with ``--large`` the median
-group holds about 200 nodes); ``--all-nodes`` also times our defaults with every node of every group.
+group holds about 200 nodes); ``--all-nodes`` also times our defaults with every node of every group,
+``--config NAME JSON`` our defaults with other options.
 
     .venv/bin/python benchmarks/time_to_quality.py [--large] [--budget 300] [--seed 0] [--all-nodes]
+        [--config NAME JSON ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +42,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="training seconds allowed to each preset")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--all-nodes", action="store_true", help="also time ours with group_sample=0 (every node of every group)")
+    parser.add_argument("--config", nargs=2, action="append", metavar=("NAME", "JSON"), default=[],
+                        help="also time our defaults with these JSON overrides (repeatable)")
     args = parser.parse_args()
     n_nodes = 1_400_000 if args.large else 75_000
     print(f"settings: nodes~{n_nodes} seed={args.seed} budget={args.budget:g} s per preset, threads={torch.get_num_threads()}")
@@ -65,6 +70,7 @@ def main() -> None:
     presets = [("ours", train_config(quiet=True))]
     if args.all_nodes:
         presets.append(("ours-all", train_config(quiet=True, group_sample=0)))
+    presets += [(name, train_config(quiet=True, **json.loads(raw))) for name, raw in args.config]
     presets.append(("paper", train_config("paper", quiet=True)))
     for name, cfg in presets:
         curve: list[tuple[float, float]] = []  # (training seconds, Dice)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pycemrg_scar_reconstruction.config import ModelConfig
@@ -98,3 +99,29 @@ def test_training_dropout_scale_is_folded_into_the_next_layer():
     h = torch.relu(net.hidden[1](torch.relu(net.hidden[0](net.encode(x)))))
     expected = net.out(h / 0.75).squeeze(-1)
     torch.testing.assert_close(z.detach(), torch.stack([expected, expected]).detach())
+
+
+@pytest.mark.parametrize("position", ["last", "all"])
+def test_per_pass_masks_in_the_weights_equal_masking_the_activations(position):
+    # (h * mask) W^T = h (W * mask)^T: check values and gradients against the plain per-pass network
+    torch.manual_seed(0)
+    net = ScarMLP(ModelConfig(width=16, depth=3, dropout=0.3, dropout_position=position)).double()
+    x = torch.rand(9, 3, dtype=torch.float64)
+    masks = [m.double() for m in net.sample_masks(3, torch.Generator().manual_seed(1))]
+    assert len(masks) == (3 if position == "all" else 1)
+    z = net.logits(x, samples=3, masks=masks)
+
+    def plain(m: int) -> torch.Tensor:
+        h, i = net.encode(x), 0
+        for layer, drop in zip(net.hidden, net._dropout_after):
+            h = torch.relu(layer(h))
+            if drop:
+                h, i = h * masks[i][m], i + 1
+        return net.out(h).squeeze(-1)
+
+    expected = torch.stack([plain(m) for m in range(3)])
+    torch.testing.assert_close(z, expected)
+    g = torch.autograd.grad(z.square().sum(), list(net.parameters()))
+    g_ref = torch.autograd.grad(expected.square().sum(), list(net.parameters()))
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b)

@@ -41,6 +41,14 @@ def test_training_fits_the_group_constraints(data, fitted):
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_per_row_dropout_masks_also_fit_the_group_constraints(data):
+    # the default draws one mask per MC pass and step; the paper preset's standard dropout must work too
+    before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
+    f = fit(data, train_config(**FAST, dropout_masks="row", mc_samples=2))
+    after = np.sqrt(np.mean(group_errors(data, mc_predict(f, data.points, 10)[0]) ** 2))
+    assert after < 0.25 * before, (before, after)
+
+
 def test_same_seed_same_model_on_cpu(data):
     cfg = train_config(**{**FAST, "max_epochs": 3})
     a, b = fit(data, cfg), fit(data, cfg)
@@ -90,6 +98,7 @@ def test_paper_preset_is_the_published_setup():
     m = cfg.model
     assert (m.encoding, m.width, m.depth, m.dropout, m.dropout_position) == ("none", 128, 4, 0.1, "all")
     assert (cfg.mc_samples, cfg.lr, cfg.lr_max, cfg.schedule, cfg.step_size) == (3, 1e-3, 1e-2, "cyclic", 2000)
+    assert cfg.dropout_masks == "row"  # standard dropout: a fresh mask per membership
     assert (cfg.batch_size, cfg.patience, cfg.max_epochs) == (10_000, 500, 10_000)
     assert train_config("paper", patience=7, model={"width": 32}).patience == 7
     # 4 x 128 on raw xyz: 3*128+128 + 3*(128*128+128) + 128+1 parameters
@@ -124,7 +133,11 @@ def test_prediction_is_seeded_and_batched(fitted, data):
     c = mc_predict(fitted, data.points, 8, seed=2)
     assert not np.array_equal(a[1], c[1])
     assert np.all(a[1] >= 0) and a[1].max() > 0
-    assert nodes_per_batch(64, 20, 1) >= 1024
+    assert nodes_per_batch(64, 20, 1) == 1024
+    # 4 KiB per node with 20 passes of 64-wide hidden layers; 1 MiB holds 256 (clamped to 1024)
+    assert nodes_per_batch(64, 20, 100, wide_copies=20) == 100 * 2**20 // (4 * (4 * 64 * 20 + 80))
+    assert nodes_per_batch(64, 20, 100, wide_copies=1) == 100 * 2**20 // (4 * (4 * 64 + 80))
+    assert nodes_per_batch(64, 20, 10**6) == 262_144
 
 
 def test_predict_keeps_cells_and_arrays(fitted, data, small_case, tmp_path):
@@ -186,3 +199,16 @@ def test_bf16_autocast_on_cpu_trains(data):
     f = fit(data, train_config(**{**FAST, "max_epochs": 8, "amp": "bf16"}))
     losses = [h["loss"] for h in f.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_flush_denormal_is_on_inside_and_off_after():
+    import platform
+
+    from pycemrg_scar_reconstruction.train import flush_denormal
+
+    x = torch.tensor([1e-39])  # a float32 denormal
+    with flush_denormal():
+        inside = float(x * 1)
+    assert float(x * 1) > 0  # PyTorch's default again
+    if platform.machine().lower() in ("x86_64", "amd64"):  # where the CPU supports flushing
+        assert inside == 0.0

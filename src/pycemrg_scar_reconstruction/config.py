@@ -99,7 +99,11 @@ class TrainConfig(_Config):
 
     model: ModelConfig = ModelConfig()
     batch_size: PositiveInt = Field(16384, description="target memberships per batch (groups are never split)")
-    mc_samples: PositiveInt = Field(2, description="MC-dropout passes per training step")
+    mc_samples: PositiveInt = Field(32, description="MC-dropout passes per training step")
+    dropout_masks: Literal["row", "step"] = Field(
+        "step", description="training dropout masks: one per MC pass shared by the step's batch and folded into the "
+        "weights (step), or a fresh mask per membership and pass (row, standard dropout)"
+    )
     group_sample: int = Field(
         32, ge=0, description="when the median group holds more nodes than this (fine meshes), each epoch uses a "
         "new random subset of this many nodes of every larger group; 0: always every node"
@@ -132,7 +136,8 @@ PRESETS: dict[str, dict] = {
     "paper": {
         "model": {"encoding": "none", "width": 128, "depth": 4, "dropout": 0.1, "dropout_position": "all"},
         "batch_size": 10_000, "mc_samples": 3, "lr": 1e-3, "lr_max": 1e-2, "schedule": "cyclic",
-        "step_size": 2000, "group_sample": 0, "init_output_bias": False, "patience": 500, "min_delta": 0.0, "max_epochs": 10_000,
+        "step_size": 2000, "dropout_masks": "row", "group_sample": 0, "init_output_bias": False, "patience": 500,
+        "min_delta": 0.0, "max_epochs": 10_000,
     },
 }
 

@@ -87,12 +87,13 @@ class ScarMLP(nn.Module):
 
         A pass with shared masks is one sampled sub-network, so prediction does not depend on how
         nodes are batched and each pass is a coherent scar field; per node the distribution is the
-        same as with independent masks.
+        same as with independent masks. Training with ``dropout_masks="step"`` draws them per step.
+        Drawn on ``generator``'s device.
         """
         keep = 1.0 - self.config.dropout
         n_layers = sum(self._dropout_after)
-        return [torch.bernoulli(torch.full((samples, self.config.width), keep), generator=generator) / keep
-                for _ in range(n_layers)]
+        full = torch.full((samples, self.config.width), keep, device=generator.device)
+        return [torch.bernoulli(full, generator=generator) / keep for _ in range(n_layers)]
 
     def logits(self, x: torch.Tensor, samples: int = 1, dropout: bool = True,
                masks: list[torch.Tensor] | None = None, encoded: bool = False) -> torch.Tensor:
@@ -103,8 +104,9 @@ class ScarMLP(nn.Module):
         x : (B, 3) normalised coordinates, or (B, n_in) their encoding when ``encoded``.
         samples : M, the number of MC-dropout passes (one forward over an M-times repeated batch).
         dropout : apply dropout (True for training and MC prediction).
-        masks : per-pass masks from :meth:`sample_masks` (prediction); None draws a fresh mask per
-            row (training).
+        masks : per-pass masks from :meth:`sample_masks`, shared by every row and folded into the
+            weights of the layer after each dropout (prediction; training with per-step masks);
+            None draws a fresh mask per row (training with per-row masks).
         encoded : ``x`` is already ``self.encode(coordinates)`` (the encoding has no trainable
             parameters, so training can encode every membership once instead of every step).
 
@@ -116,23 +118,30 @@ class ScarMLP(nn.Module):
         h = x if encoded else self.encode(x)
         repeated = False
         i_drop = 0
-        scale = 1.0  # inverted-dropout scale, folded into the next layer's weights (64 numbers, not B x 64)
+        scale: float | torch.Tensor = 1.0  # applied to the next layer's input columns, i.e. to its weights
         for layer, drop in zip(self.hidden, self._dropout_after):
             h = torch.relu_(_linear(layer, h, scale))  # in place: addmm's backward does not need its output
             scale = 1.0
-            if drop and dropout:
-                # The deterministic prefix ran once; the first mask multiplies a broadcast view of
-                # it, which makes the M copies without a separate repeat.
-                h = h.view(-1, n, h.shape[-1]) if repeated else h.unsqueeze(0).expand(samples, n, h.shape[-1])
-                repeated = True
-                if masks is None:
-                    h = h * dropout_keep(h, self.config.dropout)  # mul casts the bool mask to float (forward and backward)
-                    scale = 1.0 / (1.0 - self.config.dropout)
-                else:
-                    h = h * masks[i_drop][:, None, :].to(h)
-                    i_drop += 1
-                h = h.reshape(samples * n, -1)
-        out = _linear(self.out, h, scale).squeeze(-1)
+            if not (drop and dropout):
+                continue
+            if masks is not None:
+                # One mask per pass shared by every row: (h * mask) W^T = h (W * mask)^T, so the
+                # mask goes into M copies of the next layer's weights and no B x width product is made.
+                scale = masks[i_drop]
+                i_drop += 1
+                continue
+            # The deterministic prefix ran once; the first mask multiplies a broadcast view of
+            # it, which makes the M copies without a separate repeat.
+            h = h.view(-1, n, h.shape[-1]) if repeated else h.unsqueeze(0).expand(samples, n, h.shape[-1])
+            repeated = True
+            h = h * dropout_keep(h, self.config.dropout)  # mul casts the bool mask to float (forward and backward)
+            h = h.reshape(samples * n, -1)
+            # inverted-dropout scale, folded into the next layer's weights (64 numbers, not B x 64)
+            scale = 1.0 / (1.0 - self.config.dropout)
+        out = _linear(self.out, h, scale)
+        if out.dim() == 3:  # (M, B, 1) from per-pass masks
+            return out.squeeze(-1)
+        out = out.squeeze(-1)
         if not repeated:
             out = out.repeat(samples)
         return out.view(samples, n)
@@ -143,8 +152,19 @@ class ScarMLP(nn.Module):
         return torch.sigmoid(self.logits(x, samples, dropout, masks, encoded).float())
 
 
-def _linear(layer: nn.Linear, h: torch.Tensor, scale: float) -> torch.Tensor:
-    """``layer(h * scale)`` computed as ``h @ (scale W)^T + b``."""
+def _linear(layer: nn.Linear, h: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """``layer(h * scale)`` computed as ``h @ (scale W)^T + b``.
+
+    ``scale`` is a number, or (M, in) per-pass column scales (dropout masks): then ``h`` is (B, in)
+    or (M, B, in) and the result (M, B, out).
+    """
+    if isinstance(scale, torch.Tensor):
+        w = layer.weight[None] * scale[:, None, :]  # (M, out, in)
+        if h.dim() == 2:  # all passes in one matmul: (B, in) x (in, M * out)
+            m, out_f = w.shape[0], w.shape[1]
+            y = torch.addmm(layer.bias.repeat(m), h, w.reshape(m * out_f, -1).T)
+            return y.view(-1, m, out_f).transpose(0, 1)
+        return torch.baddbmm(layer.bias[None, None, :], h, w.transpose(1, 2))
     if scale == 1.0:
         return layer(h)
     return nn.functional.linear(h, layer.weight * scale, layer.bias)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .geometry import prism_memberships
-from .train import FittedModel, resolve_device
+from .train import FittedModel, flush_denormal, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +58,22 @@ def memory_budget_mb(device: torch.device, memory_mb: int | None) -> int:
     return int(min(max(available_memory_mb(device) / 4, 64), 8192))
 
 
-def nodes_per_batch(width: int, samples: int, memory_mb: int) -> int:
-    """Nodes per prediction batch so that activations stay within ``memory_mb`` MiB."""
-    bytes_per_node = samples * width * 4 * 4  # float32; ~4 live activations of one layer width
-    return max(1024, int(memory_mb * 2**20 // bytes_per_node))
+#: Beyond this many nodes a batch gains nothing (per-call overhead is already negligible).
+MAX_BATCH_NODES = 262_144
 
 
+def nodes_per_batch(width: int, samples: int, memory_mb: int, wide_copies: int = 1) -> int:
+    """Nodes per prediction batch so that activations stay within ``memory_mb`` MiB.
+
+    ``wide_copies`` is how many copies of the ``width``-wide activations a node has at once: 1 when
+    only the output layer follows dropout (the masks are folded into its weights), ``samples`` when
+    hidden layers run per pass. Clamped to [1024, :data:`MAX_BATCH_NODES`].
+    """
+    bytes_per_node = 4 * (4 * width * wide_copies + 4 * samples)  # float32; ~4 live activations per layer
+    return int(min(max(1024, memory_mb * 2**20 // bytes_per_node), MAX_BATCH_NODES))
+
+
+@flush_denormal()
 def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed: int = 0,
                device: str = "auto", memory_mb: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """MC-dropout mean and standard deviation (ddof 0) over ``samples`` passes.
@@ -84,8 +94,10 @@ def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed:
     net = fitted.net.to(dev)
     x_all = torch.as_tensor(fitted.normalised(points), dtype=torch.float32)
     n = x_all.shape[0]
-    width = max(fitted.config.model.width, 2 * fitted.config.model.fourier_features)
-    step = nodes_per_batch(width, samples, memory_budget_mb(dev, memory_mb))
+    cfg = fitted.config.model
+    width = max(cfg.width, 2 * cfg.fourier_features if cfg.encoding == "fourier" else 3)
+    per_pass_hidden = cfg.dropout > 0 and cfg.dropout_position == "all" and cfg.depth > 1
+    step = nodes_per_batch(width, samples, memory_budget_mb(dev, memory_mb), samples if per_pass_hidden else 1)
     mean = np.empty(n, dtype=np.float32)
     std = np.empty(n, dtype=np.float32)
     masks = [m.to(dev) for m in net.sample_masks(samples, torch.Generator().manual_seed(seed))]
