@@ -73,6 +73,23 @@ def test_output_bias_starts_at_the_mean_target():
     torch.testing.assert_close(net(torch.zeros(3, 3), dropout=False), torch.full((1, 3), 0.07))
 
 
+def test_probabilities_are_clamped_where_the_sigmoid_would_underflow():
+    from pycemrg_scar_reconstruction.model import LOGIT_LIMIT
+
+    net = ScarMLP(ModelConfig(encoding="none", width=8, depth=2, dropout=0.0))
+    torch.nn.init.zeros_(net.out.weight)
+    for bias, clamped in ((-40.0, True), (40.0, True), (-5.0, False)):
+        net.zero_grad()
+        with torch.no_grad():
+            net.out.bias.fill_(bias)
+        p = net(torch.zeros(3, 3), dropout=False)
+        expected = torch.sigmoid(torch.tensor(max(min(bias, LOGIT_LIMIT), -LOGIT_LIMIT)))
+        torch.testing.assert_close(p, torch.full((1, 3), float(expected)))
+        p.sum().backward()
+        # a saturated node sends no gradient (its products would be denormal floats, slow on x86)
+        assert (float(net.out.bias.grad) == 0.0) == clamped
+
+
 def test_dropout_masks_drop_with_probability_p_in_both_lanes():
     from pycemrg_scar_reconstruction.model import dropout_keep
 

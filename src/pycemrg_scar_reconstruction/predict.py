@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .geometry import prism_memberships
-from .train import FittedModel, flush_denormal, resolve_device
+from .train import FittedModel, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ def nodes_per_batch(width: int, samples: int, memory_mb: int, wide_copies: int =
     return int(min(max(1024, memory_mb * 2**20 // bytes_per_node), MAX_BATCH_NODES))
 
 
-@flush_denormal()
 def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed: int = 0,
                device: str = "auto", memory_mb: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """MC-dropout mean and standard deviation (ddof 0) over ``samples`` passes.

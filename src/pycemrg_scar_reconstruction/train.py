@@ -150,23 +150,6 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-@contextlib.contextmanager
-def flush_denormal():
-    """Inside: float32 values below 1.2e-38 (denormals) are flushed to zero on the CPU; after: off
-    again (PyTorch's default). Also usable as a decorator.
-
-    Saturated sigmoids of confident nodes produce denormals, and x86 arithmetic on them is many
-    times slower: one synthetic case trained 2.5x slower without this (IMPLEMENTATION_NOTES.md).
-    """
-    supported = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if supported:
-            torch.set_flush_denormal(False)
-
-
-@flush_denormal()
 def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
         callback: Callable[[int, ScarMLP], bool | None] | None = None) -> FittedModel:
     """Train the network so each group's mean prediction matches its target.
