@@ -1,10 +1,13 @@
 """The coordinate network f: normalised xyz -> scar probability, with dropout for MC sampling.
 
-f(x) = sigmoid(MLP(encode(x))). The encoding is either the raw coordinates or random Fourier
-features [sin(2 pi B x), cos(2 pi B x)] with a fixed Gaussian B (Tancik et al. 2020). Dropout is
-applied functionally with an explicit flag, so MC sampling never depends on a module's train/eval
-state. Layers before the first dropout are deterministic: for M MC samples they run once on the
-batch and only the rest runs on the M-times repeated batch.
+f(x) = sigmoid(MLP(encode(x))), the logit clamped to +-15. The encoding is either the raw
+coordinates or random Fourier features [sin(2 pi B x), cos(2 pi B x)] with a fixed Gaussian B
+(Tancik et al. 2020). Dropout is applied functionally with an explicit flag, so MC sampling never
+depends on a module's train/eval state. Layers before the first dropout are deterministic: for M
+MC samples they run once on the batch. With a fresh mask per row the rest runs on the M-times
+repeated batch; with one mask per pass shared by all rows the masks are folded into the weights
+of the layer after each dropout, so with dropout after the last hidden layer only the output
+product has M columns.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ class ScarMLP(nn.Module):
         Parameters
         ----------
         x : (B, 3) normalised coordinates, or (B, n_in) their encoding when ``encoded``.
-        samples : M, the number of MC-dropout passes (one forward over an M-times repeated batch).
+        samples : M, the number of MC-dropout passes.
         dropout : apply dropout (True for training and MC prediction).
         masks : per-pass masks from :meth:`sample_masks`, shared by every row and folded into the
             weights of the layer after each dropout (prediction; training with per-step masks);
