@@ -78,16 +78,19 @@ def test_probabilities_are_clamped_where_the_sigmoid_would_underflow():
 
     net = ScarMLP(ModelConfig(encoding="none", width=8, depth=2, dropout=0.0))
     torch.nn.init.zeros_(net.out.weight)
-    for bias, clamped in ((-40.0, True), (40.0, True), (-5.0, False)):
+    for bias in (-40.0, 40.0, -5.0, 3.0):
         net.zero_grad()
         with torch.no_grad():
             net.out.bias.fill_(bias)
         p = net(torch.zeros(3, 3), dropout=False)
-        expected = torch.sigmoid(torch.tensor(max(min(bias, LOGIT_LIMIT), -LOGIT_LIMIT)))
-        torch.testing.assert_close(p, torch.full((1, 3), float(expected)))
+        z = torch.tensor(max(min(bias, LOGIT_LIMIT), -LOGIT_LIMIT))
+        torch.testing.assert_close(p, torch.full((1, 3), float(torch.sigmoid(z))))
         p.sum().backward()
-        # a saturated node sends no gradient (its products would be denormal floats, slow on x86)
-        assert (float(net.out.bias.grad) == 0.0) == clamped
+        # the gradient is sigmoid's slope at the clamped logit: never a denormal float (slow on x86),
+        # and exactly the sigmoid's gradient inside the limits
+        slope = float(torch.sigmoid(z) * (1 - torch.sigmoid(z)))
+        assert slope >= 3e-7
+        assert float(net.out.bias.grad) == pytest.approx(3 * slope, rel=1e-5)
 
 
 def test_dropout_masks_drop_with_probability_p_in_both_lanes():
@@ -142,3 +145,10 @@ def test_per_pass_masks_in_the_weights_equal_masking_the_activations(position):
     g_ref = torch.autograd.grad(expected.square().sum(), list(net.parameters()))
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a, b)
+
+
+def test_bounded_sigmoid_gradient_is_the_sigmoid_gradient_inside_the_limits():
+    from pycemrg_scar_reconstruction.model import BoundedSigmoid
+
+    z = torch.linspace(-14, 14, 57, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(BoundedSigmoid.apply, (z,))
