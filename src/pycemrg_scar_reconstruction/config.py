@@ -105,7 +105,7 @@ class TrainConfig(_Config):
         "weights (step), or a fresh mask per membership and pass (row, standard dropout)"
     )
     group_sample: int = Field(
-        32, ge=0, description="when the median group holds more nodes than this (fine meshes), each epoch uses a "
+        16, ge=0, description="when the median group holds more nodes than this (fine meshes), each epoch uses a "
         "new random subset of this many nodes of every larger group; 0: always every node"
     )
     lr: PositiveFloat = Field(3e-3, description="learning rate (lower bound of the cyclic schedule)")
