@@ -7,7 +7,8 @@ most 200,000 nodes, a fixed random subset); the time spent scoring is not counte
 preset: training seconds until the Dice first reaches the linear-interpolation baseline's Dice,
 until it first reaches 99% of its final Dice, and the final Dice (of the model training returns:
 its best epoch, on every node); then the ratio paper / ours. A preset that never got there is
-reported as such. Every preset first runs two untimed epochs (process warm-up: imports, threads, kernels).
+reported as such. Every preset first runs two untimed epochs (process warm-up: imports, threads,
+kernels).
 Our defaults subsample large groups on fine meshes (``group_sample``: with ``--large`` the median
 group holds about 200 nodes); ``--all-nodes`` also times our defaults with every node of every group,
 ``--config NAME JSON`` our defaults with other options.

@@ -1,13 +1,13 @@
 """The coordinate network f: normalised xyz -> scar probability, with dropout for MC sampling.
 
 f(x) = sigmoid(MLP(encode(x))), the logit clamped to +-15 (its gradient passed straight through).
-The encoding is either the raw coordinates or random Fourier features [sin(2 pi B x), cos(2 pi B x)]
-with a fixed Gaussian B (Tancik et al. 2020). Dropout is applied functionally with an explicit flag, so MC sampling never
-depends on a module's train/eval state. Layers before the first dropout are deterministic: for M
-MC samples they run once on the batch. With a fresh mask per row the rest runs on the M-times
-repeated batch; with one mask per pass shared by all rows the masks are folded into the weights
-of the layer after each dropout, so with dropout after the last hidden layer only the output
-product has M columns.
+The encoding is either the raw coordinates or random Fourier features [sin(2 pi B x),
+cos(2 pi B x)] with a fixed Gaussian B (Tancik et al. 2020). Dropout is applied functionally with
+an explicit flag, so MC sampling never depends on a module's train/eval state. Layers before the
+first dropout are deterministic: for M MC samples they run once on the batch. With a fresh mask
+per row the rest runs on the M-times repeated batch; with one mask per pass shared by all rows the
+masks are folded into the weights of the layer after each dropout, so with dropout after the last
+hidden layer only the output product has M columns.
 """
 
 from __future__ import annotations
@@ -172,13 +172,13 @@ class BoundedSigmoid(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
         p = z.clamp(-LOGIT_LIMIT, LOGIT_LIMIT).sigmoid_()
         ctx.save_for_backward(p)
         return p
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (p,) = ctx.saved_tensors
         return torch.ops.aten.sigmoid_backward(grad, p)
 
