@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from pycemrg_scar_reconstruction.geometry import (
     index_to_world,
+    main_slice_normal,
     normalisation,
     normalise,
     prism_memberships,
+    slice_normal,
     to_world_mm,
     world_to_index,
 )
@@ -132,3 +134,22 @@ def test_normalisation_is_isotropic_and_in_unit_box():
     d0 = np.linalg.norm(pts[1] - pts[0]) / np.linalg.norm(pts[2] - pts[0])
     d1 = np.linalg.norm(n[1] - n[0]) / np.linalg.norm(n[2] - n[0])
     assert d0 == pytest.approx(d1)
+
+
+def test_slice_normal_is_perpendicular_to_the_slices_even_when_sheared():
+    # in-plane axes along x and y; the through-plane column leans towards x (a sheared stack)
+    sheared = np.array([[2.0, 0, 3.0, 0], [0, 2.0, 0, 0], [0, 0, 8.0, 0], [0, 0, 0, 1]])
+    np.testing.assert_allclose(slice_normal(sheared, 2), [0, 0, 1])
+    np.testing.assert_allclose(np.abs(slice_normal(AFFINE, 0)), [1, 0, 0])  # slices across voxel axis 0
+
+
+def test_main_slice_normal_is_that_of_the_stack_with_most_slices():
+    rot = random_rotation(np.random.default_rng(1))
+    other = AFFINE.copy()
+    other[:3, :3] = rot @ AFFINE[:3, :3]
+    affines = np.stack([other, AFFINE])
+    # stack 0: 2 slices along axis 2; stack 1: 4 slices along axis 0
+    n = main_slice_normal(affines, np.array([[9, 9, 2], [4, 5, 3]]), np.array([2, 0]))
+    np.testing.assert_allclose(np.abs(n), [1, 0, 0])
+    n = main_slice_normal(affines, np.array([[9, 9, 5], [4, 5, 3]]), np.array([2, 0]))
+    np.testing.assert_allclose(n, rot[:, 2], atol=1e-12)

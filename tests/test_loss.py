@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +153,16 @@ def test_bounded_sigmoid_gradient_is_the_sigmoid_gradient_inside_the_limits():
 
     z = torch.linspace(-14, 14, 57, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(BoundedSigmoid.apply, (z,))
+
+
+def test_anisotropic_fourier_frequencies_stretch_in_plane_and_shrink_along_the_normal():
+    from pycemrg_scar_reconstruction.model import FourierFeatures
+
+    iso = FourierFeatures(32, 0.5, seed=4).B.double()
+    assert torch.equal(FourierFeatures(32, 0.5, seed=4, anisotropy=1.0, normal=np.array([0, 0, 1.0])).B, iso.float())
+    normal = np.array([1.0, 2.0, 2.0])  # not unit length on purpose
+    n = torch.as_tensor(normal / 3)
+    b = FourierFeatures(32, 0.5, seed=4, anisotropy=4.0, normal=normal).B.double()
+    # along the normal: half the isotropic component; within the plane: twice
+    torch.testing.assert_close(b @ n, (iso @ n) / 2, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(b - torch.outer(b @ n, n), 2 * (iso - torch.outer(iso @ n, n)), rtol=1e-6, atol=1e-6)

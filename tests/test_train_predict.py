@@ -93,13 +93,32 @@ def test_group_sample_trains_on_subsets_and_still_fits_the_groups():
     assert after < 0.35 * before, (before, after)
 
 
+def test_fast_start_doubles_the_rate_then_returns_to_it(data):
+    f = fit(data, train_config(**{**FAST, "max_epochs": 5, "fast_start_epochs": 2, "schedule": "constant", "lr": 1e-3}))
+    assert [h["lr"] for h in f.history] == [2e-3, 2e-3, 1e-3, 1e-3, 1e-3]
+    g = fit(data, train_config(**{**FAST, "max_epochs": 2, "fast_start_epochs": 0, "schedule": "constant", "lr": 1e-3}))
+    assert [h["lr"] for h in g.history] == [1e-3, 1e-3]
+
+
+def test_encoding_follows_the_slice_normal(data, fitted):
+    from pycemrg_scar_reconstruction.geometry import main_slice_normal
+    from pycemrg_scar_reconstruction.model import FourierFeatures
+
+    m, seed = fitted.config.model, fitted.config.seed
+    normal = main_slice_normal(data.stack_affines, data.stack_shapes, data.stack_axis)
+    expected = FourierFeatures(m.fourier_features, m.fourier_scale, seed, m.fourier_anisotropy, normal).B
+    assert m.fourier_anisotropy != 1.0
+    assert torch.equal(fitted.net.encode.B, expected)
+    assert not torch.equal(expected, FourierFeatures(m.fourier_features, m.fourier_scale, seed).B)
+
+
 def test_paper_preset_is_the_published_setup():
     cfg = train_config("paper")
     m = cfg.model
     assert (m.encoding, m.width, m.depth, m.dropout, m.dropout_position) == ("none", 128, 4, 0.1, "all")
     assert (cfg.mc_samples, cfg.lr, cfg.lr_max, cfg.schedule, cfg.step_size) == (3, 1e-3, 1e-2, "cyclic", 2000)
     assert cfg.dropout_masks == "row"  # standard dropout: a fresh mask per membership
-    assert (cfg.batch_size, cfg.patience, cfg.max_epochs) == (10_000, 500, 10_000)
+    assert (cfg.batch_size, cfg.patience, cfg.max_epochs, cfg.fast_start_epochs) == (10_000, 500, 10_000, 0)
     assert train_config("paper", patience=7, model={"width": 32}).patience == 7
     # 4 x 128 on raw xyz: 3*128+128 + 3*(128*128+128) + 128+1 parameters
     from pycemrg_scar_reconstruction.model import ScarMLP, n_parameters

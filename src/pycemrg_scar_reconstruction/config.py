@@ -87,7 +87,12 @@ class ModelConfig(_Config):
 
     encoding: Literal["fourier", "none"] = Field("fourier", description="input encoding of normalised xyz")
     fourier_features: PositiveInt = Field(64, description="number of Fourier frequencies (encoding fourier)")
-    fourier_scale: PositiveFloat = Field(0.5, description="std of the Fourier frequencies, cycles per normalised unit")
+    fourier_scale: PositiveFloat = Field(0.5, description="std of the Fourier frequencies, cycles per normalised unit "
+                                         "(the geometric mean of the in-plane and through-plane std)")
+    fourier_anisotropy: PositiveFloat = Field(
+        4.0, description="in-plane / through-plane std ratio of the Fourier frequencies, about the slice normal of the "
+        "stack with the most slices (1: isotropic)"
+    )
     width: PositiveInt = Field(64, description="hidden layer width")
     depth: PositiveInt = Field(4, description="number of hidden layers")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout rate (MC dropout)")
@@ -108,6 +113,7 @@ class TrainConfig(_Config):
         16, ge=0, description="when the median group holds more nodes than this (fine meshes), each epoch uses a "
         "new random subset of this many nodes of every larger group; 0: always every node"
     )
+    fast_start_epochs: int = Field(8, ge=0, description="the first epochs use half the batch size at twice the learning rate")
     lr: PositiveFloat = Field(3e-3, description="learning rate (lower bound of the cyclic schedule)")
     lr_max: PositiveFloat = Field(1e-2, description="upper learning rate of the cyclic schedule")
     schedule: Literal["constant", "cyclic", "plateau"] = Field("plateau", description="learning-rate schedule")
@@ -136,7 +142,7 @@ PRESETS: dict[str, dict] = {
     "paper": {
         "model": {"encoding": "none", "width": 128, "depth": 4, "dropout": 0.1, "dropout_position": "all"},
         "batch_size": 10_000, "mc_samples": 3, "lr": 1e-3, "lr_max": 1e-2, "schedule": "cyclic",
-        "step_size": 2000, "dropout_masks": "row", "group_sample": 0, "init_output_bias": False, "patience": 500,
+        "step_size": 2000, "fast_start_epochs": 0, "dropout_masks": "row", "group_sample": 0, "init_output_bias": False, "patience": 500,
         "min_delta": 0.0, "max_epochs": 10_000,
     },
 }

@@ -70,6 +70,29 @@ def inplane_axes(axis: int) -> tuple[int, int]:
     return a, b
 
 
+def slice_normal(affine: np.ndarray, axis: int = 2) -> np.ndarray:
+    """(3,) unit world normal of the slice planes (perpendicular to both in-plane axes).
+
+    Not the through-plane column of the affine, which a sheared acquisition tilts off the normal.
+    """
+    a, b = inplane_axes(axis)
+    m = np.asarray(affine, dtype=np.float64)[:3, :3]
+    n = np.cross(m[:, a], m[:, b])
+    return n / np.linalg.norm(n)
+
+
+def main_slice_normal(affines: np.ndarray, shapes: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """(3,) unit slice normal of the stack with the most slices (the first of equals).
+
+    Parameters
+    ----------
+    affines : (S, 4, 4) voxel-to-world affines; shapes : (S, 3) image shapes; axes : (S,) through-plane axes.
+    """
+    shapes, axes = np.asarray(shapes).reshape(-1, 3), np.asarray(axes).reshape(-1)
+    main = int(np.argmax(shapes[np.arange(len(axes)), axes]))
+    return slice_normal(np.asarray(affines)[main], int(axes[main]))
+
+
 def prism_memberships(
     points: np.ndarray,
     affine: np.ndarray,

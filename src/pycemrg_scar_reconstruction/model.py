@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,19 +40,33 @@ def dropout_keep(h: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class FourierFeatures(nn.Module):
-    """[sin(2 pi x B^T), cos(2 pi x B^T)] with B ~ N(0, scale^2), fixed at construction.
+    """[sin(2 pi x B^T), cos(2 pi x B^T)] with Gaussian frequencies B, fixed at construction.
+
+    Isotropic: B ~ N(0, scale^2 I). With ``anisotropy`` r and a unit ``normal`` n the frequencies
+    are stretched by sqrt(r) within the plane perpendicular to n and shrunk by sqrt(r) along it
+    (standard deviations scale * sqrt(r) and scale / sqrt(r); their geometric mean stays ``scale``).
 
     Parameters
     ----------
     n_features : number of frequencies (the output has 2 * n_features columns).
     scale : standard deviation of B, in cycles per normalised unit.
     seed : seed of B.
+    anisotropy : in-plane / normal standard deviation ratio (1: isotropic).
+    normal : (3,) direction of the normal (the slices' normal); None: isotropic.
     """
 
-    def __init__(self, n_features: int, scale: float, seed: int) -> None:
+    def __init__(self, n_features: int, scale: float, seed: int, anisotropy: float = 1.0,
+                 normal: np.ndarray | None = None) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
-        self.register_buffer("B", torch.randn(n_features, 3, generator=gen) * scale)
+        b = torch.randn(n_features, 3, generator=gen) * scale
+        if normal is not None and anisotropy != 1.0:
+            n = torch.as_tensor(np.asarray(normal, dtype=np.float64))
+            nn_t = torch.outer(n, n) / n.dot(n)
+            root = math.sqrt(anisotropy)
+            stretch = root * (torch.eye(3, dtype=torch.float64) - nn_t) + nn_t / root  # symmetric
+            b = (b.double() @ stretch).float()
+        self.register_buffer("B", b)
 
     @property
     def out_features(self) -> int:
@@ -65,11 +80,13 @@ class FourierFeatures(nn.Module):
 class ScarMLP(nn.Module):
     """MC-dropout MLP on normalised coordinates (see the module docstring)."""
 
-    def __init__(self, config: ModelConfig, seed: int = 0) -> None:
+    def __init__(self, config: ModelConfig, seed: int = 0, normal: np.ndarray | None = None) -> None:
+        """``normal``: (3,) slice normal the Fourier frequencies are stretched about (None: isotropic)."""
         super().__init__()
         self.config = config
         if config.encoding == "fourier":
-            self.encode: nn.Module = FourierFeatures(config.fourier_features, config.fourier_scale, seed)
+            self.encode: nn.Module = FourierFeatures(config.fourier_features, config.fourier_scale, seed,
+                                                     config.fourier_anisotropy, normal)
             n_in = self.encode.out_features
         else:
             self.encode = nn.Identity()

@@ -23,7 +23,7 @@ from . import __version__
 from .batching import plan_epoch, shuffle_within_groups
 from .config import TrainConfig
 from .data import TrainingData
-from .geometry import normalise
+from .geometry import main_slice_normal, normalise
 from .loss import group_loss
 from .model import FourierFeatures, ScarMLP, n_parameters
 
@@ -115,7 +115,7 @@ class FittedModel:
         if ckpt.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"model format version {ckpt.get('version')}, this version reads {CHECKPOINT_VERSION}")
         config = TrainConfig.model_validate_json(ckpt["config"])
-        net = ScarMLP(config.model, seed=config.seed)
+        net = ScarMLP(config.model, seed=config.seed)  # B is a buffer: the state dict restores its stretch
         net.load_state_dict(ckpt["state_dict"])
         return cls(
             net=net, config=config, norm_center=np.asarray(ckpt["norm_center"], dtype=np.float64),
@@ -175,7 +175,10 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
     elif device.type == "cpu" and torch.get_num_threads() > cpu_cores():
         torch.set_num_threads(cpu_cores())  # more threads than cores only adds contention
     torch.manual_seed(config.seed)
-    net = ScarMLP(config.model, seed=config.seed).to(device)
+    # In-plane detail (pixels) is finer than the slice spacing: the Fourier frequencies are stretched
+    # within the slices' plane and shrunk along their normal (ModelConfig.fourier_anisotropy).
+    normal = main_slice_normal(data.stack_affines, data.stack_shapes, data.stack_axis)
+    net = ScarMLP(config.model, seed=config.seed, normal=normal).to(device)
     if config.init_output_bias:
         net.set_output_bias(float(np.mean(data.group_target)))
     forward = torch.compile(net) if config.compile else net
@@ -205,7 +208,9 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
     target = torch.as_tensor(data.group_target, dtype=torch.float32, device=device)
     offset = torch.as_tensor(data.group_offset[:-1], device=device)
 
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    # Fast start: the first epochs take twice the steps at twice the learning rate (the coarse shape
+    # is learnt in fewer seconds); then the configured batch size and rate.
+    opt = torch.optim.Adam(net.parameters(), lr=2 * config.lr if config.fast_start_epochs else config.lr)
     step_sched, plateau = _schedulers(opt, config)
     amp_dtype = autocast_dtype(config.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
@@ -222,7 +227,11 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
     bar = tqdm(total=config.max_epochs, unit="epoch", disable=True if not show else None, leave=False,
                dynamic_ncols=True, mininterval=0.5)
     for epoch in range(1, config.max_epochs + 1):
-        plan = plan_epoch(count, offset, config.batch_size, gen, sample)
+        fast = epoch <= config.fast_start_epochs
+        if config.fast_start_epochs and epoch == config.fast_start_epochs + 1:
+            for group in opt.param_groups:
+                group["lr"] = config.lr
+        plan = plan_epoch(count, offset, max(config.batch_size // 2, 1) if fast else config.batch_size, gen, sample)
         xs = member_x[plan.member_order]  # one gather per epoch; batches are views
         gt, gc = target[plan.group_order], plan.group_size.float()
         loss_sum = torch.zeros((), device=device)
