@@ -100,16 +100,18 @@ def test_fast_start_doubles_the_rate_then_returns_to_it(data):
     assert [h["lr"] for h in g.history] == [1e-3, 1e-3]
 
 
-def test_encoding_follows_the_slice_normal(data, fitted):
+def test_anisotropic_encoding_follows_the_slice_normal_and_survives_a_checkpoint(data, tmp_path):
     from pycemrg_scar_reconstruction.geometry import main_slice_normal
     from pycemrg_scar_reconstruction.model import FourierFeatures
 
-    m, seed = fitted.config.model, fitted.config.seed
+    f = fit(data, train_config(**{**FAST, "max_epochs": 2}, model={"fourier_anisotropy": 4.0}))
+    m, seed = f.config.model, f.config.seed
     normal = main_slice_normal(data.stack_affines, data.stack_shapes, data.stack_axis)
-    expected = FourierFeatures(m.fourier_features, m.fourier_scale, seed, m.fourier_anisotropy, normal).B
-    assert m.fourier_anisotropy != 1.0
-    assert torch.equal(fitted.net.encode.B, expected)
+    expected = FourierFeatures(m.fourier_features, m.fourier_scale, seed, 4.0, normal).B
+    assert torch.equal(f.net.encode.B, expected)
     assert not torch.equal(expected, FourierFeatures(m.fourier_features, m.fourier_scale, seed).B)
+    save_model(f, tmp_path / "a.pt")
+    assert torch.equal(load_model(tmp_path / "a.pt").net.encode.B, expected)
 
 
 def test_paper_preset_is_the_published_setup():
