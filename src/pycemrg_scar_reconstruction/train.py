@@ -175,8 +175,8 @@ def fit(data: TrainingData, config: TrainConfig, progress: bool | None = None,
     elif device.type == "cpu" and torch.get_num_threads() > cpu_cores():
         torch.set_num_threads(cpu_cores())  # more threads than cores only adds contention
     torch.manual_seed(config.seed)
-    # In-plane detail (pixels) is finer than the slice spacing: the Fourier frequencies are stretched
-    # within the slices' plane and shrunk along their normal (ModelConfig.fourier_anisotropy).
+    # In-plane detail (pixels) is finer than the slice spacing: with ModelConfig.fourier_anisotropy
+    # above 1 the Fourier frequencies are stretched within the slices' plane and shrunk along their normal.
     normal = main_slice_normal(data.stack_affines, data.stack_shapes, data.stack_axis)
     net = ScarMLP(config.model, seed=config.seed, normal=normal).to(device)
     if config.init_output_bias:
