@@ -97,7 +97,7 @@ def main() -> None:
         results[name] = {"to_baseline": reach(target_dice), "to_99": reach(0.99 * final), "final": final,
                          "seconds": float(times[-1]), "epochs": len(curve), "stop": fitted.stop_reason}
         r = results[name]
-        fmt = lambda t: "not reached" if t is None else f"{t:.1f} s"  # noqa: E731
+        fmt = lambda t: "not reached" if t is None else f"{t:.2f} s"  # noqa: E731
         print(f"{name:9s} to baseline Dice: {fmt(r['to_baseline'])}; to 99% of final: {fmt(r['to_99'])}; "
               f"final Dice {final:.3f} after {r['seconds']:.1f} s, {r['epochs']} epochs (stop: {r['stop']})", flush=True)
 

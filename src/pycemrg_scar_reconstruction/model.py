@@ -160,7 +160,7 @@ class ScarMLP(nn.Module):
             repeated = True
             h = h * dropout_keep(h, self.config.dropout)  # mul casts the bool mask to float (forward and backward)
             h = h.reshape(samples * n, -1)
-            # inverted-dropout scale, folded into the next layer's weights (64 numbers, not B x 64)
+            # inverted-dropout scale, folded into the next layer's weights (width numbers, not B x width)
             scale = 1.0 / (1.0 - self.config.dropout)
         out = _linear(self.out, h, scale)
         if out.dim() == 3:  # (M, B, 1) from per-pass masks
