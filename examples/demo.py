@@ -69,6 +69,7 @@ def main() -> None:
         "group_rmse": result["overall"]["rmse"],
         "group_share_within": result["overall"]["share_within"],
         "uncertainty_error_spearman": result["truth"].get("uncertainty_error_spearman"),
+        "uncertainty_misclassified_auc": result["truth"].get("uncertainty_misclassified_auc"),
         "seconds": seconds,
         "seconds_reconstruction": seconds_ours,
     })
@@ -80,7 +81,9 @@ def main() -> None:
     o = result["overall"]
     print(f"\ngroup constraints: RMSE {o['rmse']:.4f}, {100 * o['share_within']:.1f}% of {o['groups']} groups within "
           f"{result['tolerance']:g} -> {'PASS' if result['passed'] else 'FAIL'}")
-    print(f"uncertainty vs error (Spearman): {summary['uncertainty_error_spearman']:.3f}")
+    auc = summary["uncertainty_misclassified_auc"]
+    print(f"uncertainty vs error (Spearman): {summary['uncertainty_error_spearman']:.3f}; "
+          f"AUC of the uncertainty for misclassified nodes: {'n/a' if auc is None else f'{auc:.3f}'}")
     print(f"total {seconds:.0f} s; outputs in {out}/ (reconstruction.vtu, report.json, slices.png, mesh.png, training.png)")
 
 

@@ -15,6 +15,7 @@ from pycemrg_scar_reconstruction.baselines import linear_between_slices, logodds
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.io import load_training_data, save_training_data
 from pycemrg_scar_reconstruction.stack import SliceStack
+from pycemrg_scar_reconstruction.validate import separation_auc, truth_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,6 +80,7 @@ def test_validator_passes_a_genuine_fit_and_fails_a_wrong_one(fitted_case, small
                  "--json", str(tmp_path / "t.json")]) == 0
     truth = json.loads((tmp_path / "t.json").read_text())["truth"]
     assert 0.5 < truth["dice"] <= 1 and 0 <= truth["mae"] < 0.2 and -1 <= truth["uncertainty_error_spearman"] <= 1
+    assert truth["uncertainty_misclassified_auc"] is None or 0 <= truth["uncertainty_misclassified_auc"] <= 1
     # bad input: no reconstruction named; a truth field that does not exist; a mesh of another size
     assert main(["validate", "--data", str(data)]) == 2
     assert main(["validate", "--data", str(data), "--mesh", str(mesh), "--truth", "nope"]) == 2
@@ -132,3 +134,21 @@ def test_examples_run(tmp_path):
                             str(tmp_path / "reconstruction_data.npz"), str(tmp_path / "reconstruction.vtu")],
                            capture_output=True, text=True, timeout=300)
     assert check.returncode in (0, 1) and "groups" in check.stdout, check.stderr
+
+
+def test_separation_auc_by_hand():
+    pos = np.array([True, False, True, False])
+    assert separation_auc(np.array([0.9, 0.1, 0.8, 0.2]), pos) == 1.0  # every positive above
+    assert separation_auc(np.array([0.1, 0.9, 0.2, 0.8]), pos) == 0.0  # every positive below
+    assert separation_auc(np.ones(4), pos) == 0.5  # all tied
+    # pairs (pos, neg): (0.9, 0.1) yes, (0.9, 0.85) yes, (0.3, 0.1) yes, (0.3, 0.85) no -> 3/4
+    assert separation_auc(np.array([0.9, 0.1, 0.3, 0.85]), pos) == 0.75
+    assert separation_auc(np.array([0.5, 0.4]), np.array([False, False])) is None
+
+
+def test_truth_report_names_the_misclassified_nodes():
+    truth = np.array([0.0, 0.0, 1.0, 1.0, 0.0])
+    pred = np.array([0.1, 0.6, 0.9, 0.4, 0.0])  # nodes 1 and 3 are on the wrong side of 0.5
+    unc = np.array([0.01, 0.20, 0.02, 0.15, 0.0])
+    assert truth_report(pred, truth, unc)["uncertainty_misclassified_auc"] == 1.0
+    assert truth_report(pred, truth, np.array([0.20, 0.01, 0.15, 0.02, 0.1]))["uncertainty_misclassified_auc"] == 0.0

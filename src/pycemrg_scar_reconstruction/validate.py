@@ -73,14 +73,38 @@ def group_report(data: TrainingData, node_values: np.ndarray, tolerance: float =
             "passed": bool(overall["share_within"] >= min_share)}
 
 
-def truth_report(pred: np.ndarray, truth: np.ndarray, uncertainty: np.ndarray | None = None) -> dict[str, float]:
-    """Dice at 0.5 and MAE against a ground truth; with an uncertainty, its rank correlation with the error."""
+def separation_auc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve of ``score`` for telling ``positive`` (bool) nodes from the rest.
+
+    1: every positive scores above every negative; 0.5: no better than chance; ties count half
+    (Mann-Whitney U from average ranks). None when either class is empty.
+    """
+    from scipy.stats import rankdata
+
+    positive = np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def truth_report(pred: np.ndarray, truth: np.ndarray, uncertainty: np.ndarray | None = None) -> dict[str, Any]:
+    """Dice at 0.5 and MAE against a ground truth; with an uncertainty, how it relates to the error.
+
+    ``uncertainty_error_spearman`` ranks the uncertainty against |pred - truth| over all nodes; where
+    most nodes are healthy it mostly reflects that both grow with the probability there.
+    ``uncertainty_misclassified_auc`` is :func:`separation_auc` of the uncertainty for the nodes on
+    the wrong side of 0.5 (None when there are none).
+    """
     from scipy.stats import spearmanr
 
-    out = {"dice": dice(pred, truth), "mae": mae(pred, truth)}
+    out: dict[str, Any] = {"dice": dice(pred, truth), "mae": mae(pred, truth)}
     if uncertainty is not None:
-        rho = spearmanr(uncertainty, np.abs(np.asarray(pred, np.float64) - truth)).statistic
+        pred = np.asarray(pred, np.float64)
+        rho = spearmanr(uncertainty, np.abs(pred - truth)).statistic
         out["uncertainty_error_spearman"] = float(rho)
+        out["uncertainty_misclassified_auc"] = separation_auc(uncertainty, (pred >= 0.5) != (truth >= 0.5))
     return out
 
 
@@ -97,6 +121,8 @@ def format_report(report: dict[str, Any]) -> str:
         line = f"truth: Dice {t['dice']:.3f}  MAE {t['mae']:.4f}"
         if "uncertainty_error_spearman" in t:
             line += f"  uncertainty-error Spearman {t['uncertainty_error_spearman']:.3f}"
+        if t.get("uncertainty_misclassified_auc") is not None:
+            line += f"  uncertainty AUC for misclassified nodes {t['uncertainty_misclassified_auc']:.3f}"
         lines.append(line)
     verdict = "PASS" if report["passed"] else "FAIL"
     lines.append(f"{verdict}: {100 * o['share_within']:.1f}% of groups within {report['tolerance']:g} "
