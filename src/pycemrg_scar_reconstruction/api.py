@@ -5,38 +5,30 @@ Each function takes the same pydantic config objects as the CLI (see :mod:`.conf
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import MeshConfig, PredictConfig, PrepareConfig, SynthConfig, TrainConfig, ValidateConfig
+from .config import MeshConfig, PredictConfig, PrepareConfig, RuntimeConfig, SynthConfig, TrainConfig, ValidateConfig
 from .data import TrainingData, build_training_data
 from .errors import InputError
-from .geometry import FRAME_TO_RAS, UNIT_TO_MM, bounding_box, inside_stack_volume, stack_corners
-from .io import (
-    check_mesh_output,
-    full_suffix,
-    load_model,
-    load_training_data,
-    mesh_cells,
-    read_mesh,
-    read_stack,
-    save_model,
-    save_training_data,
-    write_json,
-    write_mesh,
-    write_nifti,
-    write_prediction,
-)
-from .predict import Prediction, predict_nodes
+from .forward import frame_search, overlap_share
+from .geometry import bounding_box
+from .io.artifacts import load_model, load_training_data, save_model, save_training_data
+from .io.images import read_stack, write_nifti
+from .io.meshes import check_mesh_output, mesh_cells, read_mesh, write_mesh, write_prediction
+from .io.paths import full_suffix, write_json
+from .metrics import group_report, truth_report
 from .regions import cell_mean, classify
 from .stack import SliceStack
 from .synthetic import case_mesh, make_case
-from .train import FittedModel, fit
-from .validate import group_report, truth_report
+
+if TYPE_CHECKING:  # torch-backed types: imported when a model is trained or used, not with the API
+    from .fitted import FittedModel
+    from .prediction import Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -64,43 +56,27 @@ def synth(config: SynthConfig, output_dir: Path) -> dict[str, Path]:
         paths[f"image_la{v + 1}"] = out / f"lge_la{v + 1}.nii.gz"
         paths[f"mask_la{v + 1}"] = out / f"lge_la{v + 1}_mask.nii.gz"
     write_mesh(case_mesh(case), paths["mesh"])
-    write_nifti(case.values, case.affine, paths["image"])
-    write_nifti(case.mask.astype(np.float32), case.affine, paths["mask"])
-    for v, la in enumerate(case.long_axis):
-        write_nifti(la.values, la.affine, paths[f"image_la{v + 1}"])
-        write_nifti(la.mask.astype(np.float32), la.affine, paths[f"mask_la{v + 1}"])
+    for key, stack in [("", case.stack)] + [(f"_la{v + 1}", la) for v, la in enumerate(case.long_axis)]:
+        write_nifti(stack.values, stack.geometry.affine, paths[f"image{key}"])
+        write_nifti(np.asarray(stack.mask, dtype=np.float32), stack.geometry.affine, paths[f"mask{key}"])
     write_json({**case.facts, "target": "probability", "files": {k: p.name for k, p in paths.items()}}, paths["facts"])
     return paths
 
 
-def _overlap_share(points: np.ndarray, stacks: list[SliceStack]) -> float:
-    """Share of nodes inside the volume of at least one stack."""
-    inside = np.zeros(len(points), dtype=bool)
-    for st in stacks:
-        inside |= inside_stack_volume(points, st.affine, st.shape, st.thickness, st.axis)
-    return float(inside.mean())
-
-
 def _no_overlap_message(mesh_cfg: MeshConfig, raw_points: np.ndarray, points: np.ndarray, stacks: list[SliceStack]) -> str:
     """Explain a mesh/stack mismatch: both bounding boxes, and the frame/units that would fit."""
+    geometries = [st.geometry for st in stacks]
     lo, hi = bounding_box(points)
-    corners = np.concatenate([stack_corners(st.affine, st.shape, st.thickness, st.axis) for st in stacks])
-    slo, shi = bounding_box(corners)
+    slo, shi = bounding_box(np.concatenate([g.corners() for g in geometries]))
     fmt = lambda v: "[" + ", ".join(f"{x:.1f}" for x in v) + "]"  # noqa: E731
     msg = (
         f"{mesh_cfg.path}: the mesh does not overlap the image stack(s): mesh box {fmt(lo)}..{fmt(hi)} mm, "
         f"stack box {fmt(slo)}..{fmt(shi)} mm"
     )
-    best = None
-    for frame, units in itertools.product(FRAME_TO_RAS, UNIT_TO_MM):
-        if (frame, units) == (mesh_cfg.frame, mesh_cfg.resolved_units):
-            continue
-        alt = raw_points * (FRAME_TO_RAS[frame] * UNIT_TO_MM[units])
-        share = _overlap_share(alt, stacks)
-        if share > 0.5 and (best is None or share > best[0]):
-            best = (share, frame, units)
+    best = frame_search(raw_points, geometries, (mesh_cfg.frame, mesh_cfg.resolved_units))
     if best:
-        msg += f"; with --mesh-frame {best[1]} --mesh-units {best[2]} {100 * best[0]:.0f}% of the mesh overlaps: use those"
+        msg += (f"; with `mesh_frame` {best[1]} `mesh_units` {best[2]} {100 * best[0]:.0f}% of the mesh overlaps: "
+                "use those")
     else:
         msg += "; check that mesh and image belong to the same patient and scan session"
     return msg
@@ -121,50 +97,67 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     """
     mesh_obj, points = read_mesh(config.mesh)
     stacks = [read_stack(sc) for sc in config.stacks]
-    share = _overlap_share(points, stacks)
+    share = overlap_share(points, [st.geometry for st in stacks])
     if share == 0.0:
         raw = np.asarray(mesh_obj.points, dtype=np.float64)  # the mesh's own frame and units
         raise InputError(_no_overlap_message(config.mesh, raw, points, stacks))
     if share < MIN_OVERLAP_SHARE:
         logger.warning(
-            "%s: only %.0f%% of the mesh lies within the image stack(s); check --mesh-frame/--mesh-units",
+            "%s: only %.0f%% of the mesh lies within the image stack(s); check `mesh_frame`/`mesh_units`",
             config.mesh.path, 100 * share,
         )
     data = build_training_data(points, stacks)
     if data.n_groups == 0:
         names = ", ".join(str(sc.path) for sc in config.stacks)
-        raise InputError(f"{names}: no pixel prism holds a mesh node with a valid target; check --mask and --slice-thickness")
+        raise InputError(f"{names}: no pixel prism holds a mesh node with a valid target; check `mask` and `slice_thickness`")
     if output is not None:
         save_training_data(data, Path(output))
     return data
 
 
-def train(data: TrainingData | Path, config: TrainConfig, output: Path | None = None) -> FittedModel:
+def train(data: TrainingData | Path, config: TrainConfig, output: Path | None = None,
+          runtime: RuntimeConfig = RuntimeConfig()) -> "FittedModel":
     """Fit the network to training data (a :class:`TrainingData` or a ``.npz`` path).
 
-    Writes the checkpoint (and ``<stem>.history.json``) when ``output`` is given.
+    Writes the checkpoint (and ``<stem>.history.json``) when ``output`` is given. Torch's CPU
+    thread count follows ``runtime`` during the fit and is restored after.
     """
+    from .device import torch_threads
+    from .training import fit
+
     if output is not None and full_suffix(Path(output)) != ".pt":
         raise InputError(f"{output}: models are written as .pt; name the output '*.pt'")  # before hours of work
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
-    fitted = fit(data, config)
+    with torch_threads(runtime):
+        fitted = fit(data, config, runtime)
     if output is not None:
         save_model(fitted, Path(output))
     return fitted
 
 
-def predict(model: FittedModel | Path, mesh: MeshConfig, output: Path | None, config: PredictConfig = PredictConfig()) -> Prediction:
+def _load_fitted(model: "FittedModel | Path") -> "FittedModel":
+    from .fitted import FittedModel
+
+    return model if isinstance(model, FittedModel) else load_model(Path(model))
+
+
+def predict(model: "FittedModel | Path", mesh: MeshConfig, output: Path | None, config: PredictConfig = PredictConfig(),
+            runtime: RuntimeConfig = RuntimeConfig()) -> "Prediction":
     """Predict scar probability and uncertainty on a mesh; write a copy of it with the point arrays.
 
     Output arrays: ``scar_probability``, ``scar_uncertainty``, ``scar_supervised`` and, with a
     threshold, ``scar_binary``.
     """
-    fitted = model if isinstance(model, FittedModel) else load_model(Path(model))
+    from .device import torch_threads
+    from .prediction import predict_nodes
+
+    fitted = _load_fitted(model)
     if output is not None:
         check_mesh_output(Path(output))
     mesh_obj, points = read_mesh(mesh)
-    result = predict_nodes(fitted, points, config.mc_samples, config.seed, config.device, config.memory_mb)
+    with torch_threads(runtime):
+        result = predict_nodes(fitted, points, config.mc_samples, config.mc_seed, runtime.device, runtime.memory_mb)
     if output is not None:
         write_prediction(mesh_obj, result.point_arrays(config.threshold), Path(output),
                          cell_arrays=_region_arrays(mesh_obj, result.probability, config), source=mesh)
@@ -189,7 +182,8 @@ def output_paths(output: Path) -> dict[str, Path]:
 
 
 def reconstruct(prepare_config: PrepareConfig, train_config: TrainConfig, output: Path,
-                predict_config: PredictConfig = PredictConfig(), with_report: bool = True) -> Prediction:
+                predict_config: PredictConfig = PredictConfig(), with_report: bool = True,
+                runtime: RuntimeConfig = RuntimeConfig()) -> "Prediction":
     """The whole patient: prepare, train and predict.
 
     Training data and model are saved beside ``output`` (see :func:`output_paths`), and, unless
@@ -198,8 +192,8 @@ def reconstruct(prepare_config: PrepareConfig, train_config: TrainConfig, output
     paths = output_paths(output)
     check_mesh_output(paths["mesh"])
     data = prepare(prepare_config, output=paths["data"])
-    fitted = train(data, train_config, output=paths["model"])
-    result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config)
+    fitted = train(data, train_config, output=paths["model"], runtime=runtime)
+    result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config, runtime)
     if with_report:
         mesh = prepare_config.mesh.model_copy(update={"path": paths["mesh"]})
         report(paths["report"], data, mesh, fitted)
@@ -218,8 +212,8 @@ def _mesh_field(mesh: object, field: str, path: Path, n_nodes: int) -> np.ndarra
     return values
 
 
-def validate(data: TrainingData | Path, config: ValidateConfig = ValidateConfig(), model: FittedModel | Path | None = None,
-             mesh: MeshConfig | None = None, mesh_obj: object | None = None) -> dict:
+def validate(data: TrainingData | Path, config: ValidateConfig = ValidateConfig(), model: "FittedModel | Path | None" = None,
+             mesh: MeshConfig | None = None, mesh_obj: Any = None) -> dict:
     """Check the group constraints of a reconstruction (a model, or a mesh with ``scar_probability``).
 
     With ``model`` the nodes of the training data are predicted with MC dropout; otherwise the
@@ -229,20 +223,21 @@ def validate(data: TrainingData | Path, config: ValidateConfig = ValidateConfig(
 
     Returns
     -------
-    The report (see :func:`.validate.group_report`), with ``truth`` when asked.
+    The report (see :func:`.metrics.group_report`), with ``truth`` when asked.
     """
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
     if model is None and mesh is None:
-        raise InputError("validate needs --model (a checkpoint) or --mesh (a mesh with scar_probability)")
+        raise InputError("validate needs `model` (a checkpoint) or `mesh` (a mesh with scar_probability)")
     if config.truth and mesh is None:
-        raise InputError(f"--truth {config.truth} needs --mesh, the mesh that holds that point array")
+        raise InputError(f"`truth` {config.truth} needs `mesh`, the mesh that holds that point array")
     if mesh is not None and mesh_obj is None:
         mesh_obj = read_mesh(mesh)[0]
     uncertainty = None
     if model is not None:
-        fitted = model if isinstance(model, FittedModel) else load_model(Path(model))
-        result = predict_nodes(fitted, data.points, config.mc_samples, config.seed)
+        from .prediction import predict_nodes
+
+        result = predict_nodes(_load_fitted(model), data.points, config.mc_samples, config.mc_seed)
         values, uncertainty = result.probability, result.uncertainty
     else:
         values = _mesh_field(mesh_obj, "scar_probability", mesh.path, data.n_nodes)  # type: ignore[union-attr]
@@ -278,13 +273,13 @@ def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> 
     return values
 
 
-def report(output_dir: Path, data: TrainingData | Path, mesh: MeshConfig, model: FittedModel | Path | None = None,
+def report(output_dir: Path, data: TrainingData | Path, mesh: MeshConfig, model: "FittedModel | Path | None" = None,
            config: ValidateConfig = ValidateConfig()) -> dict:
     """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model) and ``report.json``.
 
     ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
     """
-    from .report import plot_mesh, plot_slices, plot_training
+    from .figures import plot_mesh, plot_slices, plot_training
 
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
@@ -292,13 +287,13 @@ def report(output_dir: Path, data: TrainingData | Path, mesh: MeshConfig, model:
     mesh_obj = read_mesh(mesh)[0]
     result = validate(data, config, mesh=mesh, mesh_obj=mesh_obj)
     result["stacks"] = [
-        {"name": str(name), "thickness_mm": float(th), "targets": json.loads(str(mapping))}
-        for name, th, mapping in zip(data.stack_names, data.stack_thickness, data.stack_mapping)
+        {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}
+        for name, g, mapping in zip(data.stack_names, data.stacks, data.stack_mapping)
     ]
     plot_slices(data, np.asarray(mesh_obj.point_data["scar_probability"]), out / "slices.png")
     plot_mesh(mesh_obj, out / "mesh.png")
     if model is not None:
-        fitted = model if isinstance(model, FittedModel) else load_model(Path(model))
+        fitted = _load_fitted(model)
         plot_training(fitted.history, out / "training.png", fitted.best_epoch)
         result["training"] = {"epochs": len(fitted.history), "best_epoch": fitted.best_epoch,
                               "stop_reason": fitted.stop_reason, "seconds": fitted.seconds}

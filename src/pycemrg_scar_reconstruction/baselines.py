@@ -16,7 +16,7 @@ import numpy as np
 
 from scipy.ndimage import distance_transform_edt
 
-from .geometry import inplane_axes, voxel_spacing, world_to_index
+from .geometry import inplane_axes, round_half_up
 from .stack import SliceStack
 
 #: Logistic width (mm) that maps the interpolated signed distance to a probability.
@@ -45,25 +45,25 @@ def _lookup(values: np.ndarray, pix: np.ndarray, axis: int, slice_index: np.ndar
 
 def nearest_slice(points: np.ndarray, stack: SliceStack) -> np.ndarray:
     """(N,) value of the nearest pixel of the nearest slice at world-mm ``points``."""
-    c = world_to_index(points, stack.affine)
-    a, b = inplane_axes(stack.axis)
-    pix = np.floor(c[:, [a, b]] + 0.5).astype(np.int64)
-    s = np.clip(np.floor(c[:, stack.axis] + 0.5), 0, stack.shape[stack.axis] - 1).astype(np.int64)
-    return _lookup(_defined_values(stack), pix, stack.axis, s)
+    g = stack.geometry
+    c = g.to_index(points)
+    pix = round_half_up(c[:, list(g.inplane)])
+    s = np.clip(round_half_up(c[:, g.axis]), 0, g.n_slices - 1)
+    return _lookup(_defined_values(stack), pix, g.axis, s)
 
 
 def _linear_through_plane(points: np.ndarray, stack: SliceStack, values: np.ndarray, outside: float = 0.0) -> np.ndarray:
     """Nearest pixel in plane, linear between the bracketing slices of ``values`` (shape of the stack)."""
-    c = world_to_index(points, stack.affine)
-    a, b = inplane_axes(stack.axis)
-    pix = np.floor(c[:, [a, b]] + 0.5).astype(np.int64)
-    nk = stack.shape[stack.axis]
-    ck = np.clip(c[:, stack.axis], 0, nk - 1)
+    g = stack.geometry
+    c = g.to_index(points)
+    pix = round_half_up(c[:, list(g.inplane)])
+    nk = g.n_slices
+    ck = np.clip(c[:, g.axis], 0, nk - 1)
     s0 = np.floor(ck).astype(np.int64)
     s1 = np.minimum(s0 + 1, nk - 1)
     w = ck - s0
-    v0 = _lookup(values, pix, stack.axis, s0, outside)
-    v1 = _lookup(values, pix, stack.axis, s1, outside)
+    v0 = _lookup(values, pix, g.axis, s0, outside)
+    v1 = _lookup(values, pix, g.axis, s1, outside)
     return (1 - w) * v0 + w * v1
 
 
@@ -75,9 +75,9 @@ def linear_between_slices(points: np.ndarray, stack: SliceStack) -> np.ndarray:
 def signed_distance_slices(stack: SliceStack, threshold: float = 0.5) -> np.ndarray:
     """(I, J, K) signed distance in mm to the scar boundary of each slice, positive inside scar."""
     values = _defined_values(stack)
-    a, b = inplane_axes(stack.axis)
-    sampling = voxel_spacing(stack.affine)[[a, b]]
-    moved = np.moveaxis(values >= threshold, stack.axis, 0)
+    g = stack.geometry
+    sampling = g.spacing[list(g.inplane)]
+    moved = np.moveaxis(values >= threshold, g.axis, 0)
     out = np.empty(moved.shape)
     for k, scar in enumerate(moved):  # one 2D transform per slice (about ten)
         if not scar.any():
@@ -86,7 +86,7 @@ def signed_distance_slices(stack: SliceStack, threshold: float = 0.5) -> np.ndar
             out[k] = FAR_MM
         else:
             out[k] = distance_transform_edt(scar, sampling=sampling) - distance_transform_edt(~scar, sampling=sampling)
-    return np.moveaxis(out, 0, stack.axis)
+    return np.moveaxis(out, 0, g.axis)
 
 
 def logodds_shape(points: np.ndarray, stack: SliceStack, width_mm: float = LOGODDS_WIDTH_MM) -> np.ndarray:

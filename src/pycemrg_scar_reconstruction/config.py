@@ -1,17 +1,30 @@
 """Configuration: pydantic models shared by the Python API and the CLI (each option defined once).
 
 The CLI builds its options from these models' fields (names, defaults and help), so a field added
-here appears in ``scar-reconstruct`` without being declared twice.
+here appears in ``scar-reconstruct`` without being declared twice. Errors raised while validating
+name fields (``scar_label``); only the CLI turns them into flags (``--scar-label``).
+
+This module imports no logic of the package: every other module may import it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from .targets import Normalisation, TargetKind
+#: What the pixel values of a stack mean (see :mod:`.targets`).
+TargetKind = Literal["probability", "mask", "label", "intensity"]
+#: How raw intensity becomes a scar target (see :mod:`.targets`).
+Normalisation = Literal["minmax", "fwhm", "nsd", "iir"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+
+def _flag(name: str) -> dict:
+    """Field metadata: the command-line flag of a field (``name`` with dashes) when it is not the field name."""
+    return {"flag": name}
 
 
 class _Config(BaseModel):
@@ -34,31 +47,41 @@ class MeshConfig(_Config):
         return "um" if self.path.suffix.lower() == ".pts" else "mm"
 
 
+class TargetConfig(_Config):
+    """What a stack's pixel values mean and how they become scar targets in [0, 1]."""
+
+    kind: TargetKind = Field("probability", description="what the pixel values mean",
+                             json_schema_extra=_flag("target"))
+    scar_label: Optional[int] = Field(None, description="the scar label value, for target label")
+    normalise: Normalisation = Field("minmax", description="how target intensity becomes scar (minmax, fwhm, nsd, iir)")
+    n_sd: PositiveFloat = Field(5.0, description="standard deviations above remote myocardium, for normalise nsd")
+    iir_low: PositiveFloat = Field(1.2, description="IIR mapped to 0 (left-atrial fibrosis default), for normalise iir")
+    iir_high: PositiveFloat = Field(1.32, description="IIR mapped to 1 (left-atrial dense scar default), for normalise iir")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TargetConfig":
+        if self.kind == "label" and self.scar_label is None:
+            raise ValueError("target label needs scar_label (the scar's label value)")
+        if not self.iir_low < self.iir_high:
+            raise ValueError(f"iir_low ({self.iir_low:g}) must be below iir_high ({self.iir_high:g})")
+        return self
+
+
 class StackConfig(_Config):
-    """One stack of LGE slices and how to read its values."""
+    """One stack of LGE slices, its masks, and how to read its values."""
 
     path: Path = Field(description="3D stack: NIfTI (.nii .nii.gz); NRRD/MetaImage/DICOM folder with the [itk] extra; "
-                                   "or a VTK slice layer (.vti .vts .vtk, one slice)")
+                                   "or a VTK slice layer (.vti .vts .vtk, one slice)",
+                       json_schema_extra=_flag("image"))
     dicom_series: Optional[str] = Field(None, description="DICOM series UID when the folder holds several")
     slice_thickness: Optional[PositiveFloat] = Field(
         None, description="slice thickness in mm (default: the spacing of the through-plane axis)"
     )
     mask: Optional[Path] = Field(None, description="myocardium mask on the same grid; voxels outside are not groups")
-    target: TargetKind = Field("probability", description="what the pixel values mean")
-    scar_label: Optional[int] = Field(None, description="the scar label value, for --target label")
-    axis: Literal[0, 1, 2] = Field(2, description="through-plane voxel axis")
-    normalise: Normalisation = Field("minmax", description="how --target intensity becomes scar (minmax, fwhm, nsd, iir)")
-    remote_mask: Optional[Path] = Field(None, description="remote (healthy) myocardium mask, for --normalise nsd")
-    n_sd: PositiveFloat = Field(5.0, description="standard deviations above remote myocardium, for --normalise nsd")
-    blood_pool_mask: Optional[Path] = Field(None, description="blood pool mask, for --normalise iir")
-    iir_low: PositiveFloat = Field(1.2, description="IIR mapped to 0 (left-atrial fibrosis default), for --normalise iir")
-    iir_high: PositiveFloat = Field(1.32, description="IIR mapped to 1 (left-atrial dense scar default), for --normalise iir")
-
-    @model_validator(mode="after")
-    def _label_needs_value(self) -> "StackConfig":
-        if self.target == "label" and self.scar_label is None:
-            raise ValueError(f"{self.path}: --target label needs --scar-label N")
-        return self
+    axis: Literal[0, 1, 2] = Field(2, description="through-plane voxel axis", json_schema_extra=_flag("slice_axis"))
+    remote_mask: Optional[Path] = Field(None, description="remote (healthy) myocardium mask, for normalise nsd")
+    blood_pool_mask: Optional[Path] = Field(None, description="blood pool mask, for normalise iir")
+    target: TargetConfig = TargetConfig()
 
 
 class PrepareConfig(_Config):
@@ -100,11 +123,12 @@ class ModelConfig(_Config):
 
 
 class TrainConfig(_Config):
-    """Optimisation, batching, early stopping and device."""
+    """The network, optimisation, batching and early stopping (saved with the model)."""
 
     model: ModelConfig = ModelConfig()
     batch_size: PositiveInt = Field(16384, description="target memberships per batch (groups are never split)")
-    mc_samples: PositiveInt = Field(32, description="MC-dropout passes per training step")
+    mc_samples: PositiveInt = Field(32, description="MC-dropout passes per training step",
+                                    json_schema_extra=_flag("train_mc_samples"))
     dropout_masks: Literal["row", "step"] = Field(
         "step", description="training dropout masks: one per MC pass shared by the step's batch and folded into the "
         "weights (step), or a fresh mask per membership and pass (row, standard dropout)"
@@ -124,13 +148,15 @@ class TrainConfig(_Config):
     max_epochs: PositiveInt = Field(2000, description="upper bound on epochs")
     max_time: Optional[PositiveFloat] = Field(None, description="upper bound on training seconds")
     seed: int = Field(0, description="seed for initialisation, shuffling and dropout")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device (auto: cuda when present)")
-    amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="mixed precision (auto: on for cuda, off on cpu)")
-    compile: bool = Field(False, description="torch.compile the model (opt-in)")
-    deterministic: bool = Field(
-        False, description="one CPU thread: bit-identical results across processes (slower; within a process they always are)"
-    )
-    quiet: bool = Field(False, description="no progress bar")
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides: Any) -> "TrainConfig":
+        """A preset (:data:`PRESETS`) with explicit options on top (``model`` may be a partial dict)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        base = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[preset].items()}
+        model = {**base.pop("model", {}), **dict(overrides.pop("model", {}) or {})}
+        return cls(**{**base, **overrides, "model": ModelConfig(**model)})
 
 
 #: Presets: named starting points; options given explicitly override them.
@@ -142,19 +168,29 @@ PRESETS: dict[str, dict] = {
     "paper": {
         "model": {"encoding": "none", "width": 128, "depth": 4, "dropout": 0.1, "dropout_position": "all"},
         "batch_size": 10_000, "mc_samples": 3, "lr": 1e-3, "lr_max": 1e-2, "schedule": "cyclic",
-        "step_size": 2000, "fast_start_epochs": 0, "dropout_masks": "row", "group_sample": 0, "init_output_bias": False, "patience": 500,
-        "min_delta": 0.0, "max_epochs": 10_000,
+        "step_size": 2000, "fast_start_epochs": 0, "dropout_masks": "row", "group_sample": 0, "init_output_bias": False,
+        "patience": 500, "min_delta": 0.0, "max_epochs": 10_000,
     },
 }
 
 
-def train_config(preset: str = "default", **overrides) -> TrainConfig:
-    """A TrainConfig from a preset with explicit options on top (``model`` may be a partial dict)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    base = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[preset].items()}
-    model = {**base.pop("model", {}), **dict(overrides.pop("model", {}) or {})}
-    return TrainConfig(**{**base, **overrides, "model": ModelConfig(**model)})
+class RuntimeConfig(_Config):
+    """Where and how the work runs: never saved with a model, never changes what is computed
+    (except ``amp`` and ``threads``, which change float rounding)."""
+
+    device: Device = Field("auto", description="device for training and prediction (auto: cuda when present)")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="mixed precision (auto: on for cuda, off on cpu)")
+    compile: bool = Field(False, description="torch.compile the model for training (opt-in)")
+    deterministic: bool = Field(
+        False, description="one CPU thread: bit-identical results across processes (slower; within a process they always are)"
+    )
+    threads: Optional[PositiveInt] = Field(
+        None, description="CPU threads for torch (default: torch's own count, at most the cores this process may use)"
+    )
+    memory_mb: Optional[PositiveInt] = Field(
+        None, description="activation memory budget for prediction batches, MiB (default: a quarter of the free memory)"
+    )
+    quiet: bool = Field(False, description="no progress bar")
 
 
 class PredictConfig(_Config):
@@ -162,11 +198,7 @@ class PredictConfig(_Config):
 
     mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction")
     threshold: Optional[float] = Field(None, gt=0, lt=1, description="also write scar_binary = probability >= threshold")
-    seed: int = Field(0, description="seed of the MC-dropout passes")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="prediction device")
-    memory_mb: Optional[PositiveInt] = Field(
-        None, description="activation memory budget for prediction batches, MiB (default: a quarter of the free memory)"
-    )
+    mc_seed: int = Field(0, description="seed of the MC-dropout passes")
     border_threshold: float = Field(0.25, gt=0, lt=1, description="element mean probability from which it is border zone")
     core_threshold: float = Field(0.5, gt=0, lt=1, description="element mean probability from which it is core scar")
     tag_healthy: int = Field(1, description="element tag of healthy tissue (scar_region, openCARP .elem)")
@@ -177,7 +209,7 @@ class PredictConfig(_Config):
     def _thresholds_in_order(self) -> "PredictConfig":
         if not self.border_threshold < self.core_threshold:
             raise ValueError(
-                f"--border-threshold ({self.border_threshold:g}) must be below --core-threshold ({self.core_threshold:g})"
+                f"border_threshold ({self.border_threshold:g}) must be below core_threshold ({self.core_threshold:g})"
             )
         return self
 
@@ -191,6 +223,6 @@ class ValidateConfig(_Config):
 
     tolerance: PositiveFloat = Field(0.1, description="a group passes when |mean prediction - target| <= this")
     min_share: float = Field(0.9, ge=0, le=1, description="share of groups that must pass (exit 1 below it)")
-    mc_samples: PositiveInt = Field(20, description="MC-dropout passes when checking a model")
-    seed: int = Field(0, description="seed of the MC-dropout passes")
+    mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction, when checking a model")
+    mc_seed: int = Field(0, description="seed of the MC-dropout passes")
     truth: Optional[str] = Field(None, description="point array of the mesh holding a ground truth (synthetic cases)")

@@ -1,15 +1,16 @@
 """Training data: groups (one per supervised pixel) and memberships (node, group).
 
-Built from world-mm mesh points and :class:`~.stack.SliceStack` objects by pure array code. File
-reading and writing live in :mod:`.io`; this module only converts to and from a dict of arrays
-(``to_arrays`` / ``from_arrays``), and ``from_arrays`` checks everything it is given.
+Built from world-mm mesh points and :class:`~.stack.SliceStack` objects with the forward model
+(:mod:`.forward`). File reading and writing live in :mod:`.io`; this module only converts to and
+from a dict of arrays (``to_arrays`` / ``from_arrays``), and ``from_arrays`` checks everything it
+is given. In memory the stacks' geometry is one :class:`~.stack.StackGeometry` per stack.
 
-Array layout (the ``.npz`` keys, format version 1)
+Array layout (the ``.npz`` keys, format version 2)
 --------------------------------------------------
 ====================  ==========  =====================================================
 key                   shape       meaning
 ====================  ==========  =====================================================
-format_version        ()          int, currently 2
+format_version        ()          int: 2
 points                (N, 3)      float64 node coordinates, world RAS mm
 member_node           (M,)        int64 node index of each membership
 member_group          (M,)        int64 group index, sorted ascending
@@ -38,12 +39,40 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .geometry import normalisation, prism_memberships
-from .stack import SliceStack
+from .forward import group_keys, group_mean, key_voxel, prism_memberships, supervised, voxel_key
+from .geometry import normalisation
+from .stack import SliceStack, StackGeometry
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
+#: The array keys of the ``.npz`` besides the stack geometry (:data:`STACK_KEYS`) and the version.
+_ARRAY_FIELDS = ("points", "member_node", "member_group", "group_target", "group_count", "group_voxel", "group_stack",
+                 "group_slice", "norm_center", "norm_scale", "stack_names", "stack_mapping")
+#: The ``.npz`` keys of the stacks' geometry, one entry per stack.
+STACK_KEYS = ("stack_affines", "stack_shapes", "stack_thickness", "stack_axis")
+
+
+def stack_arrays(stacks: tuple[StackGeometry, ...] | list[StackGeometry]) -> dict[str, np.ndarray]:
+    """The stacks' geometry as the arrays of :data:`STACK_KEYS` (also the checkpoint's layout)."""
+    return {
+        "stack_affines": np.array([g.affine for g in stacks], dtype=np.float64).reshape(-1, 4, 4),
+        "stack_shapes": np.array([g.shape for g in stacks], dtype=np.int64).reshape(-1, 3),
+        "stack_thickness": np.array([g.thickness for g in stacks], dtype=np.float64),
+        "stack_axis": np.array([g.axis for g in stacks], dtype=np.int64),
+    }
+
+
+def stacks_from_arrays(arrays: dict[str, np.ndarray]) -> tuple[StackGeometry, ...]:
+    """Inverse of :func:`stack_arrays` (raises ValueError on inconsistent arrays)."""
+    affines = np.asarray(arrays["stack_affines"], dtype=np.float64)
+    shapes, thickness, axis = (np.asarray(arrays[k]) for k in ("stack_shapes", "stack_thickness", "stack_axis"))
+    n = len(affines)
+    if affines.shape != (n, 4, 4) or shapes.shape != (n, 3) or thickness.shape != (n,) or axis.shape != (n,):
+        raise ValueError(f"stack arrays disagree: affines {affines.shape}, shapes {shapes.shape}, "
+                         f"thickness {thickness.shape}, axis {axis.shape}")
+    return tuple(StackGeometry(affines[s], tuple(int(v) for v in shapes[s]), float(thickness[s]), int(axis[s]))
+                 for s in range(n))
 
 
 @dataclass(frozen=True)
@@ -60,11 +89,8 @@ class TrainingData:
     group_slice: np.ndarray
     norm_center: np.ndarray
     norm_scale: float
+    stacks: tuple[StackGeometry, ...]
     stack_names: np.ndarray
-    stack_affines: np.ndarray
-    stack_shapes: np.ndarray
-    stack_thickness: np.ndarray
-    stack_axis: np.ndarray
     stack_mapping: np.ndarray
 
     @property
@@ -84,20 +110,23 @@ class TrainingData:
         """(G + 1,) start of each group's memberships; group g is members[offset[g]:offset[g+1]]."""
         return np.concatenate([[0], np.cumsum(self.group_count)]).astype(np.int64)
 
+    @property
+    def group_keys(self) -> np.ndarray:
+        """(G, 4) int64: stack index and voxel (i, j, k) of every group."""
+        return group_keys(self.group_stack, self.group_voxel)
+
     def supervised(self) -> np.ndarray:
         """(N,) bool: True where the node belongs to at least one group."""
-        out = np.zeros(self.n_nodes, dtype=bool)
-        out[self.member_node] = True
-        return out
+        return supervised(self.n_nodes, self.member_node)
 
     def group_mean(self, node_values: np.ndarray) -> np.ndarray:
         """(G,) mean of a per-node quantity over each group's nodes."""
-        sums = np.bincount(self.member_group, weights=node_values[self.member_node], minlength=self.n_groups)
-        return sums / self.group_count
+        return group_mean(node_values, self.member_node, self.member_group, self.n_groups)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The ``.npz`` dict, with ``format_version``."""
-        out = {k: np.asarray(v) for k, v in self.__dict__.items()}
+        out = {k: np.asarray(getattr(self, k)) for k in _ARRAY_FIELDS}
+        out.update(stack_arrays(self.stacks))
         out["format_version"] = np.asarray(FORMAT_VERSION)
         return out
 
@@ -116,13 +145,17 @@ class TrainingData:
         version = int(np.asarray(arrays["format_version"]))
         if version != FORMAT_VERSION:
             raise InputError(f"{name}: training-data format {version}, this version reads {FORMAT_VERSION}; {fix}")
-        fields = list(cls.__dataclass_fields__)
+        fields = [*_ARRAY_FIELDS, *STACK_KEYS]
         missing = [k for k in fields if k not in arrays]
         if missing:
             raise InputError(f"{name}: missing keys {', '.join(missing)}; {fix}")
-        a = {k: np.asarray(arrays[k]) for k in fields}
+        a = {k: np.asarray(arrays[k]) for k in _ARRAY_FIELDS}
         a["norm_scale"] = float(a["norm_scale"])
-        data = cls(**a)
+        try:
+            stacks = stacks_from_arrays({k: np.asarray(arrays[k]) for k in STACK_KEYS})
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{name}: stack geometry: {exc}; {fix}") from exc
+        data = cls(**a, stacks=stacks)
         problem = data._problem()
         if problem:
             raise InputError(f"{name}: {problem}; {fix}")
@@ -131,12 +164,13 @@ class TrainingData:
     def _problem(self) -> str | None:
         """A description of the first inconsistency, or None when the data are consistent."""
         n, m, g = self.n_nodes, self.n_members, self.n_groups
-        s = len(self.stack_names)
+        s = len(self.stacks)
+        if len(self.stack_names) != s:
+            return f"stack_names has {len(self.stack_names)} entries for {s} stacks"
         shapes = {
             "points": (n, 3), "member_node": (m,), "member_group": (m,), "group_target": (g,),
             "group_count": (g,), "group_voxel": (g, 3), "group_stack": (g,), "group_slice": (g,),
-            "norm_center": (3,), "stack_affines": (s, 4, 4), "stack_shapes": (s, 3),
-            "stack_thickness": (s,), "stack_axis": (s,), "stack_mapping": (s,),
+            "norm_center": (3,), "stack_mapping": (s,),
         }
         for key, shape in shapes.items():
             if getattr(self, key).shape != shape:
@@ -162,12 +196,6 @@ class TrainingData:
         return None
 
 
-def _slice_major(stack: SliceStack) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Axis order (through-plane first) and dims of the voxel key, so groups sort by slice."""
-    order = (stack.axis, *(ax for ax in range(3) if ax != stack.axis))
-    return order, tuple(stack.shape[ax] for ax in order)
-
-
 def build_training_data(points: np.ndarray, stacks: list[SliceStack]) -> TrainingData:
     """Map mesh nodes into every stack's pixel prisms and group them.
 
@@ -184,17 +212,16 @@ def build_training_data(points: np.ndarray, stacks: list[SliceStack]) -> Trainin
     points = np.asarray(points, dtype=np.float64)
     keys, nodes = [], []
     key_offset = 0
-    for stack in stacks:
-        node, vox = prism_memberships(points, stack.affine, stack.shape, stack.thickness, stack.axis)
+    for stack in stacks:  # a handful of stacks
+        node, vox = prism_memberships(points, stack.geometry)
         i, j, k = vox.T
         valid = np.isfinite(stack.values[i, j, k])
         if stack.mask is not None:
             valid &= stack.mask[i, j, k]
         node, vox = node[valid], vox[valid]
-        order, dims = _slice_major(stack)
-        keys.append(key_offset + np.ravel_multi_index(tuple(vox[:, ax] for ax in order), dims))
+        keys.append(key_offset + voxel_key(vox, stack.geometry))
         nodes.append(node)
-        key_offset += int(np.prod(stack.shape))
+        key_offset += int(np.prod(stack.geometry.shape))
     key = np.concatenate(keys) if keys else np.zeros(0, np.int64)
     member_node = np.concatenate(nodes) if nodes else np.zeros(0, np.int64)
 
@@ -203,21 +230,18 @@ def build_training_data(points: np.ndarray, stacks: list[SliceStack]) -> Trainin
     order = np.argsort(member_group, kind="stable")
     member_node, member_group = member_node[order], member_group[order]
 
-    starts = np.cumsum([0] + [int(np.prod(st.shape)) for st in stacks])
+    starts = np.cumsum([0] + [int(np.prod(st.geometry.shape)) for st in stacks])
     group_stack = np.searchsorted(starts, group_key, side="right").astype(np.int64) - 1
     n_groups = len(group_key)
     group_voxel = np.zeros((n_groups, 3), dtype=np.int64)
     group_target = np.zeros(n_groups, dtype=np.float32)
-    group_slice = np.zeros(n_groups, dtype=np.int64)
     for si, stack in enumerate(stacks):  # loop over stacks (a handful), not groups
         sel = group_stack == si
-        order_ax, dims = _slice_major(stack)
-        unr = np.unravel_index(group_key[sel] - starts[si], dims)
-        for pos, ax in enumerate(order_ax):
-            group_voxel[sel, ax] = unr[pos]
+        group_voxel[sel] = key_voxel(group_key[sel] - starts[si], stack.geometry)
         gi, gj, gk = group_voxel[sel].T
         group_target[sel] = stack.values[gi, gj, gk]
-        group_slice[sel] = group_voxel[sel, stack.axis]
+    axes = np.array([st.geometry.axis for st in stacks], dtype=np.int64)
+    group_slice = group_voxel[np.arange(n_groups), axes[group_stack]] if n_groups else np.zeros(0, np.int64)
 
     center, scale = normalisation(points)
     return TrainingData(
@@ -228,14 +252,11 @@ def build_training_data(points: np.ndarray, stacks: list[SliceStack]) -> Trainin
         group_count=np.bincount(member_group, minlength=n_groups).astype(np.int64),
         group_voxel=group_voxel,
         group_stack=group_stack,
-        group_slice=group_slice,
+        group_slice=group_slice.astype(np.int64),
         norm_center=center,
         norm_scale=scale,
+        stacks=tuple(st.geometry for st in stacks),
         stack_names=np.array([st.name for st in stacks]),
-        stack_affines=np.array([st.affine for st in stacks], dtype=np.float64).reshape(-1, 4, 4),
-        stack_shapes=np.array([st.shape for st in stacks], dtype=np.int64).reshape(-1, 3),
-        stack_thickness=np.array([st.thickness for st in stacks], dtype=np.float64),
-        stack_axis=np.array([st.axis for st in stacks], dtype=np.int64),
         stack_mapping=np.array([json.dumps(st.mapping) for st in stacks]),
     )
 
@@ -288,7 +309,7 @@ def summary(data: TrainingData) -> str:
         slices, counts = np.unique(data.group_slice[sel], return_counts=True)
         per_slice = ", ".join(f"{s}:{c}" for s, c in zip(slices, counts))
         lines.append(
-            f"stack {si} ({name}): {int(sel.sum())} groups, thickness {data.stack_thickness[si]:g} mm; "
+            f"stack {si} ({name}): {int(sel.sum())} groups, thickness {data.stacks[si].thickness:g} mm; "
             f"groups per slice {{{per_slice}}}"
         )
         lines.append(f"  targets: {_format_mapping(json.loads(str(data.stack_mapping[si])))}")

@@ -1,30 +1,129 @@
-"""The slice-stack object: pixel values and their geometry, kept together.
+"""A stack's geometry (:class:`StackGeometry`) and a stack of slices (:class:`SliceStack`).
 
-A :class:`SliceStack` is built only by the loaders (``io``, ``synthetic``) and consumed everywhere
-else, so the affine can never drift away from the pixels it describes.
+:class:`StackGeometry` is the one description of where a stack's pixels are: it travels with the
+pixels (in :class:`SliceStack`), with the training data and with the model. A :class:`SliceStack`
+is built only by the loaders (``io``, ``synthetic``) and consumed everywhere else, so the affine
+can never drift away from the pixels it describes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
+
+from .geometry import index_to_world, inplane_axes, slice_normal, voxel_spacing, world_to_index
+
+
+@dataclass(frozen=True, eq=False)
+class StackGeometry:
+    """Where the pixel prisms of one stack are (``shared/design.md``, geometry conventions).
+
+    Attributes
+    ----------
+    affine : (4, 4) float64
+        Voxel index -> world (RAS, mm); integer indices are voxel centres.
+    shape : (I, J, K)
+        Image shape.
+    thickness : float
+        Slice thickness in mm along the through-plane axis (the prism height; not the spacing).
+    axis : int
+        The through-plane voxel axis (0, 1 or 2).
+
+    A per-slice rigid correction (breath-hold misregistration) belongs here when it is added.
+    """
+
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+    thickness: float
+    axis: int = 2
+
+    def __post_init__(self) -> None:
+        affine = np.asarray(self.affine, dtype=np.float64)
+        if affine.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got shape {affine.shape}")
+        shape = tuple(int(v) for v in np.asarray(self.shape).reshape(-1))
+        if len(shape) != 3:
+            raise ValueError(f"shape must have 3 entries, got {shape}")
+        if int(self.axis) not in (0, 1, 2):
+            raise ValueError(f"through-plane axis must be 0, 1 or 2, got {self.axis}")
+        if not (np.isfinite(self.thickness) and self.thickness > 0):
+            raise ValueError(f"slice thickness must be a positive number of mm, got {self.thickness}")
+        object.__setattr__(self, "affine", affine)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "thickness", float(self.thickness))
+        object.__setattr__(self, "axis", int(self.axis))
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """(3,) voxel spacing in mm along each voxel axis (column norms of the affine)."""
+        return voxel_spacing(self.affine)
+
+    @property
+    def inplane(self) -> tuple[int, int]:
+        """The two in-plane voxel axes, ascending."""
+        return inplane_axes(self.axis)
+
+    @property
+    def n_slices(self) -> int:
+        return self.shape[self.axis]
+
+    @property
+    def normal(self) -> np.ndarray:
+        """(3,) unit world normal of the slice planes."""
+        return slice_normal(self.affine, self.axis)
+
+    @property
+    def half_thickness_index(self) -> float:
+        """Half the slice thickness in through-plane index units."""
+        return 0.5 * self.thickness / float(self.spacing[self.axis])
+
+    def to_index(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) continuous voxel indices of world-mm points."""
+        return world_to_index(points, self.affine)
+
+    def corners(self) -> np.ndarray:
+        """(8, 3) world corners of the volume covered by the prisms (pixel edges, slab faces)."""
+        lo, hi = self._index_box()
+        grid = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
+        return index_to_world(grid, self.affine)
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: the point lies within the box spanned by the prisms (gaps between slices included)."""
+        lo, hi = self._index_box()
+        c = self.to_index(points)
+        return np.all((c >= lo) & (c <= hi), axis=1)
+
+    def _index_box(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.full(3, -0.5)
+        hi = np.asarray(self.shape, dtype=np.float64) - 0.5
+        lo[self.axis] = -self.half_thickness_index
+        hi[self.axis] = self.shape[self.axis] - 1 + self.half_thickness_index
+        return lo, hi
+
+    def same_as(self, other: "StackGeometry", atol: float = 0.0) -> bool:
+        """Equal geometry (affines within ``atol``)."""
+        return (self.shape == other.shape and self.axis == other.axis and self.thickness == other.thickness
+                and bool(np.allclose(self.affine, other.affine, rtol=0, atol=atol)))
+
+
+def main_slice_normal(stacks: Sequence[StackGeometry]) -> np.ndarray:
+    """(3,) unit slice normal of the stack with the most slices (the first of equals)."""
+    main = int(np.argmax([g.n_slices for g in stacks]))
+    return stacks[main].normal
 
 
 @dataclass(frozen=True)
 class SliceStack:
-    """A stack of 2D slices on one voxel grid.
+    """A stack of 2D slices: pixel targets on the grid of one :class:`StackGeometry`.
 
     Attributes
     ----------
     values : (I, J, K) float64
         Scar targets in [0, 1] (already converted from the raw kind), NaN where undefined.
-    affine : (4, 4) float64
-        Voxel index -> world (RAS, mm); integer indices are voxel centres.
-    thickness : float
-        Slice thickness in mm along the through-plane axis (the prism height).
-    axis : int
-        The through-plane voxel axis (0, 1 or 2).
+    geometry : StackGeometry
+        Where the pixels are.
     mask : (I, J, K) bool or None
         Voxels that may form groups (myocardium); None means every voxel.
     name : str
@@ -34,9 +133,7 @@ class SliceStack:
     """
 
     values: np.ndarray
-    affine: np.ndarray
-    thickness: float
-    axis: int = 2
+    geometry: StackGeometry
     mask: np.ndarray | None = None
     name: str = "<stack>"
     mapping: dict = field(default_factory=dict)
@@ -44,18 +141,7 @@ class SliceStack:
     def __post_init__(self) -> None:
         if self.values.ndim != 3:
             raise ValueError(f"{self.name}: values must be 3D, got shape {self.values.shape}")
-        if self.affine.shape != (4, 4):
-            raise ValueError(f"{self.name}: affine must be 4x4")
-        if self.axis not in (0, 1, 2):
-            raise ValueError(f"{self.name}: through-plane axis must be 0, 1 or 2")
+        if tuple(self.values.shape) != self.geometry.shape:
+            raise ValueError(f"{self.name}: values shape {self.values.shape} != geometry shape {self.geometry.shape}")
         if self.mask is not None and self.mask.shape != self.values.shape:
             raise ValueError(f"{self.name}: mask shape {self.mask.shape} != image {self.values.shape}")
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.values.shape)  # type: ignore[return-value]
-
-    @property
-    def spacing(self) -> np.ndarray:
-        """(3,) voxel spacing in mm along each voxel axis (column norms of the affine)."""
-        return np.linalg.norm(self.affine[:3, :3], axis=0)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from .config import SynthConfig
-from .geometry import prism_memberships
-from .stack import SliceStack
+from .forward import simulate_pixels
+from .stack import SliceStack, StackGeometry
 
 N_LAYERS = 6  # transmural node layers
 PHI_APEX = 0.04 * np.pi  # the shell starts just off the apex (a small apical hole)
@@ -71,17 +71,18 @@ class Infarct:
 
 @dataclass
 class SyntheticCase:
-    """A generated case: everything in world RAS mm."""
+    """A generated case: everything in world RAS mm.
+
+    ``stack`` is the short-axis stack (pixel values in [0, 1], mask = pixels with myocardium);
+    ``long_axis`` the one-slice long-axis stacks.
+    """
 
     points: np.ndarray  # (N, 3)
     hexes: np.ndarray  # (C, 8) node indices of hexahedral cells
     scar_truth: np.ndarray  # (N,) 0/1
-    values: np.ndarray  # (I, J, K) pixel values in [0, 1]
-    mask: np.ndarray  # (I, J, K) bool, pixels with myocardium
-    affine: np.ndarray  # (4, 4)
-    thickness: float
+    stack: SliceStack
     facts: dict[str, Any] = field(default_factory=dict)
-    long_axis: list[SliceStack] = field(default_factory=list)  # one-slice long-axis stacks
+    long_axis: list[SliceStack] = field(default_factory=list)
 
 
 def scar_field(shape: LVShape, infarcts: list[Infarct], theta: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -183,19 +184,12 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     world_s = shape.position(th_s, p_s, t_s) @ rot_world.T + shift
     truth_s = scar_field(shape, infarcts, th_s, p_s, t_s)
 
-    def acquire(aff: np.ndarray, dim: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        node, vox = prism_memberships(world_s, aff, dim, config.slice_thickness, axis=2)
-        flat = np.ravel_multi_index(tuple(vox.T), dim)
-        n_vox = int(np.prod(dim))
-        weight = np.bincount(flat, weights=w[node], minlength=n_vox)
-        scar_w = np.bincount(flat, weights=(w * truth_s)[node], minlength=n_vox)
-        covered = weight > 0
-        vals = np.zeros(n_vox)
-        vals[covered] = scar_w[covered] / weight[covered]
+    def acquire(geometry: StackGeometry, name: str) -> SliceStack:
+        vals, covered = simulate_pixels(world_s, w, truth_s, geometry)
         vals[covered] = np.clip(vals[covered] + rng.normal(0, config.noise, int(covered.sum())), 0, 1)
-        return vals.reshape(dim), covered.reshape(dim)
+        return SliceStack(values=vals, geometry=geometry, mask=covered, name=name)
 
-    values, mask = acquire(affine, dims)
+    stack = acquire(StackGeometry(affine, dims, config.slice_thickness), "short axis")
 
     # Long-axis views (4-, 2- and 3-chamber-like): one slice each, in a plane through the long axis.
     long_axis = []
@@ -208,10 +202,8 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         la = np.eye(4)
         la[:3, :3] = rot_stack @ frame @ np.diag([config.pixel_spacing, config.pixel_spacing, config.slice_thickness])
         la[:3, 3] = rot_stack @ (-half_w * d + np.array([0.0, 0.0, z_apex - margin])) + shift
-        la_dims = (n_inplane, n_long, 1)
-        la_values, la_mask = acquire(la, la_dims)
-        long_axis.append(SliceStack(values=la_values, affine=la, thickness=config.slice_thickness, mask=la_mask,
-                                    name=f"long-axis view {v + 1}"))
+        long_axis.append(acquire(StackGeometry(la, (n_inplane, n_long, 1), config.slice_thickness),
+                                 f"long-axis view {v + 1}"))
 
     facts = {
         "seed": config.seed, "n_nodes": int(len(points)), "grid_nodes": [N_LAYERS, n_phi, n_theta],
@@ -224,8 +216,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     }
     return SyntheticCase(
         points=points, hexes=_hex_cells(N_LAYERS, n_phi, n_theta), scar_truth=truth,
-        values=values.reshape(dims), mask=mask.reshape(dims), affine=affine,
-        thickness=config.slice_thickness, facts=facts, long_axis=long_axis,
+        stack=stack, facts=facts, long_axis=long_axis,
     )
 
 

@@ -24,15 +24,14 @@ NaN stays NaN (an undefined pixel forms no group).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 
+from .config import TargetConfig, TargetKind
 from .errors import InputError
 
-TargetKind = Literal["probability", "mask", "label", "intensity"]
-TARGET_KINDS: tuple[str, ...] = ("probability", "mask", "label", "intensity")
-Normalisation = Literal["minmax", "fwhm", "nsd", "iir"]
+TARGET_KINDS: tuple[str, ...] = get_args(TargetKind)
 
 
 def _reference(values: np.ndarray, region: np.ndarray | None, what: str, option: str, name: str) -> np.ndarray:
@@ -47,29 +46,21 @@ def _reference(values: np.ndarray, region: np.ndarray | None, what: str, option:
 
 def to_target(
     values: np.ndarray,
-    kind: str,
+    config: TargetConfig,
     mask: np.ndarray | None = None,
-    scar_label: int | None = None,
-    name: str = "<image>",
-    normalise: str = "minmax",
     remote: np.ndarray | None = None,
-    n_sd: float = 5.0,
     blood_pool: np.ndarray | None = None,
-    iir_low: float = 1.2,
-    iir_high: float = 1.32,
+    name: str = "<image>",
 ) -> tuple[np.ndarray, dict]:
     """Convert raw pixel values to scar targets in [0, 1].
 
     Parameters
     ----------
     values : (I, J, K) raw pixel values.
-    kind : one of :data:`TARGET_KINDS`.
+    config : what the values are and how to normalise them.
     mask : (I, J, K) bool or None; range checks and intensity normalisation look only inside it.
-    scar_label : the scar label for ``kind="label"``.
+    remote, blood_pool : (I, J, K) bool reference masks for ``nsd`` and ``iir``.
     name : the image's file name, for error messages.
-    normalise : for ``intensity``: minmax, fwhm, nsd or iir (see the module docstring).
-    remote, blood_pool : (I, J, K) bool reference masks for nsd and iir.
-    n_sd, iir_low, iir_high : thresholds of nsd and iir.
 
     Returns
     -------
@@ -82,17 +73,19 @@ def to_target(
         When values lie outside the range of their kind, or a reference mask is missing or empty.
     """
     values = np.asarray(values, dtype=np.float64)
-    if kind != "intensity":
-        return _convert(values, kind, mask, scar_label, name), {"target": kind}
-    return _normalise(values, mask, name, normalise, remote, n_sd, blood_pool, iir_low, iir_high)
+    if config.kind != "intensity":
+        return _convert(values, config.kind, mask, config.scar_label, name), {"target": config.kind}
+    return _normalise(values, mask, name, config, remote, blood_pool)
 
 
-def _normalise(values, mask, name, method, remote, n_sd, blood_pool, iir_low, iir_high) -> tuple[np.ndarray, dict]:
-    """Raw intensity -> targets, by ``method``; returns the targets and the mapping used."""
+def _normalise(values: np.ndarray, mask: np.ndarray | None, name: str, config: TargetConfig,
+               remote: np.ndarray | None, blood_pool: np.ndarray | None) -> tuple[np.ndarray, dict]:
+    """Raw intensity -> targets, by ``config.normalise``; returns the targets and the mapping used."""
+    method, n_sd, iir_low, iir_high = config.normalise, config.n_sd, config.iir_low, config.iir_high
     region = np.isfinite(values) if mask is None else (np.isfinite(values) & mask)
     inside = values[region]
     if inside.size == 0:
-        raise InputError(f"{name}: no finite intensities inside the mask; check --mask")
+        raise InputError(f"{name}: no finite intensities inside the mask; check `mask`")
     nan = ~np.isfinite(values)
     if method == "minmax":
         lo, hi = float(inside.min()), float(inside.max())
@@ -100,20 +93,18 @@ def _normalise(values, mask, name, method, remote, n_sd, blood_pool, iir_low, ii
             raise InputError(f"{name}: intensity is constant ({lo:g}) inside the mask; nothing to normalise")
         return (values - lo) / (hi - lo), {"target": "intensity", "normalise": "minmax", "min": lo, "max": hi}
     if method in ("fwhm", "nsd") and mask is None:
-        raise InputError(f"{name}: --normalise {method} needs --mask (the myocardium) to find scar in")
+        raise InputError(f"{name}: `normalise` {method} needs `mask` (the myocardium) to find scar in")
     if method == "fwhm":
         threshold = 0.5 * float(inside.max())
         mapping = {"target": "intensity", "normalise": "fwhm", "max_in_mask": float(inside.max()), "threshold": threshold}
     elif method == "nsd":
-        ref = _reference(values, remote, "remote myocardium", "--remote-mask", name)
+        ref = _reference(values, remote, "remote myocardium", "`remote_mask`", name)
         mean, sd = float(ref.mean()), float(ref.std())
         threshold = mean + n_sd * sd
         mapping = {"target": "intensity", "normalise": "nsd", "remote_mean": mean, "remote_sd": sd, "n_sd": n_sd,
                    "threshold": threshold}
     elif method == "iir":
-        if not iir_low < iir_high:
-            raise InputError(f"{name}: --iir-low ({iir_low:g}) must be below --iir-high ({iir_high:g})")
-        ref = _reference(values, blood_pool, "blood pool", "--blood-pool-mask", name)
+        ref = _reference(values, blood_pool, "blood pool", "`blood_pool_mask`", name)
         mean = float(ref.mean())
         if mean <= 0:
             raise InputError(f"{name}: blood-pool mean intensity is {mean:g}; IIR needs positive intensities")
@@ -122,7 +113,7 @@ def _normalise(values, mask, name, method, remote, n_sd, blood_pool, iir_low, ii
         return out, {"target": "intensity", "normalise": "iir", "blood_pool_mean": mean, "iir_low": iir_low,
                      "iir_high": iir_high}
     else:
-        raise InputError(f"unknown --normalise {method!r}; choose minmax, fwhm, nsd or iir")
+        raise InputError(f"unknown `normalise` {method!r}; choose minmax, fwhm, nsd or iir")
     out = (values >= threshold).astype(np.float64)
     out[nan] = np.nan
     return out, mapping
@@ -135,24 +126,24 @@ def _convert(values: np.ndarray, kind: str, mask: np.ndarray | None, scar_label:
     if kind == "probability":
         if inside.size and (inside.min() < 0.0 or inside.max() > 1.0):
             raise InputError(
-                f"{name}: --target probability needs values in [0, 1], found [{inside.min():g}, "
-                f"{inside.max():g}]; use --target intensity (raw LGE), mask or label instead"
+                f"{name}: `target` probability needs values in [0, 1], found [{inside.min():g}, "
+                f"{inside.max():g}]; use `target` intensity (raw LGE), mask or label instead"
             )
         return values.copy()
     if kind == "mask":
         bad = ~np.isin(inside, (0.0, 1.0))
         if bad.any():
             raise InputError(
-                f"{name}: --target mask needs values 0 or 1, found e.g. {inside[bad][0]:g}; "
-                "use --target label --scar-label N for a label map"
+                f"{name}: `target` mask needs values 0 or 1, found e.g. {inside[bad][0]:g}; "
+                "use `target` label with `scar_label` N for a label map"
             )
         return values.copy()
     if kind == "label":
         if scar_label is None:
-            raise InputError(f"{name}: --target label needs --scar-label N (the scar's label value)")
+            raise InputError(f"{name}: `target` label needs `scar_label` N (the scar's label value)")
         if inside.size and not np.all(inside == np.round(inside)):
-            raise InputError(f"{name}: --target label needs integer labels; use --target probability or intensity")
+            raise InputError(f"{name}: `target` label needs integer labels; use `target` probability or intensity")
         out = (values == scar_label).astype(np.float64)
         out[~np.isfinite(values)] = np.nan
         return out
-    raise InputError(f"unknown --target {kind!r}; choose one of {', '.join(TARGET_KINDS)}")
+    raise InputError(f"unknown `target` {kind!r}; choose one of {', '.join(TARGET_KINDS)}")

@@ -6,14 +6,14 @@ Nodes are processed in batches sized from a memory budget, so meshes of millions
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .geometry import prism_memberships
-from .train import FittedModel, resolve_device
+from .device import memory_budget_mb, resolve_device
+from .fitted import FittedModel
+from .forward import group_memberships, supervised
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +39,6 @@ class Prediction:
         if threshold is not None:
             out["scar_binary"] = (self.probability >= threshold).astype(np.uint8)
         return out
-
-
-def available_memory_mb(device: torch.device) -> float:
-    """Free memory on ``device`` in MiB (CUDA: free device memory; CPU: available physical pages)."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0] / 2**20
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        return 4096.0
-
-
-def memory_budget_mb(device: torch.device, memory_mb: int | None) -> int:
-    """The prediction batch budget: as given, or a quarter of the free memory (64 MiB .. 8 GiB)."""
-    if memory_mb is not None:
-        return memory_mb
-    return int(min(max(available_memory_mb(device) / 4, 64), 8192))
 
 
 #: Beyond this many nodes a batch gains nothing (per-call overhead is already negligible).
@@ -111,17 +94,9 @@ def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed:
 
 
 def supervised_nodes(fitted: FittedModel, points: np.ndarray) -> np.ndarray:
-    """(N,) uint8: 1 where the node lies in the prism of any training group."""
-    out = np.zeros(len(points), dtype=bool)
-    keys = fitted.group_keys
-    st = fitted.stacks
-    for s in range(len(st["affines"])):  # a handful of stacks
-        shape = tuple(int(v) for v in st["shapes"][s])
-        node, vox = prism_memberships(points, st["affines"][s], shape, float(st["thickness"][s]), int(st["axis"][s]))
-        mine = keys[keys[:, 0] == s, 1:]
-        hit = np.isin(np.ravel_multi_index(tuple(vox.T), shape), np.ravel_multi_index(tuple(mine.T), shape))
-        out[node[hit]] = True
-    return out.astype(np.uint8)
+    """(N,) uint8: 1 where the node lies in the prism of any training group (:func:`.forward.supervised`)."""
+    node, _ = group_memberships(points, fitted.stacks, fitted.group_keys)
+    return supervised(len(points), node).astype(np.uint8)
 
 
 def extrapolated_share(fitted: FittedModel, points: np.ndarray) -> float:

@@ -1,5 +1,7 @@
 """Pictures a person looks at: input vs reconstruction per slice, the mesh, the loss curve.
 
+(The module is not called ``report``: that is the API function that writes these pictures.)
+
 All rendering is off-screen (matplotlib Agg, pyvista off-screen), so it works with no display.
 Each function writes one PNG atomically.
 """
@@ -14,8 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .data import TrainingData
-from .geometry import inplane_axes
-from .io import atomic_output
+from .io.paths import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,7 @@ def plot_slices(data: TrainingData, node_values: np.ndarray, path: Path, max_sli
     fig, axes = plt.subplots(len(slices), 3, figsize=(9, 2.6 * len(slices)), squeeze=False)
     for row, (s, k) in zip(axes, slices):  # one row per slice drawn
         sel = (data.group_stack == s) & (data.group_slice == k)
-        axis = int(data.stack_axis[s])
-        a, b = inplane_axes(axis)
+        a, b = data.stacks[s].inplane
         va, vb = data.group_voxel[sel, a], data.group_voxel[sel, b]
         lo_a, lo_b = va.min(), vb.min()
         shape = (va.max() - lo_a + 1, vb.max() - lo_b + 1)

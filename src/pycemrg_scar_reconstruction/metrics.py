@@ -1,5 +1,7 @@
 """Scores: group-constraint errors, and agreement with a ground truth (synthetic cases).
 
+(The module is not called ``validate``: that is the API function that computes these scores.)
+
 The group check is the one the method promises: for every group, |mean prediction over its
 nodes - its pixel value|. A result passes when the share of groups within ``tolerance`` reaches
 ``min_share``.
@@ -12,11 +14,6 @@ from typing import Any
 import numpy as np
 
 from .data import TrainingData
-
-#: Defaults of the validator: a genuine fit to pixels with a few percent of noise passes them.
-DEFAULT_TOLERANCE = 0.1
-DEFAULT_MIN_SHARE = 0.9
-
 
 def dice(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> float:
     """Dice overlap of ``pred >= threshold`` and ``truth >= threshold`` (1.0 when both are empty)."""
@@ -44,9 +41,10 @@ def _error_stats(err: np.ndarray, tolerance: float) -> dict[str, float]:
     }
 
 
-def group_report(data: TrainingData, node_values: np.ndarray, tolerance: float = DEFAULT_TOLERANCE,
-                 min_share: float = DEFAULT_MIN_SHARE) -> dict[str, Any]:
+def group_report(data: TrainingData, node_values: np.ndarray, tolerance: float, min_share: float) -> dict[str, Any]:
     """Group-constraint errors overall and per stack and slice, and whether they pass.
+
+    ``tolerance`` and ``min_share``: see :class:`~.config.ValidateConfig` (their defaults live there).
 
     Returns
     -------

@@ -1,0 +1,8 @@
+"""The package version, read once from the installed package's metadata (pyproject.toml is its one source)."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pycemrg_scar_reconstruction")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

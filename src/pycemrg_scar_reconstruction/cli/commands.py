@@ -1,0 +1,151 @@
+"""The subcommands: turn parsed options into config models, call :mod:`..api`, print a summary.
+
+The API (and torch under it) is imported inside each command, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..config import (
+    MeshConfig,
+    ModelConfig,
+    PredictConfig,
+    PrepareConfig,
+    RuntimeConfig,
+    StackConfig,
+    SynthConfig,
+    TargetConfig,
+    TrainConfig,
+    ValidateConfig,
+)
+from .options import per_stack, values
+from .parser import D_MESH, D_MODEL, D_PREDICT, D_RUNTIME, D_STACK, D_SYNTH, D_TARGET, D_TRAIN, D_VALIDATE
+
+
+def _mesh_config(args: argparse.Namespace) -> MeshConfig | None:
+    if args.mesh is None:
+        return None
+    return MeshConfig(path=args.mesh, **values(args, MeshConfig, D_MESH))
+
+
+def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
+    n = len(args.image)
+    stacks = per_stack(args, StackConfig, D_STACK, n)
+    targets = per_stack(args, TargetConfig, D_TARGET, n)
+    return PrepareConfig(
+        mesh=_mesh_config(args),
+        stacks=[StackConfig(path=path, target=TargetConfig(**targets[i]), **stacks[i]) for i, path in enumerate(args.image)],
+    )
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig.from_preset(args.preset, **values(args, TrainConfig, D_TRAIN), model=values(args, ModelConfig, D_MODEL))
+
+
+def _runtime(args: argparse.Namespace) -> RuntimeConfig:
+    return RuntimeConfig(**values(args, RuntimeConfig, D_RUNTIME))
+
+
+def _predict_config(args: argparse.Namespace) -> PredictConfig:
+    return PredictConfig(**values(args, PredictConfig, D_PREDICT))
+
+
+def _print_fit(fitted: Any) -> None:
+    h = fitted.history[fitted.best_epoch - 1] if fitted.best_epoch else {"loss": float("nan")}
+    print(f"trained {len(fitted.history)} epochs in {fitted.seconds:.1f} s (stopped: {fitted.stop_reason}); "
+          f"best epoch {fitted.best_epoch}, group loss {h['loss']:.5f} (RMSE {h['loss'] ** 0.5:.4f})")
+
+
+def _print_prediction(result: Any, output: Path) -> None:
+    p = result.probability
+    print(f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
+          f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}")
+    print(f"wrote {output}")
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ..api import synth
+
+    config = values(args, SynthConfig, D_SYNTH)
+    if args.axial:
+        config["oblique"] = False
+    for name, path in synth(SynthConfig(**config), args.output_dir).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from ..api import prepare
+    from ..data import summary
+
+    data = prepare(_prepare_config(args), output=args.output)
+    print(summary(data))
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..api import train
+
+    fitted = train(args.data, _train_config(args), output=args.output, runtime=_runtime(args))
+    _print_fit(fitted)
+    print(f"wrote {args.output} and {args.output.with_suffix('.history.json')}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ..api import predict
+
+    result = predict(args.model, _mesh_config(args), args.output, _predict_config(args), _runtime(args))  # type: ignore[arg-type]
+    _print_prediction(result, args.output)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..api import output_paths, reconstruct
+
+    result = reconstruct(_prepare_config(args), _train_config(args), args.output, _predict_config(args),
+                         with_report=args.report, runtime=_runtime(args))
+    paths = output_paths(args.output)
+    print(f"training data: {paths['data']}\nmodel: {paths['model']}")
+    if args.report:
+        print(f"report: {paths['report']}/")
+    _print_prediction(result, args.output)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ..api import validate
+    from ..io.paths import write_json
+    from ..metrics import format_report
+
+    report = validate(args.data, ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)), model=args.model,
+                      mesh=_mesh_config(args))
+    print(format_report(report))
+    if args.json:
+        write_json(report, args.json)
+        print(f"wrote {args.json}")
+    return 0 if report["passed"] else 1
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from ..api import baseline
+
+    result = baseline(args.method, _prepare_config(args), args.output)
+    print(f"{args.method}: nodes {len(result)}  mean {result.mean():.3f}  nodes >= 0.5: {int((result >= 0.5).sum())}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..api import report
+    from ..metrics import format_report
+
+    result = report(args.output_dir, args.data, _mesh_config(args), model=args.model,  # type: ignore[arg-type]
+                    config=ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)))
+    print(format_report(result))
+    print(f"wrote {args.output_dir}/")
+    return 0

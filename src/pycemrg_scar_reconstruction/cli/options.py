@@ -1,0 +1,123 @@
+"""Command-line options generated from the pydantic config models: each option is declared once.
+
+A field becomes ``--field-name`` (or the flag named in its ``json_schema_extra={"flag": ...}``),
+with the field's type, choices, default and description. Unset options stay ``None`` so the
+model's own default applies. Library messages name fields in backticks (`scar_label`);
+:func:`flags_in_message` turns them into the flags a CLI user types (``--scar-label``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from pydantic import BaseModel
+
+from ..config import MeshConfig, ModelConfig, PredictConfig, RuntimeConfig, StackConfig, TargetConfig, TrainConfig, ValidateConfig
+
+#: Every model whose fields are options somewhere (for the field -> flag map of messages).
+_MODELS: tuple[type[BaseModel], ...] = (StackConfig, TargetConfig, TrainConfig, ModelConfig, PredictConfig, RuntimeConfig,
+                                        ValidateConfig)
+#: Readable metavars by type.
+_METAVAR = {Path: "PATH", int: "N", float: "X", str: "TEXT"}
+
+
+def flag_name(model: type[BaseModel], field: str, prefix: str = "") -> str:
+    """The flag of a field: ``--`` + its ``flag`` metadata or its name (``prefix`` first), dashed."""
+    extra = model.model_fields[field].json_schema_extra
+    name = extra.get("flag", field) if isinstance(extra, dict) else field
+    return "--" + (prefix + str(name)).replace("_", "-")
+
+
+def _scalar(annotation: Any) -> Any:
+    """The scalar type behind Optional[...] (and pydantic's constrained int/float)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return _scalar(next(a for a in typing.get_args(annotation) if a is not type(None)))
+    if origin is typing.Annotated:
+        return _scalar(typing.get_args(annotation)[0])
+    return annotation
+
+
+def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, model: type[BaseModel], dest: str,
+                skip: Sequence[str] = (), only: Sequence[str] | None = None, flag_prefix: str = "",
+                repeat: bool = False) -> None:
+    """One option per field of ``model`` (nested models skipped), destination ``dest + field``.
+
+    ``repeat``: the option may be given several times (per-stack options: once for all stacks
+    or once per ``--image``).
+    """
+    for name, info in model.model_fields.items():
+        if name in skip or (only is not None and name not in only):
+            continue
+        ann = _scalar(info.annotation)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            continue
+        kwargs: dict[str, Any] = {"dest": dest + name, "default": None}
+        default = "" if info.is_required() or info.default is None else f" (default: {info.default})"
+        kwargs["help"] = (info.description or "") + default + ("; once, or once per --image" if repeat else "")
+        if ann is bool and not repeat:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(ann) is typing.Literal:
+            choices = typing.get_args(ann)
+            kwargs.update(choices=choices, type=type(choices[0]), metavar="{" + ",".join(map(str, choices)) + "}")
+        else:
+            kwargs["type"] = ann if ann in _METAVAR else str
+            kwargs["metavar"] = _METAVAR.get(ann, "TEXT")
+        if repeat:
+            kwargs["action"] = "append"
+        parser.add_argument(flag_name(model, name, flag_prefix), **kwargs)
+
+
+def values(args: argparse.Namespace, model: type[BaseModel], dest: str) -> dict[str, Any]:
+    """The fields of ``model`` the user set on the command line."""
+    out = {}
+    for name in model.model_fields:
+        value = getattr(args, dest + name, None)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def per_stack(args: argparse.Namespace, model: type[BaseModel], dest: str, n: int) -> list[dict[str, Any]]:
+    """Per-stack field values of repeated options: each given once (all stacks) or ``n`` times."""
+    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    for name, given in values(args, model, dest).items():
+        if len(given) not in (1, n):
+            raise _RepeatError(f"{flag_name(model, name)} given {len(given)} times for {n} --image; "
+                               "give it once (all stacks) or once per --image")
+        for i in range(n):
+            out[i][name] = given[0] if len(given) == 1 else given[i]
+    return out
+
+
+class _RepeatError(ValueError):
+    """A per-stack option given neither once nor once per stack."""
+
+
+def _field_flags(models: Iterable[type[BaseModel]]) -> dict[str, str]:
+    """Field name -> flag, where the flag is not the dashed name and no other model uses the name plainly."""
+    seen: dict[str, set[str]] = {}
+    for model in models:
+        for name in model.model_fields:
+            seen.setdefault(name, set()).add(flag_name(model, name))
+    flags = {name: next(iter(f)) for name, f in seen.items() if len(f) == 1}
+    flags["path"] = "--image"  # StackConfig.path; a mesh path is named `mesh` in messages
+    return flags
+
+
+_FLAGS = _field_flags(_MODELS)
+
+
+def field_flag(name: str) -> str:
+    """The flag a user types for a field named in a library message."""
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def flags_in_message(message: str) -> str:
+    """Replace each backticked field name (`scar_label`) with its flag (--scar-label)."""
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: field_flag(m.group(1)), message)

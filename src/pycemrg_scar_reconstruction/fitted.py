@@ -1,0 +1,115 @@
+"""A fitted model (:class:`FittedModel`) and its checkpoint format.
+
+A checkpoint is a dict of tensors and plain values, readable with ``torch.load(weights_only=True)``:
+
+==================  =====================================================================
+key                 meaning
+==================  =====================================================================
+format, version     ``pycemrg_scar_reconstruction.model``, 1
+state_dict          the network's weights (and the Fourier matrix ``B``)
+config              :class:`~.config.TrainConfig` as JSON
+norm_center/scale   the isotropic normalisation of the training mesh (mm)
+stacks              dict: affines (S, 4, 4), shapes (S, 3), thickness (S,), axis (S,)
+group_keys          (G, 4) int32: stack, i, j, k of every training group
+data_hash           fingerprint of the training data
+data_summary        nodes, groups, memberships, supervised nodes, stacks, group sampling
+history             per-epoch loss, learning rate and seconds
+best_epoch, stop_reason, seconds, package_version, torch_version
+==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._version import __version__
+from .config import TrainConfig
+from .data import TrainingData, stack_arrays, stacks_from_arrays
+from .geometry import normalise
+from .model import ScarMLP
+from .stack import StackGeometry
+
+CHECKPOINT_FORMAT = "pycemrg_scar_reconstruction.model"
+CHECKPOINT_VERSION = 1
+#: Settings that earlier versions stored in the training config and are now runtime settings.
+_RUNTIME_KEYS = ("device", "amp", "compile", "deterministic", "quiet")
+#: Checkpoint "stacks" entry -> training-data array key (the same layout).
+_STACK_ENTRY = {"affines": "stack_affines", "shapes": "stack_shapes", "thickness": "stack_thickness", "axis": "stack_axis"}
+
+
+def data_fingerprint(data: TrainingData) -> str:
+    """A short hash of the training data's memberships, targets and points."""
+    h = hashlib.sha256()
+    for arr in (data.points, data.member_node, data.member_group, data.group_target):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class FittedModel:
+    """A trained network with everything needed to predict, validate and reproduce it."""
+
+    net: ScarMLP
+    config: TrainConfig
+    norm_center: np.ndarray
+    norm_scale: float
+    stacks: tuple[StackGeometry, ...]
+    group_keys: np.ndarray  # (G, 4) int: stack, i, j, k of every group
+    data_hash: str
+    data_summary: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stop_reason: str = ""
+    seconds: float = 0.0
+
+    def normalised(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) normalised coordinates of world-mm points."""
+        return normalise(points, self.norm_center, self.norm_scale)
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """A dict of tensors and plain values (see the module docstring)."""
+        arrays = stack_arrays(self.stacks)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "config": self.config.model_dump_json(),
+            "norm_center": [float(x) for x in self.norm_center],
+            "norm_scale": float(self.norm_scale),
+            "stacks": {entry: torch.as_tensor(arrays[key]) for entry, key in _STACK_ENTRY.items()},
+            "group_keys": torch.as_tensor(self.group_keys.astype(np.int32)),
+            "data_hash": self.data_hash,
+            "data_summary": self.data_summary,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "stop_reason": self.stop_reason,
+            "seconds": self.seconds,
+            "package_version": __version__,
+            "torch_version": str(torch.__version__),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> "FittedModel":
+        """Rebuild from :meth:`to_checkpoint` output (raises KeyError/ValueError when malformed)."""
+        if ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not a pycemrg_scar_reconstruction model")
+        if ckpt.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"model format version {ckpt.get('version')}, this version reads {CHECKPOINT_VERSION}")
+        stored = json.loads(ckpt["config"])
+        config = TrainConfig.model_validate({k: v for k, v in stored.items() if k not in _RUNTIME_KEYS})
+        net = ScarMLP(config.model, seed=config.seed)  # B is a buffer: the state dict restores its stretch
+        net.load_state_dict(ckpt["state_dict"])
+        stacks = stacks_from_arrays({key: ckpt["stacks"][entry].numpy() for entry, key in _STACK_ENTRY.items()})
+        return cls(
+            net=net, config=config, norm_center=np.asarray(ckpt["norm_center"], dtype=np.float64),
+            norm_scale=float(ckpt["norm_scale"]), stacks=stacks,
+            group_keys=ckpt["group_keys"].numpy().astype(np.int64), data_hash=ckpt["data_hash"],
+            data_summary=dict(ckpt["data_summary"]), history=list(ckpt["history"]),
+            best_epoch=int(ckpt["best_epoch"]), stop_reason=str(ckpt["stop_reason"]), seconds=float(ckpt["seconds"]),
+        )

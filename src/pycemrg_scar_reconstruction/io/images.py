@@ -1,0 +1,181 @@
+"""Images: NIfTI, NRRD/MetaImage/DICOM (SimpleITK), VTK slice layers; a stack read and converted.
+
+Every image becomes (values (I, J, K), affine (4, 4) voxel -> world RAS mm), whatever its format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..config import StackConfig
+from ..errors import InputError
+from ..geometry import FRAME_TO_RAS, voxel_spacing
+from ..stack import SliceStack, StackGeometry
+from ..targets import to_target
+from .meshes import quiet_vtk_read
+from .paths import atomic_output, full_suffix, require_file
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+VTK_LAYER_SUFFIXES = (".vti", ".vts", ".vtk")
+
+
+def _as_3d(values: np.ndarray, path: Path, what: str) -> np.ndarray:
+    if values.ndim == 4 and values.shape[3] == 1:
+        values = values[..., 0]
+    if values.ndim != 3:
+        raise InputError(
+            f"{path}: {what} is {values.ndim}D with shape {values.shape}; give one 3D stack (I, J, K slices) per file"
+        )
+    return values
+
+
+def load_image(path: Path, what: str = "image", dicom_series: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values (I, J, K) float64, affine (4, 4) voxel -> world RAS mm) of any supported image.
+
+    NIfTI through nibabel; NRRD, MetaImage and DICOM folders through SimpleITK (the ``[itk]`` extra);
+    VTK image/structured-grid slice layers through pyvista (one slice each).
+    """
+    path = Path(path)
+    suffix = full_suffix(path)
+    if path.is_dir():
+        return _load_itk(path, what, dicom_series)
+    require_file(path, what)
+    if suffix in NIFTI_SUFFIXES:
+        return _load_nifti(path, what)
+    if suffix in ITK_SUFFIXES:
+        return _load_itk(path, what, None)
+    if suffix in VTK_LAYER_SUFFIXES:
+        return _load_vtk_layer(path, what)
+    raise InputError(f"{path}: unknown image extension '{suffix}'; use NIfTI (.nii .nii.gz), NRRD/MetaImage "
+                     f"({' '.join(ITK_SUFFIXES)}), a DICOM folder, or a VTK slice layer ({' '.join(VTK_LAYER_SUFFIXES)})")
+
+
+def _load_nifti(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        values = np.asarray(img.dataobj, dtype=np.float64)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}); check the file is complete") from exc
+    return _as_3d(values, path, what), np.asarray(img.affine, dtype=np.float64)
+
+
+#: ITK physical space is LPS, NIfTI world is RAS: this is the one place the flip is made for images.
+LPS_TO_RAS = np.diag([*FRAME_TO_RAS["lps"], 1.0])
+
+
+def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """NRRD / MetaImage file or DICOM folder through SimpleITK, converted to the NIfTI (RAS) convention."""
+    try:
+        import SimpleITK as sitk
+    except ImportError as exc:
+        raise InputError(f"{path}: reading this format needs SimpleITK: pip install 'pycemrg_scar_reconstruction[itk]'") from exc
+    try:
+        if path.is_dir():
+            ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path)))
+            if not ids:
+                raise InputError(f"{path}: no DICOM series in this folder; give a folder of DICOM slices")
+            if dicom_series is None and len(ids) > 1:
+                raise InputError(f"{path}: {len(ids)} DICOM series here ({', '.join(ids)}); choose one with `dicom_series`")
+            series = dicom_series or ids[0]
+            if series not in ids:
+                raise InputError(f"{path}: no DICOM series {series}; the folder has {', '.join(ids)}")
+            img = sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series))
+        else:
+            img = sitk.ReadImage(str(path))
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read the {what} with SimpleITK ({type(exc).__name__}); check the file") from exc
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{path}: {what} has {img.GetNumberOfComponentsPerPixel()} components per pixel; give a scalar image")
+    if img.GetDimension() != 3:
+        raise InputError(f"{path}: {what} is {img.GetDimension()}D; give one 3D stack (I, J, K slices) per file")
+    values = sitk.GetArrayFromImage(img).astype(np.float64).transpose(2, 1, 0)  # ITK arrays are (k, j, i)
+    direction = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    affine_lps = np.eye(4)
+    affine_lps[:3, :3] = direction @ np.diag(img.GetSpacing())
+    affine_lps[:3, 3] = img.GetOrigin()
+    return values, LPS_TO_RAS @ affine_lps
+
+
+def _load_vtk_layer(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """A 2D slice grid saved as VTK (image data or structured grid, point or cell scalars) as a one-slice stack.
+
+    Coordinates are taken as world RAS mm. The stack's third axis is the slice normal; its column
+    length is 1 mm (a single slice has no spacing: give --slice-thickness).
+    """
+    mesh = quiet_vtk_read(path)
+    dims = tuple(int(d) for d in getattr(mesh, "dimensions", ()))
+    if len(dims) != 3 or sorted(dims)[0] != 1 or not hasattr(mesh, "dimensions"):
+        raise InputError(f"{path}: not a single 2D slice grid (dimensions {dims or 'none'}); give one slice per VTK file")
+    if dims[2] != 1:
+        raise InputError(f"{path}: slice grids must be flat along their third dimension (dimensions {dims})")
+    on_points = mesh.point_data.keys()
+    on_cells = mesh.cell_data.keys()
+    if not on_points and not on_cells:
+        raise InputError(f"{path}: the slice grid has no scalar array; save the pixel values as point or cell data")
+    points = np.asarray(mesh.points, dtype=np.float64).reshape(dims[1], dims[0], 3).transpose(1, 0, 2)  # (nx, ny, 3)
+    if on_points:
+        values = np.asarray(mesh.point_data[on_points[0]], dtype=np.float64).reshape(dims[1], dims[0]).T
+        centres = points
+    else:
+        values = np.asarray(mesh.cell_data[on_cells[0]], dtype=np.float64).reshape(dims[1] - 1, dims[0] - 1).T
+        centres = 0.25 * (points[:-1, :-1] + points[1:, :-1] + points[:-1, 1:] + points[1:, 1:])
+    if min(centres.shape[:2]) < 2:
+        raise InputError(f"{path}: the slice grid needs at least 2 x 2 pixels")
+    col_i = centres[1, 0] - centres[0, 0]
+    col_j = centres[0, 1] - centres[0, 0]
+    normal = np.cross(col_i, col_j)
+    normal /= np.linalg.norm(normal)
+    affine = np.eye(4)
+    affine[:3, :3] = np.column_stack([col_i, col_j, normal])
+    affine[:3, 3] = centres[0, 0]
+    ii, jj = np.meshgrid(np.arange(centres.shape[0]), np.arange(centres.shape[1]), indexing="ij")
+    predicted = centres[0, 0] + ii[..., None] * col_i + jj[..., None] * col_j
+    if np.abs(predicted - centres).max() > 1e-3 * min(np.linalg.norm(col_i), np.linalg.norm(col_j)):
+        raise InputError(f"{path}: the slice grid is not a regular planar grid; resample it onto one")
+    return values[..., None], affine
+
+
+def read_stack(config: StackConfig) -> SliceStack:
+    """Read one stack (and its masks) and convert its values to scar targets."""
+    path = Path(config.path)
+    values, affine = load_image(path, "image", config.dicom_series)
+
+    def grid_mask(mask_path: Path | None, what: str) -> np.ndarray | None:
+        if mask_path is None:
+            return None
+        mvals, maffine = load_image(Path(mask_path), what)
+        if mvals.shape != values.shape or not np.allclose(maffine, affine, atol=1e-3):
+            raise InputError(
+                f"{mask_path}: {what} grid (shape {mvals.shape}) differs from image {path.name} "
+                f"(shape {values.shape}) or its affine; resample the mask onto the image grid"
+            )
+        return mvals > 0.5
+
+    mask = grid_mask(config.mask, "mask")
+    if config.slice_thickness is None and full_suffix(path) in VTK_LAYER_SUFFIXES:
+        raise InputError(f"{path}: a single VTK slice layer has no slice spacing; give `slice_thickness`")
+    thickness = config.slice_thickness or float(voxel_spacing(affine)[config.axis])
+    targets, mapping = to_target(
+        values, config.target, mask, remote=grid_mask(config.remote_mask, "remote mask"),
+        blood_pool=grid_mask(config.blood_pool_mask, "blood-pool mask"), name=str(path),
+    )
+    geometry = StackGeometry(affine, values.shape, thickness, config.axis)
+    return SliceStack(values=targets, geometry=geometry, mask=mask, name=str(path), mapping=mapping)
+
+
+def write_nifti(values: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """Write a 3D float32 NIfTI atomically."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(values, dtype=np.float32), np.asarray(affine, dtype=np.float64))
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    with atomic_output(Path(path)) as tmp:
+        nib.save(img, str(tmp))

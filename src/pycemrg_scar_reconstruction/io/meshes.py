@@ -1,0 +1,129 @@
+"""Meshes: reading any pyvista-readable mesh or openCARP files, writing meshes and predictions.
+
+Every read error becomes an :class:`~..errors.InputError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import MeshConfig
+from ..errors import InputError
+from ..geometry import UNIT_TO_MM, to_world_mm
+from .opencarp import read_opencarp, write_opencarp_elements, write_opencarp_points
+from .paths import atomic_output, full_suffix, require_file
+
+PYVISTA_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp", ".ply", ".stl", ".obj")
+MESH_SUFFIXES = PYVISTA_MESH_SUFFIXES + (".pts",)
+WRITABLE_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp", ".pts")
+
+
+def read_mesh(config: MeshConfig) -> tuple[Any, np.ndarray]:
+    """Read a mesh and its node coordinates in world RAS mm.
+
+    Returns
+    -------
+    mesh : pyvista.DataSet, as read (cells and point/cell arrays kept for the output).
+    points : (N, 3) float64 world RAS mm (frame and units converted).
+    """
+
+    path = Path(config.path)
+    require_file(path, "mesh")
+    suffix = full_suffix(path)
+    if suffix not in MESH_SUFFIXES:
+        raise InputError(f"{path}: unknown mesh extension '{suffix}'; use one of {' '.join(MESH_SUFFIXES)}")
+    try:
+        mesh = read_opencarp(path) if suffix == ".pts" else quiet_vtk_read(path)
+    except InputError:
+        raise
+    except Exception as exc:  # VTK readers fail in many ways
+        raise InputError(f"{path}: cannot read the mesh; check the file is a complete, valid {suffix}") from exc
+    raw = np.asarray(mesh.points, dtype=np.float64)
+    if raw.ndim != 2 or raw.shape[0] == 0:
+        raise InputError(f"{path}: mesh has no points; give a mesh with nodes")
+    if not np.all(np.isfinite(raw)):
+        raise InputError(f"{path}: mesh has non-finite (NaN/inf) coordinates; repair the mesh")
+    return mesh, to_world_mm(raw, config.frame, config.resolved_units)
+
+
+def quiet_vtk_read(path: Path) -> Any:
+    """pyvista.read with VTK's errors observed (not printed, not logged) and raised."""
+    import pyvista as pv
+
+    with warnings.catch_warnings(), pv.vtk_verbosity("off"):
+        warnings.simplefilter("error")  # pyvista reports some reader failures as warnings
+        with pv.VtkErrorCatcher(raise_errors=True, send_to_logging=False):
+            return pv.read(str(path))
+
+
+def check_mesh_output(path: Path) -> None:
+    """Refuse an output mesh name we cannot write, before any work is done."""
+    suffix = full_suffix(Path(path))
+    if suffix not in WRITABLE_MESH_SUFFIXES:
+        raise InputError(f"{path}: cannot write '{suffix}' meshes; name the output with one of {' '.join(WRITABLE_MESH_SUFFIXES)}")
+
+
+def write_mesh(mesh: Any, path: Path) -> None:
+    """Write a pyvista mesh atomically; the format follows the extension (.vtk .vtu .vtp)."""
+    path = Path(path)
+    check_mesh_output(path)
+    if full_suffix(path) == ".pts":
+        raise InputError(f"{path}: openCARP output is written by write_prediction; use .vtu for a plain mesh")
+    if full_suffix(path) == ".vtp" and not hasattr(mesh, "faces"):
+        raise InputError(f"{path}: a volumetric mesh cannot be written as .vtp; use .vtu")
+    with atomic_output(path) as tmp:
+        mesh.save(str(tmp))
+
+
+def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets (C + 1,), connectivity, VTK cell types (C,)) of any pyvista mesh; empty when it has no cells."""
+    grid = mesh if hasattr(mesh, "celltypes") else mesh.cast_to_unstructured_grid()
+    if grid.n_cells == 0:
+        return np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    cells = grid.GetCells()
+    return (vtk_to_numpy(cells.GetOffsetsArray()).astype(np.int64),
+            vtk_to_numpy(cells.GetConnectivityArray()).astype(np.int64), np.asarray(grid.celltypes))
+
+
+def write_prediction(mesh: Any, point_arrays: dict[str, np.ndarray], path: Path,
+                     cell_arrays: dict[str, np.ndarray] | None = None, source: MeshConfig | None = None) -> None:
+    """Write the prediction.
+
+    ``.vtk/.vtu/.vtp``: a copy of ``mesh`` (cells and arrays kept) with the extra point and cell arrays.
+    ``.pts`` (openCARP, NAME.pts): ``NAME.pts`` (micrometres, node order kept), ``NAME.elem`` with the
+    ``scar_region`` cell array as region tags, one ``NAME.<array>.dat`` per float point array, and the
+    source's ``.lon`` copied when present. ``source`` gives the mesh's units and where it came from.
+    """
+    path = Path(path)
+    cell_arrays = cell_arrays or {}
+    if full_suffix(path) != ".pts":
+        out = mesh.copy(deep=True)
+        for name, values in point_arrays.items():
+            out.point_data[name] = values
+        for name, values in cell_arrays.items():
+            out.cell_data[name] = values
+        write_mesh(out, path)
+        return
+    base = path.with_suffix("")
+    units = source.resolved_units if source is not None else "mm"
+    write_opencarp_points(np.asarray(mesh.points, np.float64) * (UNIT_TO_MM[units] * 1000.0), base.with_suffix(".pts"))
+    offsets, conn, types = mesh_cells(mesh)
+    if len(types):
+        tags = cell_arrays.get("scar_region")
+        if tags is None and "elem_tag" in mesh.cell_data:
+            tags = np.asarray(mesh.cell_data["elem_tag"])
+        write_opencarp_elements(offsets, conn, types, np.zeros(len(types), np.int32) if tags is None else tags,
+                                base.with_suffix(".elem"))
+    for name, values in point_arrays.items():
+        if np.issubdtype(np.asarray(values).dtype, np.floating):
+            with atomic_output(Path(f"{base}.{name}.dat")) as tmp:
+                np.savetxt(tmp, np.asarray(values), fmt="%.6g")
+    if source is not None and Path(source.path).with_suffix(".lon").exists():
+        with atomic_output(base.with_suffix(".lon")) as tmp:
+            tmp.write_bytes(Path(source.path).with_suffix(".lon").read_bytes())
