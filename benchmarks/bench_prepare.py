@@ -16,7 +16,7 @@ import numpy as np
 
 from pycemrg_scar_reconstruction.data import build_training_data
 from pycemrg_scar_reconstruction.geometry import index_to_world, prism_memberships
-from pycemrg_scar_reconstruction.stack import SliceStack
+from pycemrg_scar_reconstruction.stack import SliceStack, StackGeometry
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     affine = np.eye(4)
     affine[:3, :3] = q * np.sign(np.diag(r)) @ np.diag([1.4, 1.4, 10.0])
     affine[:3, 3] = [-100.0, 50.0, 20.0]
-    stack = SliceStack(values=rng.uniform(0, 1, shape), affine=affine, thickness=8.0, name="bench")
+    stack = SliceStack(values=rng.uniform(0, 1, shape), geometry=StackGeometry(affine, shape, 8.0), name="bench")
     # nodes spread through the stack's volume (the myocardium of a real case is a subset)
     points = index_to_world(rng.uniform(-0.5, np.array(shape) - 0.5, size=(args.nodes, 3)), affine)
 

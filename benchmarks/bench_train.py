@@ -25,7 +25,7 @@ import time
 import torch
 
 from pycemrg_scar_reconstruction.batching import plan_epoch
-from pycemrg_scar_reconstruction.config import SynthConfig, TrainConfig, train_config
+from pycemrg_scar_reconstruction.config import SynthConfig, TrainConfig
 from pycemrg_scar_reconstruction.data import build_training_data
 from pycemrg_scar_reconstruction.geometry import normalise
 from pycemrg_scar_reconstruction.loss import group_loss, scatter_mean
@@ -75,7 +75,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     case = make_case(SynthConfig(seed=0, n_nodes=args.nodes))
-    stack = SliceStack(values=case.values, affine=case.affine, thickness=case.thickness, mask=case.mask)
+    stack = case.stack
     data = build_training_data(case.points, [stack])
     x = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
     member_x = x[torch.as_tensor(data.member_node)]
@@ -131,8 +131,8 @@ def main() -> None:
             return done
         return net, epoch, mc
 
-    default = train_config()
-    paper = train_config("paper")
+    default = TrainConfig.from_preset()
+    paper = TrainConfig.from_preset("paper")
     variants = [
         ("ours, default model", *ours(default), None),
         ("ours, paper model", *ours(paper), None),

@@ -20,13 +20,16 @@ from pathlib import Path
 import numpy as np
 import pyvista as pv
 
-from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, prepare, synth, train_config
+from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, TrainConfig, prepare, synth
 from pycemrg_scar_reconstruction.baselines import linear_between_slices, nearest_slice
-from pycemrg_scar_reconstruction.io import read_stack
-from pycemrg_scar_reconstruction.predict import mc_predict
-from pycemrg_scar_reconstruction.train import fit
-from pycemrg_scar_reconstruction.validate import dice, mae
+from pycemrg_scar_reconstruction.io.images import read_stack
+from pycemrg_scar_reconstruction.prediction import mc_predict
+from pycemrg_scar_reconstruction.config import RuntimeConfig
+from pycemrg_scar_reconstruction.training import fit
+from pycemrg_scar_reconstruction.metrics import dice, mae
 
+
+QUIET = RuntimeConfig(quiet=True)  # no progress bar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,9 +54,9 @@ def main() -> None:
             for name, raw in configs:
                 overrides = json.loads(raw)
                 preset = overrides.pop("preset", "default")
-                cfg = train_config(preset, **{"max_time": args.budget, "quiet": True, **overrides})
+                cfg = TrainConfig.from_preset(preset, **{"max_time": args.budget, **overrides})
                 t0 = time.perf_counter()
-                fitted = fit(data, cfg)
+                fitted = fit(data, cfg, QUIET)
                 seconds = time.perf_counter() - t0
                 prob = mc_predict(fitted, data.points, 20)[0]
                 best = fitted.history[fitted.best_epoch - 1]["loss"]

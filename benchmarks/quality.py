@@ -20,13 +20,16 @@ from pathlib import Path
 import numpy as np
 import pyvista as pv
 
-from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, prepare, synth, train_config
+from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, TrainConfig, prepare, synth
 from pycemrg_scar_reconstruction.baselines import linear_between_slices, nearest_slice
-from pycemrg_scar_reconstruction.io import read_stack
-from pycemrg_scar_reconstruction.predict import predict_nodes
-from pycemrg_scar_reconstruction.train import fit
-from pycemrg_scar_reconstruction.validate import dice, mae
+from pycemrg_scar_reconstruction.io.images import read_stack
+from pycemrg_scar_reconstruction.prediction import predict_nodes
+from pycemrg_scar_reconstruction.config import RuntimeConfig
+from pycemrg_scar_reconstruction.training import fit
+from pycemrg_scar_reconstruction.metrics import dice, mae
 
+
+QUIET = RuntimeConfig(quiet=True)  # no progress bar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,11 +48,11 @@ def main() -> None:
             stack_cfg = StackConfig(path=paths["image"], mask=paths["mask"], slice_thickness=8.0)
             config = PrepareConfig(mesh=MeshConfig(path=paths["mesh"]), stacks=[stack_cfg])
             row = {"seed": seed, "truth_share": float(truth.mean())}
-            for name, cfg in (("ours", train_config(quiet=True)),
-                              ("paper", train_config("paper", quiet=True, max_time=args.paper_budget))):
+            for name, cfg in (("ours", TrainConfig.from_preset()),
+                              ("paper", TrainConfig.from_preset("paper", max_time=args.paper_budget))):
                 t0 = time.perf_counter()
                 data = prepare(config)
-                fitted = fit(data, cfg)
+                fitted = fit(data, cfg, QUIET)
                 prob = predict_nodes(fitted, data.points, 20).probability
                 row[name] = {"dice": dice(prob, truth), "mae": mae(prob, truth), "seconds": time.perf_counter() - t0,
                              "epochs": len(fitted.history), "stop": fitted.stop_reason}

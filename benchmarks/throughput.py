@@ -22,7 +22,7 @@ import time
 import torch
 
 from pycemrg_scar_reconstruction.batching import plan_epoch
-from pycemrg_scar_reconstruction.config import SynthConfig, train_config
+from pycemrg_scar_reconstruction.config import SynthConfig, TrainConfig
 from pycemrg_scar_reconstruction.data import build_training_data
 from pycemrg_scar_reconstruction.geometry import normalise
 from pycemrg_scar_reconstruction.loss import group_loss
@@ -102,13 +102,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(cpu_cores())
     overrides = {"mc_samples": args.mc_samples, "dropout_masks": args.dropout_masks}
-    cfg = train_config(**{k: v for k, v in overrides.items() if v is not None})
+    cfg = TrainConfig.from_preset(**{k: v for k, v in overrides.items() if v is not None})
     batch = args.batch_size or cfg.batch_size
     mc = cfg.mc_samples
 
     case = make_case(SynthConfig(seed=0, n_nodes=args.nodes))
-    data = build_training_data(case.points, [SliceStack(values=case.values, affine=case.affine,
-                                                        thickness=case.thickness, mask=case.mask)])
+    data = build_training_data(case.points, [case.stack])
     x = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
     member_x = x[torch.as_tensor(data.member_node)]
     count = torch.as_tensor(data.group_count)

@@ -29,13 +29,16 @@ import numpy as np
 import pyvista as pv
 import torch
 
-from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, prepare, synth, train_config
+from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, TrainConfig, prepare, synth
 from pycemrg_scar_reconstruction.baselines import linear_between_slices
 from pycemrg_scar_reconstruction.geometry import normalise
-from pycemrg_scar_reconstruction.io import read_stack
-from pycemrg_scar_reconstruction.train import fit
-from pycemrg_scar_reconstruction.validate import dice
+from pycemrg_scar_reconstruction.io.images import read_stack
+from pycemrg_scar_reconstruction.config import RuntimeConfig
+from pycemrg_scar_reconstruction.training import fit
+from pycemrg_scar_reconstruction.metrics import dice
 
+
+QUIET = RuntimeConfig(quiet=True)  # no progress bar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,13 +71,13 @@ def main() -> None:
     # 0.9 s here) and the first steps of a shape set up threads and kernels (about 0.1 s). Two
     # untimed epochs of every preset pay it, so none is charged for it (the first timed would be).
     results = {}
-    presets = [("ours", train_config(quiet=True))]
+    presets = [("ours", TrainConfig.from_preset())]
     if args.all_nodes:
-        presets.append(("ours-all", train_config(quiet=True, group_sample=0)))
-    presets += [(name, train_config(quiet=True, **json.loads(raw))) for name, raw in args.config]
-    presets.append(("paper", train_config("paper", quiet=True)))
+        presets.append(("ours-all", TrainConfig.from_preset(group_sample=0)))
+    presets += [(name, TrainConfig.from_preset(**json.loads(raw))) for name, raw in args.config]
+    presets.append(("paper", TrainConfig.from_preset("paper")))
     for _, cfg in presets:
-        fit(data, cfg.model_copy(update={"max_epochs": 2}))
+        fit(data, cfg.model_copy(update={"max_epochs": 2}), QUIET)
     for name, cfg in presets:
         curve: list[tuple[float, float]] = []  # (training seconds, Dice)
         eval_seconds = [0.0]
@@ -88,7 +91,7 @@ def main() -> None:
             eval_seconds[0] += time.perf_counter() - e0
             return curve[-1][0] >= args.budget
 
-        fitted = fit(data, cfg, callback=score)
+        fitted = fit(data, cfg, QUIET, callback=score)
         times, dices = np.array([c[0] for c in curve]), np.array([c[1] for c in curve])
         with torch.no_grad():  # the model fit returns: the best epoch's weights
             final = dice(torch.cat([fitted.net(x[i:i + 262_144], dropout=False)[0]

@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 import pyvista as pv
 
-from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, prepare, synth, train_config
-from pycemrg_scar_reconstruction.predict import predict_nodes
-from pycemrg_scar_reconstruction.train import fit
-from pycemrg_scar_reconstruction.validate import dice, mae
+from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, TrainConfig, prepare, synth
+from pycemrg_scar_reconstruction.prediction import predict_nodes
+from pycemrg_scar_reconstruction.config import RuntimeConfig
+from pycemrg_scar_reconstruction.training import fit
+from pycemrg_scar_reconstruction.metrics import dice, mae
 
+
+QUIET = RuntimeConfig(quiet=True)  # no progress bar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,7 +45,7 @@ def main() -> None:
             for stacks in ([sa], [sa, *la]):
                 t0 = time.perf_counter()
                 data = prepare(PrepareConfig(mesh=MeshConfig(path=paths["mesh"]), stacks=stacks))
-                prob = predict_nodes(fit(data, train_config(quiet=True)), data.points, 20).probability
+                prob = predict_nodes(fit(data, TrainConfig(), QUIET), data.points, 20).probability
                 row += [dice(prob, truth), mae(prob, truth), time.perf_counter() - t0]
             print(f"| {seed} | {row[0]:.3f} | {row[1]:.4f} | {row[2]:.0f} | {row[3]:.3f} | {row[4]:.4f} | {row[5]:.0f} |",
                   flush=True)

@@ -24,12 +24,12 @@ from pycemrg_scar_reconstruction import (
     SynthConfig,
     reconstruct,
     synth,
-    train_config,
+    TrainConfig,
 )
 from pycemrg_scar_reconstruction.api import baseline, output_paths, report
 from pycemrg_scar_reconstruction.config import ValidateConfig
-from pycemrg_scar_reconstruction.io import write_json
-from pycemrg_scar_reconstruction.validate import dice, mae
+from pycemrg_scar_reconstruction.io.paths import write_json
+from pycemrg_scar_reconstruction.metrics import dice, mae
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
         stacks=[StackConfig(path=case["image"], mask=case["mask"], slice_thickness=facts["slice_thickness_mm"])],
     )
     paths = output_paths(out / "reconstruction.vtu")
-    reconstruct(config, train_config(), paths["mesh"], with_report=False)
+    reconstruct(config, TrainConfig.from_preset(), paths["mesh"], with_report=False)
     seconds_ours = time.perf_counter() - t0
     print(f"reconstruction: {paths['mesh']} ({seconds_ours:.0f} s: synth + prepare + train + predict)")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pycemrg_scar_reconstruction.api import validate
 from pycemrg_scar_reconstruction.config import MeshConfig, ValidateConfig
-from pycemrg_scar_reconstruction.validate import format_report
+from pycemrg_scar_reconstruction.metrics import format_report
 
 
 def main(data: Path, mesh: Path) -> int:

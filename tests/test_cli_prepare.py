@@ -11,7 +11,7 @@ import pytest
 import pyvista as pv
 
 from pycemrg_scar_reconstruction.cli import main
-from pycemrg_scar_reconstruction.io import load_training_data
+from pycemrg_scar_reconstruction.io.artifacts import load_training_data
 
 
 def run(capsys, *argv):
@@ -38,7 +38,7 @@ def test_synth_then_prepare(tmp_path, capsys):
     assert "supervised nodes" in out and "groups per slice" in out
     data = load_training_data(tmp_path / "d.npz")
     assert data.n_nodes == mesh.n_points and data.n_groups > 100
-    assert np.all(data.stack_thickness == 8.0)
+    assert all(g.thickness == 8.0 for g in data.stacks)
 
 
 def test_axial_option(tmp_path, capsys):

@@ -8,8 +8,8 @@ import pytest
 from pycemrg_scar_reconstruction.data import FORMAT_VERSION, TrainingData, build_training_data
 from pycemrg_scar_reconstruction.errors import InputError
 from pycemrg_scar_reconstruction.geometry import index_to_world, world_to_index
-from pycemrg_scar_reconstruction.io import load_training_data, save_training_data
-from pycemrg_scar_reconstruction.stack import SliceStack
+from pycemrg_scar_reconstruction.io.artifacts import load_training_data, save_training_data
+from pycemrg_scar_reconstruction.stack import SliceStack, StackGeometry
 from tests.conftest import random_rotation
 
 
@@ -18,16 +18,16 @@ def oblique_stack(rng, shape=(6, 7, 4), thickness=8.0, name="s"):
     affine[:3, :3] = random_rotation(rng) @ np.diag([1.5, 1.5, 10.0])
     affine[:3, 3] = rng.normal(size=3) * 10
     values = rng.uniform(0, 1, size=shape)  # every voxel a distinct value
-    return SliceStack(values=values, affine=affine, thickness=thickness, name=name)
+    return SliceStack(values=values, geometry=StackGeometry(affine, values.shape, thickness), name=name)
 
 
 def test_targets_are_read_at_the_grouping_voxel():
     rng = np.random.default_rng(0)
     stack = oblique_stack(rng)
-    pts = index_to_world(rng.uniform(-0.5, [5.5, 6.5, 3.5], size=(3000, 3)), stack.affine)
+    pts = index_to_world(rng.uniform(-0.5, [5.5, 6.5, 3.5], size=(3000, 3)), stack.geometry.affine)
     data = build_training_data(pts, [stack])
     # independent recomputation for every membership: round() in plane, nearest slice through plane
-    c = world_to_index(pts[data.member_node], stack.affine)
+    c = world_to_index(pts[data.member_node], stack.geometry.affine)
     vox = np.floor(c + 0.5).astype(int)
     np.testing.assert_array_equal(data.group_voxel[data.member_group], vox)
     np.testing.assert_allclose(
@@ -39,7 +39,7 @@ def test_targets_are_read_at_the_grouping_voxel():
 def test_memberships_sorted_by_group_and_groups_by_slice():
     rng = np.random.default_rng(1)
     stack = oblique_stack(rng)
-    pts = index_to_world(rng.uniform(-0.5, [5.5, 6.5, 3.5], size=(2000, 3)), stack.affine)
+    pts = index_to_world(rng.uniform(-0.5, [5.5, 6.5, 3.5], size=(2000, 3)), stack.geometry.affine)
     data = build_training_data(pts, [stack])
     assert np.all(np.diff(data.member_group) >= 0)
     assert np.all(np.diff(data.group_slice) >= 0)
@@ -56,7 +56,7 @@ def test_nan_and_masked_voxels_are_not_groups():
     values[0, 0, 0] = np.nan
     mask = np.ones((2, 2, 1), bool)
     mask[1, 1, 0] = False
-    stack = SliceStack(values=values, affine=affine, thickness=4.0, mask=mask)
+    stack = SliceStack(values=values, geometry=StackGeometry(affine, values.shape, 4.0), mask=mask)
     pts = index_to_world(np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]], float), affine)
     data = build_training_data(pts, [stack])
     assert data.n_groups == 2
@@ -68,8 +68,8 @@ def test_two_stacks_give_a_node_two_memberships():
     affine_a = np.diag([1.0, 1.0, 4.0, 1.0])
     # second stack: a long-axis view, through-plane along x
     affine_b = np.array([[0, 0, 4.0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])
-    a = SliceStack(values=np.full((3, 3, 1), 0.2), affine=affine_a, thickness=4.0, name="sax")
-    b = SliceStack(values=np.full((3, 3, 1), 0.9), affine=affine_b, thickness=4.0, name="lax")
+    a = SliceStack(values=np.full((3, 3, 1), 0.2), geometry=StackGeometry(affine_a, (3, 3, 1), 4.0), name="sax")
+    b = SliceStack(values=np.full((3, 3, 1), 0.9), geometry=StackGeometry(affine_b, (3, 3, 1), 4.0), name="lax")
     pts = np.array([[0.0, 0.0, 0.0], [0.0, 2.0, 1.0], [2.4, 1.0, 1.0]])
     data = build_training_data(pts, [a, b])
     got = sorted(zip(data.member_node.tolist(), data.group_stack[data.member_group].tolist()))
@@ -80,7 +80,7 @@ def test_two_stacks_give_a_node_two_memberships():
 def test_round_trip_and_format_checks(tmp_path):
     rng = np.random.default_rng(2)
     stack = oblique_stack(rng)
-    pts = index_to_world(rng.uniform(-0.5, [5.5, 6.5, 3.5], size=(500, 3)), stack.affine)
+    pts = index_to_world(rng.uniform(-0.5, [5.5, 6.5, 3.5], size=(500, 3)), stack.geometry.affine)
     data = build_training_data(pts, [stack])
     path = tmp_path / "d.npz"
     save_training_data(data, path)
@@ -118,8 +118,8 @@ def test_stack_disagreement_where_prisms_intersect():
 
     affine_a = np.diag([1.0, 1.0, 4.0, 1.0])
     affine_b = np.array([[0, 0, 4.0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])
-    a = SliceStack(values=np.full((3, 3, 1), 0.2), affine=affine_a, thickness=4.0, name="sax")
-    b = SliceStack(values=np.full((3, 3, 1), 0.9), affine=affine_b, thickness=4.0, name="lax")
+    a = SliceStack(values=np.full((3, 3, 1), 0.2), geometry=StackGeometry(affine_a, (3, 3, 1), 4.0), name="sax")
+    b = SliceStack(values=np.full((3, 3, 1), 0.9), geometry=StackGeometry(affine_b, (3, 3, 1), 4.0), name="lax")
     pts = np.array([[0.0, 0.0, 0.0], [0.0, 2.0, 1.0], [2.4, 1.0, 1.0]])  # nodes 0, 1 in both stacks
     data = build_training_data(pts, [a, b])
     rows = stack_disagreement(data)

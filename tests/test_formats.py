@@ -14,7 +14,7 @@ from pycemrg_scar_reconstruction.api import prepare
 from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, StackConfig
 from pycemrg_scar_reconstruction.errors import InputError
 from pycemrg_scar_reconstruction.geometry import index_to_world
-from pycemrg_scar_reconstruction.io import load_image
+from pycemrg_scar_reconstruction.io.images import load_image
 
 
 def memberships(data):
@@ -79,7 +79,7 @@ def test_dicom_folder_with_two_series_asks_for_one(tmp_path):
             writer.KeepOriginalImageUIDOn()
             writer.SetFileName(str(tmp_path / f"s{uid[-1]}_{k}.dcm"))
             writer.Execute(sl)
-    with pytest.raises(InputError, match=r"2 DICOM series.*1\.2\.3\.1.*--dicom-series"):
+    with pytest.raises(InputError, match=r"2 DICOM series.*1\.2\.3\.1.*`dicom_series`"):
         load_image(tmp_path)
     values, _ = load_image(tmp_path, dicom_series="1.2.3.2")
     assert values.shape == (4, 4, 2)
@@ -116,5 +116,5 @@ def test_vtk_slice_layers_match_the_stack(small_case, tmp_path, on_cells):
     a = run_prepare(small_case, small_case["image"])
     b = prepare(PrepareConfig(mesh=MeshConfig(path=small_case["mesh"]), stacks=stacks))
     np.testing.assert_array_equal(memberships(a), memberships(b))
-    with pytest.raises(InputError, match="--slice-thickness"):
+    with pytest.raises(InputError, match="`slice_thickness`"):
         prepare(PrepareConfig(mesh=MeshConfig(path=small_case["mesh"]), stacks=[StackConfig(path=layers[0])]))

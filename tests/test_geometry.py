@@ -7,16 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pycemrg_scar_reconstruction.forward import prism_memberships
 from pycemrg_scar_reconstruction.geometry import (
     index_to_world,
-    main_slice_normal,
     normalisation,
     normalise,
-    prism_memberships,
     slice_normal,
     to_world_mm,
     world_to_index,
 )
+from pycemrg_scar_reconstruction.stack import StackGeometry, main_slice_normal
 from tests.conftest import random_rotation
 
 # Voxels 2 x 2 mm in plane, slices 8 mm apart; origin (voxel 0,0,0 centre) at (10, 20, 30).
@@ -25,7 +25,7 @@ SHAPE = (4, 5, 3)
 
 
 def pairs(points, thickness, affine=AFFINE, shape=SHAPE, axis=2):
-    node, vox = prism_memberships(np.asarray(points, float), affine, shape, thickness, axis)
+    node, vox = prism_memberships(np.asarray(points, float), StackGeometry(affine, shape, thickness, axis))
     return sorted((int(n), tuple(int(x) for x in v)) for n, v in zip(node, vox))
 
 
@@ -105,13 +105,13 @@ def test_rigid_motion_of_mesh_and_image_changes_nothing(seed, thickness):
     affine[:3, 3] = rng.normal(size=3) * 20
     shape = (12, 10, 5)
     points = index_to_world(rng.uniform(-1, [12, 10, 5], size=(400, 3)), affine)
-    before = prism_memberships(points, affine, shape, thickness)
+    before = prism_memberships(points, StackGeometry(affine, shape, thickness))
 
     q, t = random_rotation(rng), rng.normal(size=3) * 100
     moved = np.eye(4)
     moved[:3, :3] = q @ affine[:3, :3]
     moved[:3, 3] = q @ affine[:3, 3] + t
-    after = prism_memberships(points @ q.T + t, moved, shape, thickness)
+    after = prism_memberships(points @ q.T + t, StackGeometry(moved, shape, thickness))
     np.testing.assert_array_equal(before[0], after[0])
     np.testing.assert_array_equal(before[1], after[1])
 
@@ -147,9 +147,27 @@ def test_main_slice_normal_is_that_of_the_stack_with_most_slices():
     rot = random_rotation(np.random.default_rng(1))
     other = AFFINE.copy()
     other[:3, :3] = rot @ AFFINE[:3, :3]
-    affines = np.stack([other, AFFINE])
     # stack 0: 2 slices along axis 2; stack 1: 4 slices along axis 0
-    n = main_slice_normal(affines, np.array([[9, 9, 2], [4, 5, 3]]), np.array([2, 0]))
+    n = main_slice_normal([StackGeometry(other, (9, 9, 2), 8.0, 2), StackGeometry(AFFINE, (4, 5, 3), 2.0, 0)])
     np.testing.assert_allclose(np.abs(n), [1, 0, 0])
-    n = main_slice_normal(affines, np.array([[9, 9, 5], [4, 5, 3]]), np.array([2, 0]))
+    n = main_slice_normal([StackGeometry(other, (9, 9, 5), 8.0, 2), StackGeometry(AFFINE, (4, 5, 3), 2.0, 0)])
     np.testing.assert_allclose(n, rot[:, 2], atol=1e-12)
+
+
+def test_stack_volume_box_by_hand():
+    g = StackGeometry(AFFINE, SHAPE, thickness=4.0)
+    # pixel edges 1 mm either side of the centres in plane; slabs 2 mm either side of the end slices
+    lo, hi = g.corners().min(axis=0), g.corners().max(axis=0)
+    np.testing.assert_allclose(lo, [9, 19, 28])
+    np.testing.assert_allclose(hi, [17, 29, 48])
+    assert g.contains(np.array([[9.01, 19.01, 28.01], [16.99, 28.99, 47.99]])).all()
+    assert not g.contains(np.array([[8.99, 20, 30], [12, 24, 48.01]])).any()
+
+
+def test_stack_geometry_refuses_what_is_not_a_geometry():
+    with pytest.raises(ValueError, match="thickness"):
+        StackGeometry(AFFINE, SHAPE, float("inf"))
+    with pytest.raises(ValueError, match="axis"):
+        StackGeometry(AFFINE, SHAPE, 8.0, axis=5)
+    with pytest.raises(ValueError, match="4x4"):
+        StackGeometry(np.eye(3), SHAPE, 8.0)

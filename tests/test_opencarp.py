@@ -9,7 +9,7 @@ import pyvista as pv
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import MeshConfig, PredictConfig
 from pycemrg_scar_reconstruction.errors import InputError
-from pycemrg_scar_reconstruction.io import mesh_cells, read_mesh, write_prediction
+from pycemrg_scar_reconstruction.io.meshes import mesh_cells, read_mesh, write_prediction
 from pycemrg_scar_reconstruction.regions import cell_mean, classify
 
 
@@ -79,7 +79,7 @@ def test_bad_opencarp_inputs_and_thresholds(tmp_path, capsys):
     (tmp_path / "m.elem").write_text("1\nTr 0 1 7 1\n")
     with pytest.raises(InputError, match="m.elem"):
         read_mesh(MeshConfig(path=tmp_path / "m.pts"))
-    with pytest.raises(ValueError, match="border-threshold"):
+    with pytest.raises(ValueError, match="border_threshold"):
         PredictConfig(border_threshold=0.6, core_threshold=0.4)
     code = main(["predict", "--model", "x.pt", "--mesh", str(tmp_path / "m.pts"), "--output", str(tmp_path / "o.vtu"),
                  "--border-threshold", "0.7", "--core-threshold", "0.3"])

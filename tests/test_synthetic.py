@@ -6,7 +6,6 @@ import numpy as np
 
 from pycemrg_scar_reconstruction.config import SynthConfig
 from pycemrg_scar_reconstruction.data import build_training_data
-from pycemrg_scar_reconstruction.stack import SliceStack
 from pycemrg_scar_reconstruction.synthetic import make_case
 from tests.conftest import SMALL
 
@@ -14,7 +13,7 @@ from tests.conftest import SMALL
 def test_same_seed_same_case_other_seed_other_case():
     a, b, c = (make_case(SynthConfig(seed=s, **SMALL)) for s in (5, 5, 6))
     np.testing.assert_array_equal(a.points, b.points)
-    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.stack.values, b.stack.values)
     assert a.points.shape != c.points.shape or not np.allclose(a.points, c.points)
     assert not np.array_equal(a.scar_truth, c.scar_truth)
 
@@ -23,17 +22,16 @@ def test_axial_stack_is_scanner_aligned_and_oblique_is_not():
     ax = make_case(SynthConfig(seed=1, oblique=False, **SMALL))
     ob = make_case(SynthConfig(seed=1, **SMALL))
     off = lambda a: np.abs(a[:3, :3] - np.diag(np.diag(a[:3, :3]))).max()  # noqa: E731
-    assert off(ax.affine) == 0.0
-    assert off(ob.affine) > 0.1
-    np.testing.assert_allclose(np.linalg.norm(ob.affine[:3, :3], axis=0), [2.0, 2.0, 10.0])
+    assert off(ax.stack.geometry.affine) == 0.0
+    assert off(ob.stack.geometry.affine) > 0.1
+    np.testing.assert_allclose(np.linalg.norm(ob.stack.geometry.affine[:3, :3], axis=0), [2.0, 2.0, 10.0])
 
 
 def test_targets_match_the_truth_averaged_over_each_group():
     for seed in (0, 1, 2):
         case = make_case(SynthConfig(seed=seed, **SMALL))
         assert 0.01 < case.scar_truth.mean() < 0.5
-        stack = SliceStack(values=case.values, affine=case.affine, thickness=case.thickness, mask=case.mask)
-        data = build_training_data(case.points, [stack])
+        data = build_training_data(case.points, [case.stack])
         truth_mean = data.group_mean(case.scar_truth)
         r = np.corrcoef(truth_mean, data.group_target)[0, 1]
         assert r > 0.9, (seed, r)
@@ -41,23 +39,22 @@ def test_targets_match_the_truth_averaged_over_each_group():
 
 def test_spacing_and_thickness_options_are_honoured():
     case = make_case(SynthConfig(seed=2, slice_spacing=8.0, slice_thickness=6.0, **SMALL))
-    assert np.linalg.norm(case.affine[:3, 2]) == 8.0
-    assert case.thickness == 6.0
+    assert np.linalg.norm(case.stack.geometry.affine[:3, 2]) == 8.0
+    assert case.stack.geometry.thickness == 6.0
     # with 6 mm slabs every 8 mm, a quarter of the myocardium falls in the gaps
-    stack = SliceStack(values=case.values, affine=case.affine, thickness=case.thickness, mask=case.mask)
-    share = build_training_data(case.points, [stack]).supervised().mean()
+    share = build_training_data(case.points, [case.stack]).supervised().mean()
     assert 0.6 < share < 0.85
 
 
 def test_long_axis_views_are_planes_through_the_long_axis():
     case = make_case(SynthConfig(seed=1, long_axis_views=3, **SMALL))
     plain = make_case(SynthConfig(seed=1, **SMALL))
-    np.testing.assert_array_equal(case.values, plain.values)  # the short-axis stack is unchanged
+    np.testing.assert_array_equal(case.stack.values, plain.stack.values)  # the short-axis stack is unchanged
     assert len(case.long_axis) == 3
-    sa_normal = case.affine[:3, 2] / np.linalg.norm(case.affine[:3, 2])
+    sa_normal = case.stack.geometry.affine[:3, 2] / np.linalg.norm(case.stack.geometry.affine[:3, 2])
     for la in case.long_axis:
-        assert la.shape[2] == 1
-        normal = la.affine[:3, 2] / np.linalg.norm(la.affine[:3, 2])
+        assert la.geometry.shape[2] == 1
+        normal = la.geometry.affine[:3, 2] / np.linalg.norm(la.geometry.affine[:3, 2])
         assert abs(normal @ sa_normal) < 1e-9  # long-axis planes contain the short-axis normal
         data = build_training_data(case.points, [la])
         # pixels are the prism means of the truth plus 3% noise (a view may hold no scar at all)

@@ -7,17 +7,19 @@ import pytest
 import pyvista as pv
 import torch
 
-from pycemrg_scar_reconstruction import MeshConfig, PredictConfig, predict, train_config
+from pycemrg_scar_reconstruction import MeshConfig, PredictConfig, TrainConfig, predict
 from pycemrg_scar_reconstruction.api import prepare
 from pycemrg_scar_reconstruction.cli import main
-from pycemrg_scar_reconstruction.config import PrepareConfig, StackConfig
+from pycemrg_scar_reconstruction.config import PrepareConfig, RuntimeConfig, StackConfig
 from pycemrg_scar_reconstruction.errors import InputError
-from pycemrg_scar_reconstruction.io import load_model, save_model
-from pycemrg_scar_reconstruction.predict import mc_predict, nodes_per_batch
-from pycemrg_scar_reconstruction.train import FittedModel, fit
-from pycemrg_scar_reconstruction.validate import group_errors
+from pycemrg_scar_reconstruction.io.artifacts import load_model, save_model
+from pycemrg_scar_reconstruction.prediction import mc_predict, nodes_per_batch
+from pycemrg_scar_reconstruction.fitted import FittedModel
+from pycemrg_scar_reconstruction.training import fit
+from pycemrg_scar_reconstruction.metrics import group_errors
 
-FAST = dict(max_epochs=60, patience=60, quiet=True, batch_size=1024)
+FAST = dict(max_epochs=60, patience=60, batch_size=1024)
+QUIET = RuntimeConfig(quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def data(small_case):
 
 @pytest.fixture(scope="module")
 def fitted(data) -> FittedModel:
-    return fit(data, train_config(**FAST))
+    return fit(data, TrainConfig.from_preset(**FAST), QUIET)
 
 
 def test_training_fits_the_group_constraints(data, fitted):
@@ -44,23 +46,23 @@ def test_training_fits_the_group_constraints(data, fitted):
 def test_per_row_dropout_masks_also_fit_the_group_constraints(data):
     # the default draws one mask per MC pass and step; the paper preset's standard dropout must work too
     before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
-    f = fit(data, train_config(**FAST, dropout_masks="row", mc_samples=2))
+    f = fit(data, TrainConfig.from_preset(**FAST, dropout_masks="row", mc_samples=2), QUIET)
     after = np.sqrt(np.mean(group_errors(data, mc_predict(f, data.points, 10)[0]) ** 2))
     assert after < 0.25 * before, (before, after)
 
 
 def test_same_seed_same_model_on_cpu(data):
-    cfg = train_config(**{**FAST, "max_epochs": 3})
-    a, b = fit(data, cfg), fit(data, cfg)
+    cfg = TrainConfig.from_preset(**{**FAST, "max_epochs": 3})
+    a, b = fit(data, cfg, QUIET), fit(data, cfg, QUIET)
     for (ka, va), (kb, vb) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
-    c = fit(data, train_config(**{**FAST, "max_epochs": 3, "seed": 1}))
+    c = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 3, "seed": 1}), QUIET)
     assert not torch.equal(a.net.out.weight, c.net.out.weight)
 
 
 def test_early_stopping_restores_the_best_weights(data):
-    cfg = train_config(**{**FAST, "max_epochs": 200, "patience": 3, "min_delta": 0.5})
-    f = fit(data, cfg)
+    cfg = TrainConfig.from_preset(**{**FAST, "max_epochs": 200, "patience": 3, "min_delta": 0.5})
+    f = fit(data, cfg, QUIET)
     assert f.stop_reason == "patience"
     assert len(f.history) == f.best_epoch + 3
 
@@ -68,10 +70,10 @@ def test_early_stopping_restores_the_best_weights(data):
 def test_group_sample_is_off_unless_the_median_group_is_larger(data):
     median = int(np.median(data.group_count))
     assert data.group_count.max() > median  # some groups are larger than the median one
-    base = fit(data, train_config(**{**FAST, "max_epochs": 3, "group_sample": 0}))
-    same = fit(data, train_config(**{**FAST, "max_epochs": 3, "group_sample": median}))
+    base = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 3, "group_sample": 0}), QUIET)
+    same = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 3, "group_sample": median}), QUIET)
     assert torch.equal(base.net.out.weight, same.net.out.weight)
-    other = fit(data, train_config(**{**FAST, "max_epochs": 3, "group_sample": median - 1}))
+    other = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 3, "group_sample": median - 1}), QUIET)
     assert not torch.equal(base.net.out.weight, other.net.out.weight)
     assert (same.data_summary["group_sample_applied"], other.data_summary["group_sample_applied"]) == (0, median - 1)
 
@@ -84,29 +86,29 @@ def test_group_sample_trains_on_subsets_and_still_fits_the_groups():
     from pycemrg_scar_reconstruction.synthetic import make_case
 
     c = make_case(SynthConfig(seed=3, n_nodes=8000, samples=300_000, pixel_spacing=5.0))
-    data = build_training_data(c.points, [SliceStack(values=c.values, affine=c.affine, thickness=c.thickness, mask=c.mask)])
+    data = build_training_data(c.points, [c.stack])
     k = 4
     assert np.median(data.group_count) > k
-    f = fit(data, train_config(**{**FAST, "group_sample": k}))
+    f = fit(data, TrainConfig.from_preset(**{**FAST, "group_sample": k}), QUIET)
     before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
     after = np.sqrt(np.mean(group_errors(data, mc_predict(f, data.points, 10)[0]) ** 2))
     assert after < 0.35 * before, (before, after)
 
 
 def test_fast_start_doubles_the_rate_then_returns_to_it(data):
-    f = fit(data, train_config(**{**FAST, "max_epochs": 5, "fast_start_epochs": 2, "schedule": "constant", "lr": 1e-3}))
+    f = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 5, "fast_start_epochs": 2, "schedule": "constant", "lr": 1e-3}), QUIET)
     assert [h["lr"] for h in f.history] == [2e-3, 2e-3, 1e-3, 1e-3, 1e-3]
-    g = fit(data, train_config(**{**FAST, "max_epochs": 2, "fast_start_epochs": 0, "schedule": "constant", "lr": 1e-3}))
+    g = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 2, "fast_start_epochs": 0, "schedule": "constant", "lr": 1e-3}), QUIET)
     assert [h["lr"] for h in g.history] == [1e-3, 1e-3]
 
 
 def test_anisotropic_encoding_follows_the_slice_normal_and_survives_a_checkpoint(data, tmp_path):
-    from pycemrg_scar_reconstruction.geometry import main_slice_normal
+    from pycemrg_scar_reconstruction.stack import main_slice_normal
     from pycemrg_scar_reconstruction.model import FourierFeatures
 
-    f = fit(data, train_config(**{**FAST, "max_epochs": 2}, model={"fourier_anisotropy": 4.0}))
+    f = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 2}, model={"fourier_anisotropy": 4.0}), QUIET)
     m, seed = f.config.model, f.config.seed
-    normal = main_slice_normal(data.stack_affines, data.stack_shapes, data.stack_axis)
+    normal = main_slice_normal(data.stacks)
     expected = FourierFeatures(m.fourier_features, m.fourier_scale, seed, 4.0, normal).B
     assert torch.equal(f.net.encode.B, expected)
     assert not torch.equal(expected, FourierFeatures(m.fourier_features, m.fourier_scale, seed).B)
@@ -115,13 +117,13 @@ def test_anisotropic_encoding_follows_the_slice_normal_and_survives_a_checkpoint
 
 
 def test_paper_preset_is_the_published_setup():
-    cfg = train_config("paper")
+    cfg = TrainConfig.from_preset("paper")
     m = cfg.model
     assert (m.encoding, m.width, m.depth, m.dropout, m.dropout_position) == ("none", 128, 4, 0.1, "all")
     assert (cfg.mc_samples, cfg.lr, cfg.lr_max, cfg.schedule, cfg.step_size) == (3, 1e-3, 1e-2, "cyclic", 2000)
     assert cfg.dropout_masks == "row"  # standard dropout: a fresh mask per membership
     assert (cfg.batch_size, cfg.patience, cfg.max_epochs, cfg.fast_start_epochs) == (10_000, 500, 10_000, 0)
-    assert train_config("paper", patience=7, model={"width": 32}).patience == 7
+    assert TrainConfig.from_preset("paper", patience=7, model={"width": 32}).patience == 7
     # 4 x 128 on raw xyz: 3*128+128 + 3*(128*128+128) + 128+1 parameters
     from pycemrg_scar_reconstruction.model import ScarMLP, n_parameters
 
@@ -198,7 +200,7 @@ def test_cli_train_predict_run(small_case, tmp_path, capsys):
                  "--output", str(tmp_path / "p.vtk"), "--mc-samples", "4", "--threshold", "0.4"]) == 0
     assert "scar_binary" in pv.read(tmp_path / "p.vtk").point_data
     assert main(["run", *map(str, prep), "--output", str(tmp_path / "r" / "case.vtu"), *fast,
-                 "--predict-mc-samples", "3"]) == 0
+                 "--mc-samples", "3"]) == 0
     for name in ("case.vtu", "case_data.npz", "case_model.pt", "case_model.history.json"):
         assert (tmp_path / "r" / name).exists()
     capsys.readouterr()
@@ -214,11 +216,11 @@ def test_cli_train_predict_run(small_case, tmp_path, capsys):
 
 
 def test_bf16_autocast_on_cpu_trains(data):
-    from pycemrg_scar_reconstruction.train import autocast_dtype
+    from pycemrg_scar_reconstruction.device import autocast_dtype
 
     assert autocast_dtype("auto", torch.device("cpu")) is None  # fp32 by default on CPU
     assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
-    f = fit(data, train_config(**{**FAST, "max_epochs": 8, "amp": "bf16"}))
+    f = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 8}), RuntimeConfig(amp="bf16", quiet=True))
     losses = [h["loss"] for h in f.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 

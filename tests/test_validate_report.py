@@ -13,9 +13,9 @@ import pyvista as pv
 
 from pycemrg_scar_reconstruction.baselines import linear_between_slices, logodds_shape, nearest_slice
 from pycemrg_scar_reconstruction.cli import main
-from pycemrg_scar_reconstruction.io import load_training_data, save_training_data
-from pycemrg_scar_reconstruction.stack import SliceStack
-from pycemrg_scar_reconstruction.validate import separation_auc, truth_report
+from pycemrg_scar_reconstruction.io.artifacts import load_training_data, save_training_data
+from pycemrg_scar_reconstruction.stack import SliceStack, StackGeometry
+from pycemrg_scar_reconstruction.metrics import separation_auc, truth_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def two_slice_stack():
     values = np.zeros((3, 3, 2))
     values[:, :, 0], values[:, :, 1] = 0.2, 0.8
-    return SliceStack(values=values, affine=np.diag([1.0, 1.0, 10.0, 1.0]), thickness=8.0)
+    return SliceStack(values=values, geometry=StackGeometry(np.diag([1.0, 1.0, 10.0, 1.0]), values.shape, 8.0))
 
 
 def test_nearest_and_linear_by_hand():
@@ -41,7 +41,7 @@ def test_logodds_recovers_a_disk_moving_between_slices():
     values = np.zeros((n, n, 2))
     values[:, :, 0] = (xx - 8.0) ** 2 + (yy - 10.0) ** 2 <= radius**2  # centre x = 8 mm
     values[:, :, 1] = (xx - 12.0) ** 2 + (yy - 10.0) ** 2 <= radius**2  # centre x = 12 mm
-    stack = SliceStack(values=values, affine=np.diag([px, px, 10.0, 1.0]), thickness=10.0)
+    stack = SliceStack(values=values, geometry=StackGeometry(np.diag([px, px, 10.0, 1.0]), values.shape, 10.0))
     x = np.linspace(0, 20, 401)
     halfway = np.column_stack([x, np.full_like(x, 10.0), np.full_like(x, 5.0)])  # z = 5 mm
     inside = logodds_shape(halfway, stack) >= 0.5

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 #: What the pixel values of a stack mean (see :mod:`.targets`).
 TargetKind = Literal["probability", "mask", "label", "intensity"]
@@ -81,7 +81,12 @@ class StackConfig(_Config):
     axis: Literal[0, 1, 2] = Field(2, description="through-plane voxel axis", json_schema_extra=_flag("slice_axis"))
     remote_mask: Optional[Path] = Field(None, description="remote (healthy) myocardium mask, for normalise nsd")
     blood_pool_mask: Optional[Path] = Field(None, description="blood pool mask, for normalise iir")
-    target: TargetConfig = TargetConfig()
+    target: TargetConfig = Field(TargetConfig(), description="what the values are (a TargetConfig, or just its kind)")
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _kind_alone(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
 
 
 class PrepareConfig(_Config):
