@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install test demo bench clean
+.PHONY: install lint test test-slow test-all demo bench clean
 
 install: $(STAMP)
 
@@ -17,8 +17,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-test: install
-	$(BIN)/python -m pytest
+# lint: formatting, a ruff rule set and mypy on the package (settings in pyproject.toml)
+lint: install
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+
+# test: lint and the fast tests; test-slow: the tests marked slow; test-all (CI): both
+test: lint
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
+
+test-all: test test-slow
 
 demo: install
 	$(BIN)/python examples/demo.py --output-dir out/demo

@@ -30,7 +30,6 @@ from pycemrg_scar_reconstruction.data import build_training_data
 from pycemrg_scar_reconstruction.geometry import normalise
 from pycemrg_scar_reconstruction.loss import group_loss, scatter_mean
 from pycemrg_scar_reconstruction.model import ScarMLP, n_parameters
-from pycemrg_scar_reconstruction.stack import SliceStack
 from pycemrg_scar_reconstruction.synthetic import make_case
 
 
@@ -84,8 +83,10 @@ def main() -> None:
     offset = torch.as_tensor(data.group_offset[:-1])
     member_group = torch.as_tensor(data.member_group)
     member_target = target[member_group]
-    print(f"settings: nodes={data.n_nodes} memberships={data.n_members} groups={data.n_groups} "
-          f"threads={torch.get_num_threads()} epochs={args.epochs}")
+    print(
+        f"settings: nodes={data.n_nodes} memberships={data.n_members} groups={data.n_groups} "
+        f"threads={torch.get_num_threads()} epochs={args.epochs}"
+    )
 
     def ours(cfg: TrainConfig):
         net = ScarMLP(cfg.model)
@@ -108,6 +109,7 @@ def main() -> None:
                 opt.step()
                 done += m1 - m0
             return done
+
         return net, epoch, mc
 
     def published(loss_fn, mc: int = 3, batch: int = 10_000):
@@ -120,7 +122,7 @@ def main() -> None:
             plan = plan_epoch(count, offset, batch, gen)
             done = 0
             for b in range(plan.n_batches if max_batches is None else min(max_batches, plan.n_batches)):
-                idx = plan.member_order[plan.member_bounds[b]:plan.member_bounds[b + 1]]
+                idx = plan.member_order[plan.member_bounds[b] : plan.member_bounds[b + 1]]
                 xb, gb, tb = member_x[idx], member_group[idx], member_target[idx]  # copies per step
                 pred = torch.stack([net(xb) for _ in range(mc)]).mean(dim=0)  # serial MC passes
                 loss = loss_fn(pred, gb, tb)
@@ -129,6 +131,7 @@ def main() -> None:
                 opt.step()
                 done += len(idx)
             return done
+
         return net, epoch, mc
 
     default = TrainConfig.from_preset()
@@ -146,12 +149,16 @@ def main() -> None:
         done = sum(epoch(max_batches) for _ in range(args.epochs if max_batches is None else 1))
         dt = time.perf_counter() - t0
         rates[name] = done / dt
-        print(f"{name:28s} params={n_parameters(net):6d} M={mc:2d}  {rates[name]:>10,.0f} memberships / s "
-              f"({rates[name] * mc:>12,.0f} x MC)  ({dt:.2f} s)")
+        print(
+            f"{name:28s} params={n_parameters(net):6d} M={mc:2d}  {rates[name]:>10,.0f} memberships / s "
+            f"({rates[name] * mc:>12,.0f} x MC)  ({dt:.2f} s)"
+        )
     base = rates["published step (loop loss)"]
     base2 = rates["published step + scatter"]
     for name in ("ours, default model", "ours, paper model"):
-        print(f"ratio {name} / published step: {rates[name] / base:.1f}x;  / published + scatter: {rates[name] / base2:.2f}x")
+        print(
+            f"ratio {name} / published step: {rates[name] / base:.1f}x;  / published + scatter: {rates[name] / base2:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from pycemrg_scar_reconstruction import SynthConfig, synth
 
-RUNNER = ("import resource, sys; from pycemrg_scar_reconstruction.cli import main; rc = main(sys.argv[1:]); "
-          "print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)")
+RUNNER = (
+    "import resource, sys; from pycemrg_scar_reconstruction.cli import main; rc = main(sys.argv[1:]); "
+    "print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)"
+)
 
 
 def step(name: str, argv: list[str]) -> None:
@@ -43,12 +45,32 @@ def main() -> None:
         t0 = time.perf_counter()
         paths = synth(SynthConfig(seed=0, n_nodes=args.nodes), Path(tmp) / "case")
         print(f"settings: nodes~{args.nodes} mc_samples={args.mc_samples} (synth took {time.perf_counter() - t0:.0f} s)")
-        inputs = ["--mesh", str(paths["mesh"]), "--image", str(paths["image"]), "--mask", str(paths["mask"]),
-                  "--slice-thickness", "8"]
+        inputs = [
+            "--mesh",
+            str(paths["mesh"]),
+            "--image",
+            str(paths["image"]),
+            "--mask",
+            str(paths["mask"]),
+            "--slice-thickness",
+            "8",
+        ]
         step("prepare", ["prepare", *inputs, "--output", f"{tmp}/data.npz"])
         step("train", ["train", "--data", f"{tmp}/data.npz", "--output", f"{tmp}/model.pt", "--max-epochs", "2", "--quiet"])
-        step("predict", ["predict", "--model", f"{tmp}/model.pt", "--mesh", str(paths["mesh"]),
-                         "--output", f"{tmp}/out.vtu", "--mc-samples", str(args.mc_samples)])
+        step(
+            "predict",
+            [
+                "predict",
+                "--model",
+                f"{tmp}/model.pt",
+                "--mesh",
+                str(paths["mesh"]),
+                "--output",
+                f"{tmp}/out.vtu",
+                "--mc-samples",
+                str(args.mc_samples),
+            ],
+        )
 
 
 if __name__ == "__main__":

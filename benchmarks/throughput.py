@@ -20,6 +20,7 @@ import argparse
 import time
 
 import torch
+from pycemrg_scar_reconstruction.train import cpu_cores
 
 from pycemrg_scar_reconstruction.batching import plan_epoch
 from pycemrg_scar_reconstruction.config import SynthConfig, TrainConfig
@@ -27,9 +28,7 @@ from pycemrg_scar_reconstruction.data import build_training_data
 from pycemrg_scar_reconstruction.geometry import normalise
 from pycemrg_scar_reconstruction.loss import group_loss
 from pycemrg_scar_reconstruction.model import ScarMLP
-from pycemrg_scar_reconstruction.stack import SliceStack
 from pycemrg_scar_reconstruction.synthetic import make_case
-from pycemrg_scar_reconstruction.train import cpu_cores
 
 
 def matmul_rate(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
@@ -115,19 +114,25 @@ def main() -> None:
     xs = member_x[plan.member_order]  # raw coordinates; encoded per variant below, as the trainer does
     gt = torch.as_tensor(data.group_target)[plan.group_order]
     gc = plan.group_size.float()
-    batches = [(plan.member_bounds[b], plan.member_bounds[b + 1], plan.group_bounds[b], plan.group_bounds[b + 1])
-               for b in range(plan.n_batches)]
+    batches = [
+        (plan.member_bounds[b], plan.member_bounds[b + 1], plan.group_bounds[b], plan.group_bounds[b + 1])
+        for b in range(plan.n_batches)
+    ]
 
-    print(f"settings: nodes={data.n_nodes} memberships={data.n_members} batch={batch} mc={mc} masks={cfg.dropout_masks} "
-          f"threads={torch.get_num_threads()} steps={args.steps}")
+    print(
+        f"settings: nodes={data.n_nodes} memberships={data.n_members} batch={batch} mc={mc} masks={cfg.dropout_masks} "
+        f"threads={torch.get_num_threads()} steps={args.steps}"
+    )
     net = ScarMLP(cfg.model)
     peaks = {}
     for dtype in [torch.float32] + ([torch.bfloat16] if args.bf16 else []):
         name = str(dtype).removeprefix("torch.")
         peaks[dtype] = matmul_rate(dtype=dtype)
         alone = matmuls_alone(net, batch, mc, cfg.dropout_masks, dtype)
-        print(f"dense matmul (2048^2, {name}): {peaks[dtype] / 1e9:.1f} GFLOP/s;  the step's own matmul shapes "
-              f"alone: {alone / 1e9:.1f} GFLOP/s = {100 * alone / peaks[dtype]:.0f}% of it")
+        print(
+            f"dense matmul (2048^2, {name}): {peaks[dtype] / 1e9:.1f} GFLOP/s;  the step's own matmul shapes "
+            f"alone: {alone / 1e9:.1f} GFLOP/s = {100 * alone / peaks[dtype]:.0f}% of it"
+        )
 
     # (name, compiled, dtype, dropout masks, MC samples); "row-m2" is the previous default
     variants = [("eager", False, torch.float32, cfg.dropout_masks, mc), ("row-m2", False, torch.float32, "row", 2)]
@@ -162,10 +167,13 @@ def main() -> None:
         rows = run(args.steps)
         dt = time.perf_counter() - t0
         flops = rows * step_flops(net, mc, mask_mode) / dt
-        print(f"{name:8s} {mask_mode} masks, M={mc:2d}: {rows / dt:>10,.0f} memberships / s "
-              f"({rows * mc / dt:>12,.0f} x MC)  {flops / 1e9:6.1f} GFLOP/s  "
-              f"= {100 * flops / peaks[dtype]:.0f}% of the {str(dtype).removeprefix('torch.')} matmul rate  "
-              f"(warm-up {t_warm:.1f} s)")
+        print(
+            f"{name:8s} {mask_mode} masks, M={mc:2d}: {rows / dt:>10,.0f} memberships / s "
+            f"({rows * mc / dt:>12,.0f} x MC)  {flops / 1e9:6.1f} GFLOP/s  "
+            f"= {100 * flops / peaks[dtype]:.0f}% of the {str(dtype).removeprefix('torch.')} matmul rate  "
+            f"(warm-up {t_warm:.1f} s)"
+        )
+
 
 if __name__ == "__main__":
     main()

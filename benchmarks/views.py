@@ -18,13 +18,13 @@ import numpy as np
 import pyvista as pv
 
 from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, TrainConfig, prepare, synth
-from pycemrg_scar_reconstruction.prediction import predict_nodes
 from pycemrg_scar_reconstruction.config import RuntimeConfig
-from pycemrg_scar_reconstruction.training import fit
 from pycemrg_scar_reconstruction.metrics import dice, mae
-
+from pycemrg_scar_reconstruction.prediction import predict_nodes
+from pycemrg_scar_reconstruction.training import fit
 
 QUIET = RuntimeConfig(quiet=True)  # no progress bar
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,16 +39,20 @@ def main() -> None:
             paths = synth(SynthConfig(seed=seed, n_nodes=args.nodes, long_axis_views=args.views), Path(tmp) / str(seed))
             truth = np.asarray(pv.read(paths["mesh"]).point_data["scar_truth"])
             sa = StackConfig(path=paths["image"], mask=paths["mask"], slice_thickness=8.0)
-            la = [StackConfig(path=paths[f"image_la{v}"], mask=paths[f"mask_la{v}"], slice_thickness=8.0)
-                  for v in range(1, args.views + 1)]
+            la = [
+                StackConfig(path=paths[f"image_la{v}"], mask=paths[f"mask_la{v}"], slice_thickness=8.0)
+                for v in range(1, args.views + 1)
+            ]
             row = []
             for stacks in ([sa], [sa, *la]):
                 t0 = time.perf_counter()
                 data = prepare(PrepareConfig(mesh=MeshConfig(path=paths["mesh"]), stacks=stacks))
                 prob = predict_nodes(fit(data, TrainConfig(), QUIET), data.points, 20).probability
                 row += [dice(prob, truth), mae(prob, truth), time.perf_counter() - t0]
-            print(f"| {seed} | {row[0]:.3f} | {row[1]:.4f} | {row[2]:.0f} | {row[3]:.3f} | {row[4]:.4f} | {row[5]:.0f} |",
-                  flush=True)
+            print(
+                f"| {seed} | {row[0]:.3f} | {row[1]:.4f} | {row[2]:.0f} | {row[3]:.3f} | {row[4]:.4f} | {row[5]:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ from pycemrg_scar_reconstruction import (
     PrepareConfig,
     StackConfig,
     SynthConfig,
+    TrainConfig,
     reconstruct,
     synth,
-    TrainConfig,
 )
 from pycemrg_scar_reconstruction.api import baseline, output_paths, report
 from pycemrg_scar_reconstruction.config import ValidateConfig
@@ -43,8 +43,10 @@ def main() -> None:
     t0 = time.perf_counter()
     case = synth(SynthConfig(seed=args.seed, n_nodes=args.nodes), out / "case")
     facts = json.loads(case["facts"].read_text())
-    print(f"synthetic case: {facts['n_nodes']} nodes, {facts['n_infarcts']} infarct(s), stack {facts['image_shape']}, "
-          f"{facts['slice_spacing_mm']:g} mm spacing, {facts['slice_thickness_mm']:g} mm thick, oblique")
+    print(
+        f"synthetic case: {facts['n_nodes']} nodes, {facts['n_infarcts']} infarct(s), stack {facts['image_shape']}, "
+        f"{facts['slice_spacing_mm']:g} mm spacing, {facts['slice_thickness_mm']:g} mm thick, oblique"
+    )
     config = PrepareConfig(
         mesh=MeshConfig(path=case["mesh"]),
         stacks=[StackConfig(path=case["image"], mask=case["mask"], slice_thickness=facts["slice_thickness_mm"])],
@@ -65,25 +67,31 @@ def main() -> None:
         rows.append((f"baseline: {method}", dice(values, truth), mae(values, truth)))
         summary[f"dice_{method}"], summary[f"mae_{method}"] = rows[-1][1], rows[-1][2]
     seconds = time.perf_counter() - t0
-    summary.update({
-        "group_rmse": result["overall"]["rmse"],
-        "group_share_within": result["overall"]["share_within"],
-        "uncertainty_error_spearman": result["truth"].get("uncertainty_error_spearman"),
-        "uncertainty_misclassified_auc": result["truth"].get("uncertainty_misclassified_auc"),
-        "seconds": seconds,
-        "seconds_reconstruction": seconds_ours,
-    })
+    summary.update(
+        {
+            "group_rmse": result["overall"]["rmse"],
+            "group_share_within": result["overall"]["share_within"],
+            "uncertainty_error_spearman": result["truth"].get("uncertainty_error_spearman"),
+            "uncertainty_misclassified_auc": result["truth"].get("uncertainty_misclassified_auc"),
+            "seconds": seconds,
+            "seconds_reconstruction": seconds_ours,
+        }
+    )
     write_json({**summary, "report": result}, out / "report.json")
 
     print("\n| method | Dice (>= 0.5) | MAE |\n|---|---|---|")
     for name, d, m in rows:
         print(f"| {name} | {d:.3f} | {m:.4f} |")
     o = result["overall"]
-    print(f"\ngroup constraints: RMSE {o['rmse']:.4f}, {100 * o['share_within']:.1f}% of {o['groups']} groups within "
-          f"{result['tolerance']:g} -> {'PASS' if result['passed'] else 'FAIL'}")
+    print(
+        f"\ngroup constraints: RMSE {o['rmse']:.4f}, {100 * o['share_within']:.1f}% of {o['groups']} groups within "
+        f"{result['tolerance']:g} -> {'PASS' if result['passed'] else 'FAIL'}"
+    )
     auc = summary["uncertainty_misclassified_auc"]
-    print(f"uncertainty vs error (Spearman): {summary['uncertainty_error_spearman']:.3f}; "
-          f"AUC of the uncertainty for misclassified nodes: {'n/a' if auc is None else f'{auc:.3f}'}")
+    print(
+        f"uncertainty vs error (Spearman): {summary['uncertainty_error_spearman']:.3f}; "
+        f"AUC of the uncertainty for misclassified nodes: {'n/a' if auc is None else f'{auc:.3f}'}"
+    )
     print(f"total {seconds:.0f} s; outputs in {out}/ (reconstruction.vtu, report.json, slices.png, mesh.png, training.png)")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import locale
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,15 @@ from pycemrg_scar_reconstruction.api import synth
 from pycemrg_scar_reconstruction.config import SynthConfig
 
 SMALL = dict(n_nodes=8000, samples=300_000, pixel_spacing=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _restore_locale() -> Iterator[None]:
+    """Undo locale changes a test makes: SimpleITK's DICOM writer (used by tests to make DICOM
+    folders) sets the C locale, after which torch.compile cannot read its own UTF-8 templates."""
+    before = locale.setlocale(locale.LC_ALL, None)
+    yield
+    locale.setlocale(locale.LC_ALL, before)
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,20 @@ def run(capsys, *argv):
 
 
 def prepare_args(case, output, *extra):
-    return ["prepare", "--mesh", case["mesh"], "--image", case["image"], "--mask", case["mask"],
-            "--slice-thickness", "8", "--output", output, *extra]
+    return [
+        "prepare",
+        "--mesh",
+        case["mesh"],
+        "--image",
+        case["image"],
+        "--mask",
+        case["mask"],
+        "--slice-thickness",
+        "8",
+        "--output",
+        output,
+        *extra,
+    ]
 
 
 def test_synth_then_prepare(tmp_path, capsys):
@@ -62,7 +74,9 @@ def _expect_error(capsys, tmp_path, argv, *fragments):
 
 def test_missing_and_unknown_files(small_case, tmp_path, capsys):
     out = tmp_path / "d.npz"
-    _expect_error(capsys, tmp_path, prepare_args({**small_case, "mesh": tmp_path / "nope.vtu"}, out), "nope.vtu", "not found")
+    _expect_error(
+        capsys, tmp_path, prepare_args({**small_case, "mesh": tmp_path / "nope.vtu"}, out), "nope.vtu", "not found"
+    )
     (tmp_path / "m.xyz").write_text("1 2 3\n")
     _expect_error(capsys, tmp_path, prepare_args({**small_case, "mesh": tmp_path / "m.xyz"}, out), "m.xyz", ".pts")
     (tmp_path / "broken.vtu").write_text("garbage")
@@ -128,12 +142,19 @@ def test_targets_out_of_range_and_zero_groups(small_case, tmp_path, capsys):
     vol = np.asarray(img.dataobj)
     nib.save(nib.Nifti1Image(vol * 100, img.affine), tmp_path / "raw.nii.gz")
     out = tmp_path / "d.npz"
-    _expect_error(capsys, tmp_path, prepare_args({**small_case, "image": tmp_path / "raw.nii.gz"}, out),
-                  "raw.nii.gz", "--target intensity")
+    _expect_error(
+        capsys,
+        tmp_path,
+        prepare_args({**small_case, "image": tmp_path / "raw.nii.gz"}, out),
+        "raw.nii.gz",
+        "--target intensity",
+    )
     assert run(capsys, *prepare_args({**small_case, "image": tmp_path / "raw.nii.gz"}, out, "--target", "intensity"))[0] == 0
     out.unlink()
     nib.save(nib.Nifti1Image(np.zeros_like(vol), img.affine), tmp_path / "empty_mask.nii.gz")
-    _expect_error(capsys, tmp_path, prepare_args({**small_case, "mask": tmp_path / "empty_mask.nii.gz"}, out), "no pixel prism")
+    _expect_error(
+        capsys, tmp_path, prepare_args({**small_case, "mask": tmp_path / "empty_mask.nii.gz"}, out), "no pixel prism"
+    )
     nib.save(nib.Nifti1Image(np.ones((3, 3, 3)), img.affine), tmp_path / "small_mask.nii.gz")
     _expect_error(capsys, tmp_path, prepare_args({**small_case, "mask": tmp_path / "small_mask.nii.gz"}, out), "resample")
 
@@ -151,8 +172,23 @@ def test_partial_overlap_warns(small_case, tmp_path, capsys):
 
 
 def test_per_image_option_count_mismatch(small_case, tmp_path, capsys):
-    argv = ["prepare", "--mesh", small_case["mesh"], "--image", small_case["image"], "--image", small_case["image"],
-            "--slice-thickness", "8", "--slice-thickness", "8", "--slice-thickness", "8", "--output", tmp_path / "d.npz"]
+    argv = [
+        "prepare",
+        "--mesh",
+        small_case["mesh"],
+        "--image",
+        small_case["image"],
+        "--image",
+        small_case["image"],
+        "--slice-thickness",
+        "8",
+        "--slice-thickness",
+        "8",
+        "--slice-thickness",
+        "8",
+        "--output",
+        tmp_path / "d.npz",
+    ]
     _expect_error(capsys, tmp_path, argv, "--slice-thickness given 3 times for 2 --image")
 
 
@@ -180,14 +216,25 @@ def test_raw_lge_with_nsd_normalisation(small_case, tmp_path, capsys):
     nib.save(nib.Nifti1Image(remote.astype(np.uint8), img.affine), tmp_path / "remote.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros_like(vol), img.affine), tmp_path / "empty.nii.gz")
     case = {**small_case, "image": tmp_path / "raw.nii.gz"}
-    argv = prepare_args(case, tmp_path / "d.npz", "--target", "intensity", "--normalise", "nsd",
-                        "--remote-mask", tmp_path / "remote.nii.gz", "--n-sd", "3")
+    argv = prepare_args(
+        case,
+        tmp_path / "d.npz",
+        "--target",
+        "intensity",
+        "--normalise",
+        "nsd",
+        "--remote-mask",
+        tmp_path / "remote.nii.gz",
+        "--n-sd",
+        "3",
+    )
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     assert "normalise=nsd" in out and "threshold=" in out
     mapping = json.loads(str(load_training_data(tmp_path / "d.npz").stack_mapping[0]))
     assert mapping["normalise"] == "nsd" and mapping["n_sd"] == 3
     assert mapping["threshold"] == pytest.approx(mapping["remote_mean"] + 3 * mapping["remote_sd"])
-    bad = prepare_args(case, tmp_path / "e.npz", "--target", "intensity", "--normalise", "nsd",
-                       "--remote-mask", tmp_path / "empty.nii.gz")
+    bad = prepare_args(
+        case, tmp_path / "e.npz", "--target", "intensity", "--normalise", "nsd", "--remote-mask", tmp_path / "empty.nii.gz"
+    )
     _expect_error(capsys, tmp_path, bad, "raw.nii.gz", "remote", "empty")

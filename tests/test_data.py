@@ -85,8 +85,11 @@ def test_round_trip_and_format_checks(tmp_path):
     path = tmp_path / "d.npz"
     save_training_data(data, path)
     back = load_training_data(path)
-    for key, value in data.to_arrays().items():
-        np.testing.assert_array_equal(np.asarray(getattr(back, key, value)), value)
+    arrays, back_arrays = data.to_arrays(), back.to_arrays()
+    assert set(back_arrays) == set(arrays)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(back_arrays[key], value, err_msg=key)
+    assert all(a.same_as(b) for a, b in zip(back.stacks, data.stacks))
     assert int(np.load(path)["format_version"]) == FORMAT_VERSION
 
     def broken(**changes):

@@ -51,11 +51,20 @@ def test_dicom_series_matches_nifti(small_case, tmp_path):
     series_uid = "1.2.826.0.1.3680043.2.1125.1.42"
     for k in range(mask.GetDepth()):
         sl = mask[:, :, k]
-        for tag, value in (("0020|000e", series_uid), ("0020|0013", str(k + 1)), ("0008|0060", "MR"),
-                           ("0020|0037", "\\".join(f"{d:.10f}" for d in (direction[0], direction[3], direction[6],
-                                                                           direction[1], direction[4], direction[7]))),
-                           ("0020|0032", "\\".join(f"{p:.10f}" for p in mask.TransformIndexToPhysicalPoint((0, 0, k)))),
-                           ("0018|0050", "8"), ("0028|0030", "\\".join(f"{s:.10f}" for s in mask.GetSpacing()[:2]))):
+        for tag, value in (
+            ("0020|000e", series_uid),
+            ("0020|0013", str(k + 1)),
+            ("0008|0060", "MR"),
+            (
+                "0020|0037",
+                "\\".join(
+                    f"{d:.10f}" for d in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])
+                ),
+            ),
+            ("0020|0032", "\\".join(f"{p:.10f}" for p in mask.TransformIndexToPhysicalPoint((0, 0, k)))),
+            ("0018|0050", "8"),
+            ("0028|0030", "\\".join(f"{s:.10f}" for s in mask.GetSpacing()[:2])),
+        ):
             sl.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
         writer.Execute(sl)

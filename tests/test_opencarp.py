@@ -15,8 +15,10 @@ from pycemrg_scar_reconstruction.regions import cell_mean, classify
 
 def mixed_grid() -> pv.UnstructuredGrid:
     """One hexahedron and one tetrahedron sharing a face corner, coordinates in mm."""
-    pts = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1],
-                    [2.5, 0.5, 0.5]], dtype=float) * 1.7 + [10.123456, -3.5, 7.25]
+    pts = np.array(
+        [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1], [2.5, 0.5, 0.5]],
+        dtype=float,
+    ) * 1.7 + [10.123456, -3.5, 7.25]
     cells = np.array([8, 0, 1, 2, 3, 4, 5, 6, 7, 4, 1, 2, 6, 8])
     types = np.array([pv.CellType.HEXAHEDRON, pv.CellType.TETRA], dtype=np.uint8)
     return pv.UnstructuredGrid(cells, types, pts)
@@ -34,8 +36,13 @@ def test_vtk_to_opencarp_and_back(tmp_path):
     grid = mixed_grid()
     prob = np.linspace(0, 1, grid.n_points).astype(np.float32)
     tags = np.array([2, 3], dtype=np.int32)
-    write_prediction(grid, {"scar_probability": prob, "scar_supervised": np.ones(grid.n_points, np.uint8)},
-                     tmp_path / "heart.pts", cell_arrays={"scar_region": tags}, source=MeshConfig(path=tmp_path / "in.vtu"))
+    write_prediction(
+        grid,
+        {"scar_probability": prob, "scar_supervised": np.ones(grid.n_points, np.uint8)},
+        tmp_path / "heart.pts",
+        cell_arrays={"scar_region": tags},
+        source=MeshConfig(path=tmp_path / "in.vtu"),
+    )
     lines = (tmp_path / "heart.elem").read_text().splitlines()
     assert lines[0] == "2" and lines[1].startswith("Hx 0 1 2 3 4 5 6 7 2") and lines[2] == "Tt 1 2 6 8 3"
     dat = np.loadtxt(tmp_path / "heart.scar_probability.dat")
@@ -51,21 +58,59 @@ def test_vtk_to_opencarp_and_back(tmp_path):
 
 def test_predict_on_an_opencarp_mesh_writes_dat_elem_and_lon(small_case, tmp_path):
     # a small model and an openCARP copy of the case mesh (micrometres, with fibres)
-    assert main(["run", "--mesh", str(small_case["mesh"]), "--image", str(small_case["image"]), "--mask",
-                 str(small_case["mask"]), "--slice-thickness", "8", "--output", str(tmp_path / "r.vtu"),
-                 "--max-epochs", "3", "--quiet", "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--mesh",
+                str(small_case["mesh"]),
+                "--image",
+                str(small_case["image"]),
+                "--mask",
+                str(small_case["mask"]),
+                "--slice-thickness",
+                "8",
+                "--output",
+                str(tmp_path / "r.vtu"),
+                "--max-epochs",
+                "3",
+                "--quiet",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     vtu = pv.read(tmp_path / "r.vtu")
     assert set(np.unique(vtu.cell_data["scar_region"])) <= {1, 2, 3}
     mesh = pv.read(small_case["mesh"])
     write_prediction(mesh, {}, tmp_path / "heart.pts")
     (tmp_path / "heart.lon").write_text("1\n1 0 0\n")
-    argv = ["predict", "--model", str(tmp_path / "r_model.pt"), "--mesh", str(tmp_path / "heart.pts"),
-            "--output", str(tmp_path / "out" / "heart_scar.pts"), "--mc-samples", "3",
-            "--tag-healthy", "10", "--tag-border", "11", "--tag-core", "12"]
+    argv = [
+        "predict",
+        "--model",
+        str(tmp_path / "r_model.pt"),
+        "--mesh",
+        str(tmp_path / "heart.pts"),
+        "--output",
+        str(tmp_path / "out" / "heart_scar.pts"),
+        "--mc-samples",
+        "3",
+        "--tag-healthy",
+        "10",
+        "--tag-border",
+        "11",
+        "--tag-core",
+        "12",
+    ]
     assert main(argv) == 0
     out = tmp_path / "out"
-    for name in ("heart_scar.pts", "heart_scar.elem", "heart_scar.lon", "heart_scar.scar_probability.dat",
-                 "heart_scar.scar_uncertainty.dat"):
+    for name in (
+        "heart_scar.pts",
+        "heart_scar.elem",
+        "heart_scar.lon",
+        "heart_scar.scar_probability.dat",
+        "heart_scar.scar_uncertainty.dat",
+    ):
         assert (out / name).exists(), name
     assert len(np.loadtxt(out / "heart_scar.scar_probability.dat")) == mesh.n_points
     tags = np.array([int(line.split()[-1]) for line in (out / "heart_scar.elem").read_text().splitlines()[1:]])
@@ -81,6 +126,19 @@ def test_bad_opencarp_inputs_and_thresholds(tmp_path, capsys):
         read_mesh(MeshConfig(path=tmp_path / "m.pts"))
     with pytest.raises(ValueError, match="border_threshold"):
         PredictConfig(border_threshold=0.6, core_threshold=0.4)
-    code = main(["predict", "--model", "x.pt", "--mesh", str(tmp_path / "m.pts"), "--output", str(tmp_path / "o.vtu"),
-                 "--border-threshold", "0.7", "--core-threshold", "0.3"])
+    code = main(
+        [
+            "predict",
+            "--model",
+            "x.pt",
+            "--mesh",
+            str(tmp_path / "m.pts"),
+            "--output",
+            str(tmp_path / "o.vtu"),
+            "--border-threshold",
+            "0.7",
+            "--core-threshold",
+            "0.3",
+        ]
+    )
     assert code == 2 and "border-threshold" in capsys.readouterr().err

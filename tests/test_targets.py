@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from pydantic import ValidationError
 
 from pycemrg_scar_reconstruction.config import TargetConfig as T

@@ -12,11 +12,11 @@ from pycemrg_scar_reconstruction.api import prepare
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import PrepareConfig, RuntimeConfig, StackConfig
 from pycemrg_scar_reconstruction.errors import InputError
-from pycemrg_scar_reconstruction.io.artifacts import load_model, save_model
-from pycemrg_scar_reconstruction.prediction import mc_predict, nodes_per_batch
 from pycemrg_scar_reconstruction.fitted import FittedModel
-from pycemrg_scar_reconstruction.training import fit
+from pycemrg_scar_reconstruction.io.artifacts import load_model, save_model
 from pycemrg_scar_reconstruction.metrics import group_errors
+from pycemrg_scar_reconstruction.prediction import mc_predict, nodes_per_batch
+from pycemrg_scar_reconstruction.training import fit
 
 FAST = dict(max_epochs=60, patience=60, batch_size=1024)
 QUIET = RuntimeConfig(quiet=True)
@@ -82,7 +82,6 @@ def test_group_sample_trains_on_subsets_and_still_fits_the_groups():
     # coarse 5 mm pixels: groups of 8 nodes on median, up to ~100
     from pycemrg_scar_reconstruction.config import SynthConfig
     from pycemrg_scar_reconstruction.data import build_training_data
-    from pycemrg_scar_reconstruction.stack import SliceStack
     from pycemrg_scar_reconstruction.synthetic import make_case
 
     c = make_case(SynthConfig(seed=3, n_nodes=8000, samples=300_000, pixel_spacing=5.0))
@@ -96,15 +95,23 @@ def test_group_sample_trains_on_subsets_and_still_fits_the_groups():
 
 
 def test_fast_start_doubles_the_rate_then_returns_to_it(data):
-    f = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 5, "fast_start_epochs": 2, "schedule": "constant", "lr": 1e-3}), QUIET)
+    f = fit(
+        data,
+        TrainConfig.from_preset(**{**FAST, "max_epochs": 5, "fast_start_epochs": 2, "schedule": "constant", "lr": 1e-3}),
+        QUIET,
+    )
     assert [h["lr"] for h in f.history] == [2e-3, 2e-3, 1e-3, 1e-3, 1e-3]
-    g = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 2, "fast_start_epochs": 0, "schedule": "constant", "lr": 1e-3}), QUIET)
+    g = fit(
+        data,
+        TrainConfig.from_preset(**{**FAST, "max_epochs": 2, "fast_start_epochs": 0, "schedule": "constant", "lr": 1e-3}),
+        QUIET,
+    )
     assert [h["lr"] for h in g.history] == [1e-3, 1e-3]
 
 
 def test_anisotropic_encoding_follows_the_slice_normal_and_survives_a_checkpoint(data, tmp_path):
-    from pycemrg_scar_reconstruction.stack import main_slice_normal
     from pycemrg_scar_reconstruction.model import FourierFeatures
+    from pycemrg_scar_reconstruction.stack import main_slice_normal
 
     f = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 2}, model={"fourier_anisotropy": 4.0}), QUIET)
     m, seed = f.config.model, f.config.seed
@@ -190,26 +197,73 @@ def test_extrapolation_warning(fitted, small_case, tmp_path, caplog):
 
 
 def test_cli_train_predict_run(small_case, tmp_path, capsys):
-    prep = ["--mesh", small_case["mesh"], "--image", small_case["image"], "--mask", small_case["mask"],
-            "--slice-thickness", "8"]
+    prep = [
+        "--mesh",
+        small_case["mesh"],
+        "--image",
+        small_case["image"],
+        "--mask",
+        small_case["mask"],
+        "--slice-thickness",
+        "8",
+    ]
     assert main(["prepare", *map(str, prep), "--output", str(tmp_path / "d.npz")]) == 0
     fast = ["--max-epochs", "4", "--quiet", "--batch-size", "4096"]
     assert main(["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), *fast]) == 0
     assert (tmp_path / "m.history.json").exists()
-    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--mesh", str(small_case["mesh"]),
-                 "--output", str(tmp_path / "p.vtk"), "--mc-samples", "4", "--threshold", "0.4"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "m.pt"),
+                "--mesh",
+                str(small_case["mesh"]),
+                "--output",
+                str(tmp_path / "p.vtk"),
+                "--mc-samples",
+                "4",
+                "--threshold",
+                "0.4",
+            ]
+        )
+        == 0
+    )
     assert "scar_binary" in pv.read(tmp_path / "p.vtk").point_data
-    assert main(["run", *map(str, prep), "--output", str(tmp_path / "r" / "case.vtu"), *fast,
-                 "--mc-samples", "3"]) == 0
+    assert main(["run", *map(str, prep), "--output", str(tmp_path / "r" / "case.vtu"), *fast, "--mc-samples", "3"]) == 0
     for name in ("case.vtu", "case_data.npz", "case_model.pt", "case_model.history.json"):
         assert (tmp_path / "r" / name).exists()
     capsys.readouterr()
     # bad input: not a model; an output format we cannot write
     (tmp_path / "junk.pt").write_text("x")
-    assert main(["predict", "--model", str(tmp_path / "junk.pt"), "--mesh", str(small_case["mesh"]),
-                 "--output", str(tmp_path / "q.vtu")]) == 2
-    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--mesh", str(small_case["mesh"]),
-                 "--output", str(tmp_path / "q.stl")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "junk.pt"),
+                "--mesh",
+                str(small_case["mesh"]),
+                "--output",
+                str(tmp_path / "q.vtu"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "m.pt"),
+                "--mesh",
+                str(small_case["mesh"]),
+                "--output",
+                str(tmp_path / "q.stl"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "junk.pt" in err and "q.stl" in err and "Traceback" not in err
     assert not (tmp_path / "q.vtu").exists() and not (tmp_path / "q.stl").exists()
@@ -224,3 +278,67 @@ def test_bf16_autocast_on_cpu_trains(data):
     losses = [h["loss"] for h in f.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
+
+def test_cyclic_schedule_is_a_triangle_stepped_per_batch(data):
+    # one batch per epoch, half-cycle of 2 steps: 1e-3 -> 5.5e-3 -> 1e-2 -> 5.5e-3 -> 1e-3 -> 5.5e-3
+    cfg = TrainConfig.from_preset(
+        **{
+            **FAST,
+            "max_epochs": 5,
+            "fast_start_epochs": 0,
+            "schedule": "cyclic",
+            "lr": 1e-3,
+            "lr_max": 1e-2,
+            "step_size": 2,
+            "batch_size": 10**8,
+        }
+    )
+    f = fit(data, cfg, QUIET)
+    np.testing.assert_allclose([h["lr"] for h in f.history], [5.5e-3, 1e-2, 5.5e-3, 1e-3, 5.5e-3])
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_the_eager_one(data):
+    cfg = TrainConfig.from_preset(**{**FAST, "max_epochs": 2})
+    eager = fit(data, cfg, QUIET)
+    compiled = fit(data, cfg, RuntimeConfig(compile=True, quiet=True))
+    np.testing.assert_allclose([h["loss"] for h in compiled.history], [h["loss"] for h in eager.history], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_deterministic_runs_are_bit_identical_across_processes(small_case, tmp_path):
+    import subprocess
+    import sys
+
+    prep = [
+        "--mesh",
+        small_case["mesh"],
+        "--image",
+        small_case["image"],
+        "--mask",
+        small_case["mask"],
+        "--slice-thickness",
+        "8",
+    ]
+    assert main(["prepare", *map(str, prep), "--output", str(tmp_path / "d.npz")]) == 0
+    states = []
+    for name in ("a", "b"):
+        cmd = [
+            sys.executable,
+            "-m",
+            "pycemrg_scar_reconstruction.cli",
+            "train",
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--output",
+            str(tmp_path / f"{name}.pt"),
+            "--max-epochs",
+            "4",
+            "--quiet",
+            "--deterministic",
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        states.append(torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"])
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

@@ -14,8 +14,8 @@ import pyvista as pv
 from pycemrg_scar_reconstruction.baselines import linear_between_slices, logodds_shape, nearest_slice
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.io.artifacts import load_training_data, save_training_data
-from pycemrg_scar_reconstruction.stack import SliceStack, StackGeometry
 from pycemrg_scar_reconstruction.metrics import separation_auc, truth_report
+from pycemrg_scar_reconstruction.stack import SliceStack, StackGeometry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,8 +56,24 @@ def test_logodds_recovers_a_disk_moving_between_slices():
 def fitted_case(small_case, tmp_path_factory):
     """Prepare, train and predict the small case once, through the CLI."""
     out = tmp_path_factory.mktemp("fit")
-    argv = ["run", "--mesh", small_case["mesh"], "--image", small_case["image"], "--mask", small_case["mask"],
-            "--slice-thickness", "8", "--output", out / "rec.vtu", "--max-epochs", "60", "--batch-size", "1024", "--quiet"]
+    argv = [
+        "run",
+        "--mesh",
+        small_case["mesh"],
+        "--image",
+        small_case["image"],
+        "--mask",
+        small_case["mask"],
+        "--slice-thickness",
+        "8",
+        "--output",
+        out / "rec.vtu",
+        "--max-epochs",
+        "60",
+        "--batch-size",
+        "1024",
+        "--quiet",
+    ]
     assert main([str(a) for a in argv]) == 0
     return out
 
@@ -76,11 +92,27 @@ def test_validator_passes_a_genuine_fit_and_fails_a_wrong_one(fitted_case, small
     assert main(["validate", "--data", str(tmp_path / "wrong.npz"), "--model", str(model)]) == 1
     assert "FAIL" in capsys.readouterr().out
     # a mesh from anywhere, with the truth
-    assert main(["validate", "--data", str(data), "--mesh", str(mesh), "--truth", "scar_truth",
-                 "--json", str(tmp_path / "t.json")]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                "--data",
+                str(data),
+                "--mesh",
+                str(mesh),
+                "--truth",
+                "scar_truth",
+                "--json",
+                str(tmp_path / "t.json"),
+            ]
+        )
+        == 0
+    )
     truth = json.loads((tmp_path / "t.json").read_text())["truth"]
-    assert 0.5 < truth["dice"] <= 1 and 0 <= truth["mae"] < 0.2 and -1 <= truth["uncertainty_error_spearman"] <= 1
-    assert truth["uncertainty_misclassified_auc"] is None or 0 <= truth["uncertainty_misclassified_auc"] <= 1
+    assert 0.5 < truth["dice"] <= 1 and 0 <= truth["mae"] < 0.2
+    # the uncertainty means something: larger where the error is, and on the nodes on the wrong side of 0.5
+    assert truth["uncertainty_error_spearman"] > 0.2
+    assert truth["uncertainty_misclassified_auc"] > 0.7
     # bad input: no reconstruction named; a truth field that does not exist; a mesh of another size
     assert main(["validate", "--data", str(data)]) == 2
     assert main(["validate", "--data", str(data), "--mesh", str(mesh), "--truth", "nope"]) == 2
@@ -107,33 +139,70 @@ def test_run_writes_the_report_and_pictures(fitted_case):
 
 
 def test_report_and_baseline_commands(fitted_case, small_case, tmp_path):
-    argv = ["report", "--data", fitted_case / "rec_data.npz", "--mesh", fitted_case / "rec.vtu",
-            "--model", fitted_case / "rec_model.pt", "--output-dir", tmp_path / "r", "--truth", "scar_truth"]
+    argv = [
+        "report",
+        "--data",
+        fitted_case / "rec_data.npz",
+        "--mesh",
+        fitted_case / "rec.vtu",
+        "--model",
+        fitted_case / "rec_model.pt",
+        "--output-dir",
+        tmp_path / "r",
+        "--truth",
+        "scar_truth",
+    ]
     assert main([str(a) for a in argv]) == 0
     assert "truth" in json.loads((tmp_path / "r" / "report.json").read_text())
     _not_blank(tmp_path / "r" / "mesh.png")
     for method in ("nearest", "linear", "logodds"):
-        argv = ["baseline", "--method", method, "--mesh", small_case["mesh"], "--image", small_case["image"],
-                "--mask", small_case["mask"], "--slice-thickness", "8", "--output", tmp_path / f"{method}.vtu"]
+        argv = [
+            "baseline",
+            "--method",
+            method,
+            "--mesh",
+            small_case["mesh"],
+            "--image",
+            small_case["image"],
+            "--mask",
+            small_case["mask"],
+            "--slice-thickness",
+            "8",
+            "--output",
+            tmp_path / f"{method}.vtu",
+        ]
         assert main([str(a) for a in argv]) == 0
         out = pv.read(tmp_path / f"{method}.vtu")
         p = np.asarray(out.point_data["scar_probability"])
         assert p.min() >= 0 and p.max() <= 1 and "scar_supervised" in out.point_data
 
 
+@pytest.mark.slow
 def test_examples_run(tmp_path):
-    demo = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py"), "--output-dir", str(tmp_path),
-                           "--nodes", "6000"], capture_output=True, text=True, timeout=600)
+    demo = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py"), "--output-dir", str(tmp_path), "--nodes", "6000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert demo.returncode == 0, demo.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     for key in ("dice", "dice_nearest", "dice_linear", "dice_logodds", "group_rmse", "seconds"):
         assert isinstance(report[key], float)
     for name in ("reconstruction.vtu", "slices.png", "mesh.png", "training.png"):
         assert (tmp_path / name).exists()
-    check = subprocess.run([sys.executable, str(ROOT / "examples" / "validate_group_constraints.py"),
-                            str(tmp_path / "reconstruction_data.npz"), str(tmp_path / "reconstruction.vtu")],
-                           capture_output=True, text=True, timeout=300)
-    assert check.returncode in (0, 1) and "groups" in check.stdout, check.stderr
+    check = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "validate_group_constraints.py"),
+            str(tmp_path / "reconstruction_data.npz"),
+            str(tmp_path / "reconstruction.vtu"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert check.returncode == 0 and "PASS" in check.stdout, check.stdout + check.stderr
 
 
 def test_separation_auc_by_hand():

@@ -75,8 +75,7 @@ def _no_overlap_message(mesh_cfg: MeshConfig, raw_points: np.ndarray, points: np
     )
     best = frame_search(raw_points, geometries, (mesh_cfg.frame, mesh_cfg.resolved_units))
     if best:
-        msg += (f"; with `mesh_frame` {best[1]} `mesh_units` {best[2]} {100 * best[0]:.0f}% of the mesh overlaps: "
-                "use those")
+        msg += f"; with `mesh_frame` {best[1]} `mesh_units` {best[2]} {100 * best[0]:.0f}% of the mesh overlaps: use those"
     else:
         msg += "; check that mesh and image belong to the same patient and scan session"
     return msg
@@ -104,19 +103,23 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     if share < MIN_OVERLAP_SHARE:
         logger.warning(
             "%s: only %.0f%% of the mesh lies within the image stack(s); check `mesh_frame`/`mesh_units`",
-            config.mesh.path, 100 * share,
+            config.mesh.path,
+            100 * share,
         )
     data = build_training_data(points, stacks)
     if data.n_groups == 0:
         names = ", ".join(str(sc.path) for sc in config.stacks)
-        raise InputError(f"{names}: no pixel prism holds a mesh node with a valid target; check `mask` and `slice_thickness`")
+        raise InputError(
+            f"{names}: no pixel prism holds a mesh node with a valid target; check `mask` and `slice_thickness`"
+        )
     if output is not None:
         save_training_data(data, Path(output))
     return data
 
 
-def train(data: TrainingData | Path, config: TrainConfig, output: Path | None = None,
-          runtime: RuntimeConfig = RuntimeConfig()) -> "FittedModel":
+def train(
+    data: TrainingData | Path, config: TrainConfig, output: Path | None = None, runtime: RuntimeConfig = RuntimeConfig()
+) -> FittedModel:
     """Fit the network to training data (a :class:`TrainingData` or a ``.npz`` path).
 
     Writes the checkpoint (and ``<stem>.history.json``) when ``output`` is given. Torch's CPU
@@ -136,14 +139,19 @@ def train(data: TrainingData | Path, config: TrainConfig, output: Path | None = 
     return fitted
 
 
-def _load_fitted(model: "FittedModel | Path") -> "FittedModel":
+def _load_fitted(model: FittedModel | Path) -> FittedModel:
     from .fitted import FittedModel
 
     return model if isinstance(model, FittedModel) else load_model(Path(model))
 
 
-def predict(model: "FittedModel | Path", mesh: MeshConfig, output: Path | None, config: PredictConfig = PredictConfig(),
-            runtime: RuntimeConfig = RuntimeConfig()) -> "Prediction":
+def predict(
+    model: FittedModel | Path,
+    mesh: MeshConfig,
+    output: Path | None,
+    config: PredictConfig = PredictConfig(),
+    runtime: RuntimeConfig = RuntimeConfig(),
+) -> Prediction:
     """Predict scar probability and uncertainty on a mesh; write a copy of it with the point arrays.
 
     Output arrays: ``scar_probability``, ``scar_uncertainty``, ``scar_supervised`` and, with a
@@ -159,8 +167,13 @@ def predict(model: "FittedModel | Path", mesh: MeshConfig, output: Path | None, 
     with torch_threads(runtime):
         result = predict_nodes(fitted, points, config.mc_samples, config.mc_seed, runtime.device, runtime.memory_mb)
     if output is not None:
-        write_prediction(mesh_obj, result.point_arrays(config.threshold), Path(output),
-                         cell_arrays=_region_arrays(mesh_obj, result.probability, config), source=mesh)
+        write_prediction(
+            mesh_obj,
+            result.point_arrays(config.threshold),
+            Path(output),
+            cell_arrays=_region_arrays(mesh_obj, result.probability, config),
+            source=mesh,
+        )
     return result
 
 
@@ -177,13 +190,22 @@ def output_paths(output: Path) -> dict[str, Path]:
     """Where ``reconstruct`` puts the training data and model beside the output mesh."""
     output = Path(output)
     stem = output.name[: -len(full_suffix(output))] if full_suffix(output) else output.name
-    return {"mesh": output, "data": output.with_name(f"{stem}_data.npz"), "model": output.with_name(f"{stem}_model.pt"),
-            "report": output.with_name(f"{stem}_report")}
+    return {
+        "mesh": output,
+        "data": output.with_name(f"{stem}_data.npz"),
+        "model": output.with_name(f"{stem}_model.pt"),
+        "report": output.with_name(f"{stem}_report"),
+    }
 
 
-def reconstruct(prepare_config: PrepareConfig, train_config: TrainConfig, output: Path,
-                predict_config: PredictConfig = PredictConfig(), with_report: bool = True,
-                runtime: RuntimeConfig = RuntimeConfig()) -> "Prediction":
+def reconstruct(
+    prepare_config: PrepareConfig,
+    train_config: TrainConfig,
+    output: Path,
+    predict_config: PredictConfig = PredictConfig(),
+    with_report: bool = True,
+    runtime: RuntimeConfig = RuntimeConfig(),
+) -> Prediction:
     """The whole patient: prepare, train and predict.
 
     Training data and model are saved beside ``output`` (see :func:`output_paths`), and, unless
@@ -207,13 +229,20 @@ def _mesh_field(mesh: object, field: str, path: Path, n_nodes: int) -> np.ndarra
         raise InputError(f"{path}: no point array '{field}' (it has: {names}); name an existing array")
     values = np.asarray(mesh.point_data[field], dtype=np.float64)  # type: ignore[attr-defined]
     if values.shape != (n_nodes,):
-        raise InputError(f"{path}: '{field}' has {values.shape[0]} values, the training data {n_nodes} nodes; "
-                         "use the mesh the training data was prepared from")
+        raise InputError(
+            f"{path}: '{field}' has {values.shape[0]} values, the training data {n_nodes} nodes; "
+            "use the mesh the training data was prepared from"
+        )
     return values
 
 
-def validate(data: TrainingData | Path, config: ValidateConfig = ValidateConfig(), model: "FittedModel | Path | None" = None,
-             mesh: MeshConfig | None = None, mesh_obj: Any = None) -> dict:
+def validate(
+    data: TrainingData | Path,
+    config: ValidateConfig = ValidateConfig(),
+    model: FittedModel | Path | None = None,
+    mesh: MeshConfig | None = None,
+    mesh_obj: Any = None,
+) -> dict:
     """Check the group constraints of a reconstruction (a model, or a mesh with ``scar_probability``).
 
     With ``model`` the nodes of the training data are predicted with MC dropout; otherwise the
@@ -241,7 +270,7 @@ def validate(data: TrainingData | Path, config: ValidateConfig = ValidateConfig(
         values, uncertainty = result.probability, result.uncertainty
     else:
         values = _mesh_field(mesh_obj, "scar_probability", mesh.path, data.n_nodes)  # type: ignore[union-attr]
-        if "scar_uncertainty" in mesh_obj.point_data:  # type: ignore[union-attr]
+        if "scar_uncertainty" in mesh_obj.point_data:
             uncertainty = _mesh_field(mesh_obj, "scar_uncertainty", mesh.path, data.n_nodes)  # type: ignore[union-attr]
     report = group_report(data, values, config.tolerance, config.min_share)
     if config.truth:
@@ -268,13 +297,23 @@ def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> 
     values = METHODS[method](points, stacks[0]).astype(np.float32)
     if output is not None:
         supervised = build_training_data(points, stacks[:1]).supervised().astype(np.uint8)
-        write_prediction(mesh_obj, {"scar_probability": values, "scar_supervised": supervised}, Path(output),
-                         cell_arrays=_region_arrays(mesh_obj, values, PredictConfig()), source=config.mesh)
+        write_prediction(
+            mesh_obj,
+            {"scar_probability": values, "scar_supervised": supervised},
+            Path(output),
+            cell_arrays=_region_arrays(mesh_obj, values, PredictConfig()),
+            source=config.mesh,
+        )
     return values
 
 
-def report(output_dir: Path, data: TrainingData | Path, mesh: MeshConfig, model: "FittedModel | Path | None" = None,
-           config: ValidateConfig = ValidateConfig()) -> dict:
+def report(
+    output_dir: Path,
+    data: TrainingData | Path,
+    mesh: MeshConfig,
+    model: FittedModel | Path | None = None,
+    config: ValidateConfig = ValidateConfig(),
+) -> dict:
     """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model) and ``report.json``.
 
     ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
@@ -295,7 +334,11 @@ def report(output_dir: Path, data: TrainingData | Path, mesh: MeshConfig, model:
     if model is not None:
         fitted = _load_fitted(model)
         plot_training(fitted.history, out / "training.png", fitted.best_epoch)
-        result["training"] = {"epochs": len(fitted.history), "best_epoch": fitted.best_epoch,
-                              "stop_reason": fitted.stop_reason, "seconds": fitted.seconds}
+        result["training"] = {
+            "epochs": len(fitted.history),
+            "best_epoch": fitted.best_epoch,
+            "stop_reason": fitted.stop_reason,
+            "seconds": fitted.seconds,
+        }
     write_json(result, out / "report.json")
     return result

@@ -13,7 +13,6 @@ the image or the mask) as 0 (no scar).
 from __future__ import annotations
 
 import numpy as np
-
 from scipy.ndimage import distance_transform_edt
 
 from .geometry import inplane_axes, round_half_up
@@ -37,7 +36,7 @@ def _lookup(values: np.ndarray, pix: np.ndarray, axis: int, slice_index: np.ndar
     a, b = inplane_axes(axis)
     shape = values.shape
     ok = (pix[:, 0] >= 0) & (pix[:, 0] < shape[a]) & (pix[:, 1] >= 0) & (pix[:, 1] < shape[b])
-    idx = [None, None, None]
+    idx: list[np.ndarray] = [np.zeros(0, np.int64)] * 3
     idx[a], idx[b] = np.clip(pix[:, 0], 0, shape[a] - 1), np.clip(pix[:, 1], 0, shape[b] - 1)
     idx[axis] = slice_index
     return np.where(ok, values[tuple(idx)], outside)

@@ -59,8 +59,13 @@ def shuffle_within_groups(group_count: torch.Tensor, generator: torch.Generator)
     return torch.argsort(key)
 
 
-def plan_epoch(group_count: torch.Tensor, group_offset: torch.Tensor, batch_size: int,
-               generator: torch.Generator, max_members: int | None = None) -> EpochPlan:
+def plan_epoch(
+    group_count: torch.Tensor,
+    group_offset: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    max_members: int | None = None,
+) -> EpochPlan:
     """Shuffle the groups and cut them into batches of about ``batch_size`` memberships.
 
     Parameters

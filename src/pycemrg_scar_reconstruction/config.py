@@ -21,7 +21,6 @@ Normalisation = Literal["minmax", "fwhm", "nsd", "iir"]
 Device = Literal["auto", "cpu", "cuda"]
 
 
-
 def _flag(name: str) -> dict:
     """Field metadata: the command-line flag of a field (``name`` with dashes) when it is not the field name."""
     return {"flag": name}
@@ -50,8 +49,7 @@ class MeshConfig(_Config):
 class TargetConfig(_Config):
     """What a stack's pixel values mean and how they become scar targets in [0, 1]."""
 
-    kind: TargetKind = Field("probability", description="what the pixel values mean",
-                             json_schema_extra=_flag("target"))
+    kind: TargetKind = Field("probability", description="what the pixel values mean", json_schema_extra=_flag("target"))
     scar_label: Optional[int] = Field(None, description="the scar label value, for target label")
     normalise: Normalisation = Field("minmax", description="how target intensity becomes scar (minmax, fwhm, nsd, iir)")
     n_sd: PositiveFloat = Field(5.0, description="standard deviations above remote myocardium, for normalise nsd")
@@ -59,7 +57,7 @@ class TargetConfig(_Config):
     iir_high: PositiveFloat = Field(1.32, description="IIR mapped to 1 (left-atrial dense scar default), for normalise iir")
 
     @model_validator(mode="after")
-    def _check(self) -> "TargetConfig":
+    def _check(self) -> TargetConfig:
         if self.kind == "label" and self.scar_label is None:
             raise ValueError("target label needs scar_label (the scar's label value)")
         if not self.iir_low < self.iir_high:
@@ -70,9 +68,11 @@ class TargetConfig(_Config):
 class StackConfig(_Config):
     """One stack of LGE slices, its masks, and how to read its values."""
 
-    path: Path = Field(description="3D stack: NIfTI (.nii .nii.gz); NRRD/MetaImage/DICOM folder with the [itk] extra; "
-                                   "or a VTK slice layer (.vti .vts .vtk, one slice)",
-                       json_schema_extra=_flag("image"))
+    path: Path = Field(
+        description="3D stack: NIfTI (.nii .nii.gz); NRRD/MetaImage/DICOM folder with the [itk] extra; "
+        "or a VTK slice layer (.vti .vts .vtk, one slice)",
+        json_schema_extra=_flag("image"),
+    )
     dicom_series: Optional[str] = Field(None, description="DICOM series UID when the folder holds several")
     slice_thickness: Optional[PositiveFloat] = Field(
         None, description="slice thickness in mm (default: the spacing of the through-plane axis)"
@@ -104,7 +104,7 @@ class SynthConfig(_Config):
     slice_spacing: PositiveFloat = Field(10.0, description="distance between slice centres in mm")
     slice_thickness: PositiveFloat = Field(8.0, description="slice thickness in mm")
     pixel_spacing: PositiveFloat = Field(1.5, description="in-plane pixel size in mm")
-    oblique: bool = Field(True, description="oblique short-axis stack (--axial: aligned with the scanner axes)")
+    oblique: bool = Field(True, description="oblique short-axis stack (false: aligned with the scanner axes)")
     noise: float = Field(0.03, ge=0, description="standard deviation of the Gaussian pixel noise")
     samples: PositiveInt = Field(1_500_000, description="myocardium samples used to average each prism")
     long_axis_views: int = Field(0, ge=0, le=3, description="also write this many one-slice long-axis stacks")
@@ -115,11 +115,15 @@ class ModelConfig(_Config):
 
     encoding: Literal["fourier", "none"] = Field("fourier", description="input encoding of normalised xyz")
     fourier_features: PositiveInt = Field(64, description="number of Fourier frequencies (encoding fourier)")
-    fourier_scale: PositiveFloat = Field(0.5, description="std of the Fourier frequencies, cycles per normalised unit "
-                                         "(the geometric mean of the in-plane and through-plane std)")
+    fourier_scale: PositiveFloat = Field(
+        0.5,
+        description="std of the Fourier frequencies, cycles per normalised unit "
+        "(the geometric mean of the in-plane and through-plane std)",
+    )
     fourier_anisotropy: PositiveFloat = Field(
-        2.0, description="in-plane / through-plane std ratio of the Fourier frequencies, about the slice normal of the "
-        "stack with the most slices (1: isotropic)"
+        2.0,
+        description="in-plane / through-plane std ratio of the Fourier frequencies, about the slice normal of the "
+        "stack with the most slices (1: isotropic)",
     )
     width: PositiveInt = Field(32, description="hidden layer width")
     depth: PositiveInt = Field(3, description="number of hidden layers")
@@ -132,17 +136,23 @@ class TrainConfig(_Config):
 
     model: ModelConfig = ModelConfig()
     batch_size: PositiveInt = Field(16384, description="target memberships per batch (groups are never split)")
-    mc_samples: PositiveInt = Field(32, description="MC-dropout passes per training step",
-                                    json_schema_extra=_flag("train_mc_samples"))
+    mc_samples: PositiveInt = Field(
+        32, description="MC-dropout passes per training step", json_schema_extra=_flag("train_mc_samples")
+    )
     dropout_masks: Literal["row", "step"] = Field(
-        "step", description="training dropout masks: one per MC pass shared by the step's batch and folded into the "
-        "weights (step), or a fresh mask per membership and pass (row, standard dropout)"
+        "step",
+        description="training dropout masks: one per MC pass shared by the step's batch and folded into the "
+        "weights (step), or a fresh mask per membership and pass (row, standard dropout)",
     )
     group_sample: int = Field(
-        16, ge=0, description="when the median group holds more nodes than this (fine meshes), each epoch uses a "
-        "new random subset of this many nodes of every larger group; 0: always every node"
+        16,
+        ge=0,
+        description="when the median group holds more nodes than this (fine meshes), each epoch uses a "
+        "new random subset of this many nodes of every larger group; 0: always every node",
     )
-    fast_start_epochs: int = Field(8, ge=0, description="the first epochs use half the batch size at twice the learning rate")
+    fast_start_epochs: int = Field(
+        8, ge=0, description="the first epochs use half the batch size at twice the learning rate"
+    )
     lr: PositiveFloat = Field(3e-3, description="learning rate (lower bound of the cyclic schedule)")
     lr_max: PositiveFloat = Field(1e-2, description="upper learning rate of the cyclic schedule")
     schedule: Literal["constant", "cyclic", "plateau"] = Field("plateau", description="learning-rate schedule")
@@ -155,7 +165,7 @@ class TrainConfig(_Config):
     seed: int = Field(0, description="seed for initialisation, shuffling and dropout")
 
     @classmethod
-    def from_preset(cls, preset: str = "default", **overrides: Any) -> "TrainConfig":
+    def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
         """A preset (:data:`PRESETS`) with explicit options on top (``model`` may be a partial dict)."""
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -172,9 +182,19 @@ PRESETS: dict[str, dict] = {
     # about 10,000 nodes, patience 500, at most 10,000 epochs.
     "paper": {
         "model": {"encoding": "none", "width": 128, "depth": 4, "dropout": 0.1, "dropout_position": "all"},
-        "batch_size": 10_000, "mc_samples": 3, "lr": 1e-3, "lr_max": 1e-2, "schedule": "cyclic",
-        "step_size": 2000, "fast_start_epochs": 0, "dropout_masks": "row", "group_sample": 0, "init_output_bias": False,
-        "patience": 500, "min_delta": 0.0, "max_epochs": 10_000,
+        "batch_size": 10_000,
+        "mc_samples": 3,
+        "lr": 1e-3,
+        "lr_max": 1e-2,
+        "schedule": "cyclic",
+        "step_size": 2000,
+        "fast_start_epochs": 0,
+        "dropout_masks": "row",
+        "group_sample": 0,
+        "init_output_bias": False,
+        "patience": 500,
+        "min_delta": 0.0,
+        "max_epochs": 10_000,
     },
 }
 
@@ -184,10 +204,13 @@ class RuntimeConfig(_Config):
     (except ``amp`` and ``threads``, which change float rounding)."""
 
     device: Device = Field("auto", description="device for training and prediction (auto: cuda when present)")
-    amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="mixed precision (auto: on for cuda, off on cpu)")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="mixed precision (auto: on for cuda, off on cpu)"
+    )
     compile: bool = Field(False, description="torch.compile the model for training (opt-in)")
     deterministic: bool = Field(
-        False, description="one CPU thread: bit-identical results across processes (slower; within a process they always are)"
+        False,
+        description="one CPU thread: bit-identical results across processes (slower; within a process they always are)",
     )
     threads: Optional[PositiveInt] = Field(
         None, description="CPU threads for torch (default: torch's own count, at most the cores this process may use)"
@@ -211,7 +234,7 @@ class PredictConfig(_Config):
     tag_core: int = Field(3, description="element tag of core scar")
 
     @model_validator(mode="after")
-    def _thresholds_in_order(self) -> "PredictConfig":
+    def _thresholds_in_order(self) -> PredictConfig:
         if not self.border_threshold < self.core_threshold:
             raise ValueError(
                 f"border_threshold ({self.border_threshold:g}) must be below core_threshold ({self.core_threshold:g})"

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,20 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
 #: The array keys of the ``.npz`` besides the stack geometry (:data:`STACK_KEYS`) and the version.
-_ARRAY_FIELDS = ("points", "member_node", "member_group", "group_target", "group_count", "group_voxel", "group_stack",
-                 "group_slice", "norm_center", "norm_scale", "stack_names", "stack_mapping")
+_ARRAY_FIELDS = (
+    "points",
+    "member_node",
+    "member_group",
+    "group_target",
+    "group_count",
+    "group_voxel",
+    "group_stack",
+    "group_slice",
+    "norm_center",
+    "norm_scale",
+    "stack_names",
+    "stack_mapping",
+)
 #: The ``.npz`` keys of the stacks' geometry, one entry per stack.
 STACK_KEYS = ("stack_affines", "stack_shapes", "stack_thickness", "stack_axis")
 
@@ -69,10 +82,16 @@ def stacks_from_arrays(arrays: dict[str, np.ndarray]) -> tuple[StackGeometry, ..
     shapes, thickness, axis = (np.asarray(arrays[k]) for k in ("stack_shapes", "stack_thickness", "stack_axis"))
     n = len(affines)
     if affines.shape != (n, 4, 4) or shapes.shape != (n, 3) or thickness.shape != (n,) or axis.shape != (n,):
-        raise ValueError(f"stack arrays disagree: affines {affines.shape}, shapes {shapes.shape}, "
-                         f"thickness {thickness.shape}, axis {axis.shape}")
-    return tuple(StackGeometry(affines[s], tuple(int(v) for v in shapes[s]), float(thickness[s]), int(axis[s]))
-                 for s in range(n))
+        raise ValueError(
+            f"stack arrays disagree: affines {affines.shape}, shapes {shapes.shape}, "
+            f"thickness {thickness.shape}, axis {axis.shape}"
+        )
+    return tuple(
+        StackGeometry(
+            affines[s], (int(shapes[s, 0]), int(shapes[s, 1]), int(shapes[s, 2])), float(thickness[s]), int(axis[s])
+        )
+        for s in range(n)
+    )
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,7 @@ class TrainingData:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], name: str = "<data>") -> "TrainingData":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], name: str = "<data>") -> TrainingData:
         """Check and wrap a dict of arrays (as read from ``.npz``).
 
         Raises
@@ -149,7 +168,7 @@ class TrainingData:
         missing = [k for k in fields if k not in arrays]
         if missing:
             raise InputError(f"{name}: missing keys {', '.join(missing)}; {fix}")
-        a = {k: np.asarray(arrays[k]) for k in _ARRAY_FIELDS}
+        a: dict[str, Any] = {k: np.asarray(arrays[k]) for k in _ARRAY_FIELDS}
         a["norm_scale"] = float(a["norm_scale"])
         try:
             stacks = stacks_from_arrays({k: np.asarray(arrays[k]) for k in STACK_KEYS})
@@ -168,9 +187,16 @@ class TrainingData:
         if len(self.stack_names) != s:
             return f"stack_names has {len(self.stack_names)} entries for {s} stacks"
         shapes = {
-            "points": (n, 3), "member_node": (m,), "member_group": (m,), "group_target": (g,),
-            "group_count": (g,), "group_voxel": (g, 3), "group_stack": (g,), "group_slice": (g,),
-            "norm_center": (3,), "stack_mapping": (s,),
+            "points": (n, 3),
+            "member_node": (m,),
+            "member_group": (m,),
+            "group_target": (g,),
+            "group_count": (g,),
+            "group_voxel": (g, 3),
+            "group_stack": (g,),
+            "group_slice": (g,),
+            "norm_center": (3,),
+            "stack_mapping": (s,),
         }
         for key, shape in shapes.items():
             if getattr(self, key).shape != shape:
@@ -286,8 +312,9 @@ def stack_disagreement(data: TrainingData) -> list[dict[str, float]]:
             both = (counts[a] > 0) & (counts[b] > 0) if a != b else np.zeros(n, bool)
             diff_sum += float(np.abs(node_target[a, both] - node_target[b, both]).sum())
             shared += int(both.sum())
-        out.append({"stack": a, "shared_nodes": shared,
-                    "mean_abs_difference": diff_sum / shared if shared else float("nan")})
+        out.append(
+            {"stack": a, "shared_nodes": shared, "mean_abs_difference": diff_sum / shared if shared else float("nan")}
+        )
     return out
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,8 +59,11 @@ def plot_slices(data: TrainingData, node_values: np.ndarray, path: Path, max_sli
             img[va - lo_a, vb - lo_b] = vals
             images.append(img.T)
         for ax, img, title, cmap, lim in zip(
-            row, images, ("input pixels", "reconstruction (group mean)", "error"),
-            ("magma", "magma", "coolwarm"), ((0, 1), (0, 1), (-0.3, 0.3)),
+            row,
+            images,
+            ("input pixels", "reconstruction (group mean)", "error"),
+            ("magma", "magma", "coolwarm"),
+            ((0, 1), (0, 1), (-0.3, 0.3)),
         ):
             im = ax.imshow(img, cmap=cmap, vmin=lim[0], vmax=lim[1], origin="lower", interpolation="nearest")
             ax.set_title(f"stack {s} slice {k}: {title}", fontsize=8)
@@ -117,17 +121,23 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
         surface = mesh.extract_surface() if hasattr(mesh, "extract_surface") else mesh
     views = _principal_views(np.asarray(surface.points, dtype=np.float64))
     with pv.vtk_verbosity("off"):
-        plotter = pv.Plotter(off_screen=True, shape=(len(views), len(present)),
-                             window_size=(360 * len(present), 340 * len(views)))
+        plotter = pv.Plotter(
+            off_screen=True, shape=(len(views), len(present)), window_size=[360 * len(present), 340 * len(views)]
+        )
         for row, camera in enumerate(views):
             for col, field in enumerate(present):
                 plotter.subplot(row, col)
                 values = np.asarray(surface.point_data[field], dtype=np.float64)
                 unc = field == "scar_uncertainty"
                 clim = (0.0, max(float(values.max()), 1e-6)) if unc else (0.0, 1.0)
-                plotter.add_mesh(surface.copy(), scalars=field, cmap="viridis" if unc else "magma", clim=clim,
-                                 show_scalar_bar=row == len(views) - 1,
-                                 scalar_bar_args={"title": field, "n_labels": 3})
+                plotter.add_mesh(
+                    surface.copy(),
+                    scalars=field,
+                    cmap="viridis" if unc else "magma",
+                    clim=clim,
+                    show_scalar_bar=row == len(views) - 1,
+                    scalar_bar_args={"title": field, "n_labels": 3},
+                )
                 plotter.camera_position = camera
         with atomic_output(Path(path)) as tmp:
             plotter.screenshot(str(tmp))

@@ -95,7 +95,7 @@ class FittedModel:
         }
 
     @classmethod
-    def from_checkpoint(cls, ckpt: dict[str, Any]) -> "FittedModel":
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> FittedModel:
         """Rebuild from :meth:`to_checkpoint` output (raises KeyError/ValueError when malformed)."""
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError("not a pycemrg_scar_reconstruction model")
@@ -107,9 +107,16 @@ class FittedModel:
         net.load_state_dict(ckpt["state_dict"])
         stacks = stacks_from_arrays({key: ckpt["stacks"][entry].numpy() for entry, key in _STACK_ENTRY.items()})
         return cls(
-            net=net, config=config, norm_center=np.asarray(ckpt["norm_center"], dtype=np.float64),
-            norm_scale=float(ckpt["norm_scale"]), stacks=stacks,
-            group_keys=ckpt["group_keys"].numpy().astype(np.int64), data_hash=ckpt["data_hash"],
-            data_summary=dict(ckpt["data_summary"]), history=list(ckpt["history"]),
-            best_epoch=int(ckpt["best_epoch"]), stop_reason=str(ckpt["stop_reason"]), seconds=float(ckpt["seconds"]),
+            net=net,
+            config=config,
+            norm_center=np.asarray(ckpt["norm_center"], dtype=np.float64),
+            norm_scale=float(ckpt["norm_scale"]),
+            stacks=stacks,
+            group_keys=ckpt["group_keys"].numpy().astype(np.int64),
+            data_hash=ckpt["data_hash"],
+            data_summary=dict(ckpt["data_summary"]),
+            history=list(ckpt["history"]),
+            best_epoch=int(ckpt["best_epoch"]),
+            stop_reason=str(ckpt["stop_reason"]),
+            seconds=float(ckpt["seconds"]),
         )

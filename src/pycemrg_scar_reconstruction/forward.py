@@ -18,7 +18,7 @@ Pure and vectorised over nodes: no Python loop over nodes, pixels or groups.
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -99,7 +99,9 @@ def group_keys(group_stack: np.ndarray, group_voxel: np.ndarray) -> np.ndarray:
     return np.column_stack([group_stack, group_voxel]).astype(np.int64)
 
 
-def group_memberships(points: np.ndarray, stacks: Sequence[StackGeometry], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def group_memberships(
+    points: np.ndarray, stacks: Sequence[StackGeometry], keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Memberships of (any) points in existing groups, given by their (G, 4) ``keys``.
 
     Returns
@@ -140,8 +142,9 @@ def supervised(n_nodes: int, member_node: np.ndarray) -> np.ndarray:
     return out
 
 
-def simulate_pixels(samples: np.ndarray, weights: np.ndarray, truth: np.ndarray,
-                    geometry: StackGeometry) -> tuple[np.ndarray, np.ndarray]:
+def simulate_pixels(
+    samples: np.ndarray, weights: np.ndarray, truth: np.ndarray, geometry: StackGeometry
+) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free pixels of a stack: the volume-weighted mean of the truth over the myocardium in each prism.
 
     Parameters
@@ -175,8 +178,9 @@ def overlap_share(points: np.ndarray, stacks: Sequence[StackGeometry]) -> float:
     return float(inside.mean()) if len(points) else 0.0
 
 
-def frame_search(raw_points: np.ndarray, stacks: Sequence[StackGeometry], current: tuple[str, str],
-                 min_share: float = 0.5) -> tuple[float, str, str] | None:
+def frame_search(
+    raw_points: np.ndarray, stacks: Sequence[StackGeometry], current: tuple[str, str], min_share: float = 0.5
+) -> tuple[float, str, str] | None:
     """The mesh frame and units (other than ``current``) under which most of the mesh overlaps the stacks.
 
     Parameters

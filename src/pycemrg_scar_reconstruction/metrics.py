@@ -15,6 +15,7 @@ import numpy as np
 
 from .data import TrainingData
 
+
 def dice(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> float:
     """Dice overlap of ``pred >= threshold`` and ``truth >= threshold`` (1.0 when both are empty)."""
     p, t = pred >= threshold, truth >= threshold
@@ -63,12 +64,24 @@ def group_report(data: TrainingData, node_values: np.ndarray, tolerance: float, 
     np.maximum.at(worst, inverse, err)
     stack_of, slice_of = np.divmod(uniq, int(data.group_slice.max()) + 1)
     for u in range(len(uniq)):  # one row per slice (a few dozen), not per group
-        per_slice.append({"stack": int(stack_of[u]), "slice": int(slice_of[u]),
-                          "groups": int(n[u]), "rmse": float(rmse[u]), "max": float(worst[u]),
-                          "share_within": float(within[u])})
+        per_slice.append(
+            {
+                "stack": int(stack_of[u]),
+                "slice": int(slice_of[u]),
+                "groups": int(n[u]),
+                "rmse": float(rmse[u]),
+                "max": float(worst[u]),
+                "share_within": float(within[u]),
+            }
+        )
     overall = _error_stats(err, tolerance)
-    return {"overall": overall, "per_slice": per_slice, "tolerance": tolerance, "min_share": min_share,
-            "passed": bool(overall["share_within"] >= min_share)}
+    return {
+        "overall": overall,
+        "per_slice": per_slice,
+        "tolerance": tolerance,
+        "min_share": min_share,
+        "passed": bool(overall["share_within"] >= min_share),
+    }
 
 
 def separation_auc(score: np.ndarray, positive: np.ndarray) -> float | None:
@@ -109,11 +122,15 @@ def truth_report(pred: np.ndarray, truth: np.ndarray, uncertainty: np.ndarray | 
 def format_report(report: dict[str, Any]) -> str:
     """Human-readable lines of a :func:`group_report` (plus truth metrics when present)."""
     o = report["overall"]
-    lines = [f"groups: {o['groups']}  RMSE {o['rmse']:.4f}  max {o['max']:.4f}  "
-             f"within {report['tolerance']:g}: {100 * o['share_within']:.1f}%"]
+    lines = [
+        f"groups: {o['groups']}  RMSE {o['rmse']:.4f}  max {o['max']:.4f}  "
+        f"within {report['tolerance']:g}: {100 * o['share_within']:.1f}%"
+    ]
     for s in report["per_slice"]:
-        lines.append(f"  stack {s['stack']} slice {s['slice']:3d}: {s['groups']:6d} groups  RMSE {s['rmse']:.4f}  "
-                     f"max {s['max']:.4f}  within {100 * s['share_within']:.1f}%")
+        lines.append(
+            f"  stack {s['stack']} slice {s['slice']:3d}: {s['groups']:6d} groups  RMSE {s['rmse']:.4f}  "
+            f"max {s['max']:.4f}  within {100 * s['share_within']:.1f}%"
+        )
     if "truth" in report:
         t = report["truth"]
         line = f"truth: Dice {t['dice']:.3f}  MAE {t['mae']:.4f}"
@@ -123,6 +140,8 @@ def format_report(report: dict[str, Any]) -> str:
             line += f"  uncertainty AUC for misclassified nodes {t['uncertainty_misclassified_auc']:.3f}"
         lines.append(line)
     verdict = "PASS" if report["passed"] else "FAIL"
-    lines.append(f"{verdict}: {100 * o['share_within']:.1f}% of groups within {report['tolerance']:g} "
-                 f"(required {100 * report['min_share']:.0f}%)")
+    lines.append(
+        f"{verdict}: {100 * o['share_within']:.1f}% of groups within {report['tolerance']:g} "
+        f"(required {100 * report['min_share']:.0f}%)"
+    )
     return "\n".join(lines)

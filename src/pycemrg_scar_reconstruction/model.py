@@ -20,7 +20,6 @@ from torch import nn
 
 from .config import ModelConfig
 
-
 #: Logits are clamped to +-LOGIT_LIMIT before the sigmoid (see :class:`BoundedSigmoid`).
 LOGIT_LIMIT = 15.0
 
@@ -55,8 +54,9 @@ class FourierFeatures(nn.Module):
     normal : (3,) direction of the normal (the slices' normal); None: isotropic.
     """
 
-    def __init__(self, n_features: int, scale: float, seed: int, anisotropy: float = 1.0,
-                 normal: np.ndarray | None = None) -> None:
+    def __init__(
+        self, n_features: int, scale: float, seed: int, anisotropy: float = 1.0, normal: np.ndarray | None = None
+    ) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         b = torch.randn(n_features, 3, generator=gen) * scale
@@ -68,9 +68,11 @@ class FourierFeatures(nn.Module):
             b = (b.double() @ stretch).float()
         self.register_buffer("B", b)
 
+    B: torch.Tensor
+
     @property
     def out_features(self) -> int:
-        return 2 * self.B.shape[0]
+        return 2 * int(self.B.shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         proj = (2 * math.pi) * (x @ self.B.T)
@@ -85,8 +87,9 @@ class ScarMLP(nn.Module):
         super().__init__()
         self.config = config
         if config.encoding == "fourier":
-            self.encode: nn.Module = FourierFeatures(config.fourier_features, config.fourier_scale, seed,
-                                                     config.fourier_anisotropy, normal)
+            self.encode: nn.Module = FourierFeatures(
+                config.fourier_features, config.fourier_scale, seed, config.fourier_anisotropy, normal
+            )
             n_in = self.encode.out_features
         else:
             self.encode = nn.Identity()
@@ -96,8 +99,7 @@ class ScarMLP(nn.Module):
         self.out = nn.Linear(config.width, 1)
         # dropout after hidden layer i (0-based) when this is True
         self._dropout_after = [
-            config.dropout > 0 and (config.dropout_position == "all" or i == config.depth - 1)
-            for i in range(config.depth)
+            config.dropout > 0 and (config.dropout_position == "all" or i == config.depth - 1) for i in range(config.depth)
         ]
 
     def set_output_bias(self, probability: float) -> None:
@@ -119,8 +121,14 @@ class ScarMLP(nn.Module):
         full = torch.full((samples, self.config.width), keep, device=generator.device)
         return [torch.bernoulli(full, generator=generator) / keep for _ in range(n_layers)]
 
-    def logits(self, x: torch.Tensor, samples: int = 1, dropout: bool = True,
-               masks: list[torch.Tensor] | None = None, encoded: bool = False) -> torch.Tensor:
+    def logits(
+        self,
+        x: torch.Tensor,
+        samples: int = 1,
+        dropout: bool = True,
+        masks: list[torch.Tensor] | None = None,
+        encoded: bool = False,
+    ) -> torch.Tensor:
         """Logits for ``samples`` stochastic passes.
 
         Parameters
@@ -144,7 +152,7 @@ class ScarMLP(nn.Module):
         i_drop = 0
         scale: float | torch.Tensor = 1.0  # applied to the next layer's input columns, i.e. to its weights
         for layer, drop in zip(self.hidden, self._dropout_after):
-            h = torch.relu_(_linear(layer, h, scale))  # in place: addmm's backward does not need its output
+            h = torch.relu_(_linear(layer, h, scale))  # type: ignore[arg-type]  # in place: addmm's backward does not need its output
             scale = 1.0
             if not (drop and dropout):
                 continue
@@ -170,8 +178,14 @@ class ScarMLP(nn.Module):
             out = out.repeat(samples)
         return out.view(samples, n)
 
-    def forward(self, x: torch.Tensor, samples: int = 1, dropout: bool = True,
-                masks: list[torch.Tensor] | None = None, encoded: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        samples: int = 1,
+        dropout: bool = True,
+        masks: list[torch.Tensor] | None = None,
+        encoded: bool = False,
+    ) -> torch.Tensor:
         """(M, B) probabilities in [sigmoid(-15), sigmoid(15)] = [3.1e-7, 1 - 3.1e-7], in float32.
 
         The logits are clamped to +-:data:`LOGIT_LIMIT` (see :class:`BoundedSigmoid`).

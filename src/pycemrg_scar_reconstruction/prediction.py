@@ -56,8 +56,14 @@ def nodes_per_batch(width: int, samples: int, memory_mb: int, wide_copies: int =
     return int(min(max(1024, memory_mb * 2**20 // bytes_per_node), MAX_BATCH_NODES))
 
 
-def mc_predict(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed: int = 0,
-               device: str = "auto", memory_mb: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def mc_predict(
+    fitted: FittedModel,
+    points: np.ndarray,
+    samples: int = 20,
+    seed: int = 0,
+    device: str = "auto",
+    memory_mb: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """MC-dropout mean and standard deviation (ddof 0) over ``samples`` passes.
 
     Parameters
@@ -105,12 +111,20 @@ def extrapolated_share(fitted: FittedModel, points: np.ndarray) -> float:
     return float(np.mean(np.abs(x).max(axis=1) > 1.0 + EXTRAPOLATION_MARGIN))
 
 
-def predict_nodes(fitted: FittedModel, points: np.ndarray, samples: int = 20, seed: int = 0,
-                  device: str = "auto", memory_mb: int | None = None) -> Prediction:
+def predict_nodes(
+    fitted: FittedModel,
+    points: np.ndarray,
+    samples: int = 20,
+    seed: int = 0,
+    device: str = "auto",
+    memory_mb: int | None = None,
+) -> Prediction:
     """Probability, uncertainty and supervision flag for every node (world mm)."""
     share = extrapolated_share(fitted, points)
     if share > 0.01:
-        logger.warning("%.0f%% of the mesh lies well outside the region the model was trained on; "
-                       "predictions there are extrapolated", 100 * share)
+        logger.warning(
+            "%.0f%% of the mesh lies well outside the region the model was trained on; predictions there are extrapolated",
+            100 * share,
+        )
     mean, std = mc_predict(fitted, points, samples, seed, device, memory_mb)
     return Prediction(probability=mean, uncertainty=std, supervised=supervised_nodes(fitted, points))

@@ -25,8 +25,9 @@ def cell_mean(offsets: np.ndarray, connectivity: np.ndarray, node_values: np.nda
     return sums / np.maximum(sizes, 1)
 
 
-def classify(element_probability: np.ndarray, border_threshold: float, core_threshold: float,
-             tags: tuple[int, int, int]) -> np.ndarray:
+def classify(
+    element_probability: np.ndarray, border_threshold: float, core_threshold: float, tags: tuple[int, int, int]
+) -> np.ndarray:
     """(C,) int32 tag per element: tags = (healthy, border zone, core scar)."""
     cls = np.digitize(element_probability, [border_threshold, core_threshold])
     return np.asarray(tags, dtype=np.int32)[cls]

@@ -8,8 +8,8 @@ can never drift away from the pixels it describes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -102,10 +102,14 @@ class StackGeometry:
         hi[self.axis] = self.shape[self.axis] - 1 + self.half_thickness_index
         return lo, hi
 
-    def same_as(self, other: "StackGeometry", atol: float = 0.0) -> bool:
+    def same_as(self, other: StackGeometry, atol: float = 0.0) -> bool:
         """Equal geometry (affines within ``atol``)."""
-        return (self.shape == other.shape and self.axis == other.axis and self.thickness == other.thickness
-                and bool(np.allclose(self.affine, other.affine, rtol=0, atol=atol)))
+        return (
+            self.shape == other.shape
+            and self.axis == other.axis
+            and self.thickness == other.thickness
+            and bool(np.allclose(self.affine, other.affine, rtol=0, atol=atol))
+        )
 
 
 def main_slice_normal(stacks: Sequence[StackGeometry]) -> np.ndarray:

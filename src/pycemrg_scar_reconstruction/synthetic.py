@@ -117,16 +117,24 @@ def _rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
 
 def _hex_cells(n_t: int, n_phi: int, n_theta: int) -> np.ndarray:
     """(C, 8) hexahedra of a (t, phi, theta) node grid, periodic in theta."""
-    it, ip, ith = np.meshgrid(np.arange(n_t - 1), np.arange(n_phi - 1), np.arange(n_theta), indexing="ij")
-    it, ip, ith = it.ravel(), ip.ravel(), ith.ravel()
+    grids = np.meshgrid(np.arange(n_t - 1), np.arange(n_phi - 1), np.arange(n_theta), indexing="ij")
+    it, ip, ith = (g.ravel() for g in grids)
     nxt = (ith + 1) % n_theta
 
     def idx(t: np.ndarray, p: np.ndarray, th: np.ndarray) -> np.ndarray:
         return (t * n_phi + p) * n_theta + th
 
     return np.stack(
-        [idx(it, ip, ith), idx(it, ip, nxt), idx(it, ip + 1, nxt), idx(it, ip + 1, ith),
-         idx(it + 1, ip, ith), idx(it + 1, ip, nxt), idx(it + 1, ip + 1, nxt), idx(it + 1, ip + 1, ith)],
+        [
+            idx(it, ip, ith),
+            idx(it, ip, nxt),
+            idx(it, ip + 1, nxt),
+            idx(it, ip + 1, ith),
+            idx(it + 1, ip, ith),
+            idx(it + 1, ip, nxt),
+            idx(it + 1, ip + 1, nxt),
+            idx(it + 1, ip + 1, ith),
+        ],
         axis=1,
     )
 
@@ -139,22 +147,30 @@ def make_case(config: SynthConfig) -> SyntheticCase:
 
     infarcts = []
     for _ in range(int(rng.integers(1, 4))):
-        infarcts.append(Infarct(
-            theta=rng.uniform(0, 2 * np.pi), phi=rng.uniform(0.2 * np.pi, 0.42 * np.pi),
-            radius=rng.uniform(14, 24), transmurality=rng.uniform(0.5, 1.0), lobes=rng.uniform(0.0, 0.25),
-            lobe_phase=rng.uniform(0, 2 * np.pi), isthmus_angle=rng.uniform(0, np.pi),
-            isthmus_width=rng.uniform(2.5, 4.5),
-        ))
+        infarcts.append(
+            Infarct(
+                theta=rng.uniform(0, 2 * np.pi),
+                phi=rng.uniform(0.2 * np.pi, 0.42 * np.pi),
+                radius=rng.uniform(14, 24),
+                transmurality=rng.uniform(0.5, 1.0),
+                lobes=rng.uniform(0.0, 0.25),
+                lobe_phase=rng.uniform(0, 2 * np.pi),
+                isthmus_angle=rng.uniform(0, np.pi),
+                isthmus_width=rng.uniform(2.5, 4.5),
+            )
+        )
 
     # Node grid: circumferential : meridional node counts ~ 2.5 : 1 gives near-square surface cells.
     per_layer = max(config.n_nodes // N_LAYERS, 40)
     n_phi = max(int(round(np.sqrt(per_layer / 2.5))), 4)
     n_theta = max(int(round(per_layer / n_phi)), 8)
-    t_n, p_n, th_n = np.meshgrid(
-        np.linspace(0, 1, N_LAYERS), np.linspace(PHI_APEX, PHI_BASE, n_phi),
-        np.linspace(0, 2 * np.pi, n_theta, endpoint=False), indexing="ij",
+    grids = np.meshgrid(
+        np.linspace(0, 1, N_LAYERS),
+        np.linspace(PHI_APEX, PHI_BASE, n_phi),
+        np.linspace(0, 2 * np.pi, n_theta, endpoint=False),
+        indexing="ij",
     )
-    t_n, p_n, th_n = t_n.ravel(), p_n.ravel(), th_n.ravel()
+    t_n, p_n, th_n = (g.ravel() for g in grids)
     local_nodes = shape.position(th_n, p_n, t_n)
     truth = scar_field(shape, infarcts, th_n, p_n, t_n)
 
@@ -202,21 +218,33 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         la = np.eye(4)
         la[:3, :3] = rot_stack @ frame @ np.diag([config.pixel_spacing, config.pixel_spacing, config.slice_thickness])
         la[:3, 3] = rot_stack @ (-half_w * d + np.array([0.0, 0.0, z_apex - margin])) + shift
-        long_axis.append(acquire(StackGeometry(la, (n_inplane, n_long, 1), config.slice_thickness),
-                                 f"long-axis view {v + 1}"))
+        long_axis.append(
+            acquire(StackGeometry(la, (n_inplane, n_long, 1), config.slice_thickness), f"long-axis view {v + 1}")
+        )
 
     facts = {
-        "seed": config.seed, "n_nodes": int(len(points)), "grid_nodes": [N_LAYERS, n_phi, n_theta],
-        "slice_spacing_mm": config.slice_spacing, "slice_thickness_mm": config.slice_thickness,
-        "pixel_spacing_mm": config.pixel_spacing, "image_shape": list(dims), "oblique": config.oblique,
-        "noise_sd": config.noise, "lv_mm": {"a_endo": shape.a_endo, "b_endo": shape.b_endo,
-                                           "c_endo": shape.c_endo, "wall": shape.wall},
-        "n_infarcts": len(infarcts), "scar_fraction_nodes": float(truth.mean()),
-        "forward_model_samples": config.samples, "long_axis_views": config.long_axis_views,
+        "seed": config.seed,
+        "n_nodes": int(len(points)),
+        "grid_nodes": [N_LAYERS, n_phi, n_theta],
+        "slice_spacing_mm": config.slice_spacing,
+        "slice_thickness_mm": config.slice_thickness,
+        "pixel_spacing_mm": config.pixel_spacing,
+        "image_shape": list(dims),
+        "oblique": config.oblique,
+        "noise_sd": config.noise,
+        "lv_mm": {"a_endo": shape.a_endo, "b_endo": shape.b_endo, "c_endo": shape.c_endo, "wall": shape.wall},
+        "n_infarcts": len(infarcts),
+        "scar_fraction_nodes": float(truth.mean()),
+        "forward_model_samples": config.samples,
+        "long_axis_views": config.long_axis_views,
     }
     return SyntheticCase(
-        points=points, hexes=_hex_cells(N_LAYERS, n_phi, n_theta), scar_truth=truth,
-        stack=stack, facts=facts, long_axis=long_axis,
+        points=points,
+        hexes=_hex_cells(N_LAYERS, n_phi, n_theta),
+        scar_truth=truth,
+        stack=stack,
+        facts=facts,
+        long_axis=long_axis,
     )
 
 

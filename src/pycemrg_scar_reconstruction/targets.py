@@ -78,8 +78,14 @@ def to_target(
     return _normalise(values, mask, name, config, remote, blood_pool)
 
 
-def _normalise(values: np.ndarray, mask: np.ndarray | None, name: str, config: TargetConfig,
-               remote: np.ndarray | None, blood_pool: np.ndarray | None) -> tuple[np.ndarray, dict]:
+def _normalise(
+    values: np.ndarray,
+    mask: np.ndarray | None,
+    name: str,
+    config: TargetConfig,
+    remote: np.ndarray | None,
+    blood_pool: np.ndarray | None,
+) -> tuple[np.ndarray, dict]:
     """Raw intensity -> targets, by ``config.normalise``; returns the targets and the mapping used."""
     method, n_sd, iir_low, iir_high = config.normalise, config.n_sd, config.iir_low, config.iir_high
     region = np.isfinite(values) if mask is None else (np.isfinite(values) & mask)
@@ -101,8 +107,14 @@ def _normalise(values: np.ndarray, mask: np.ndarray | None, name: str, config: T
         ref = _reference(values, remote, "remote myocardium", "`remote_mask`", name)
         mean, sd = float(ref.mean()), float(ref.std())
         threshold = mean + n_sd * sd
-        mapping = {"target": "intensity", "normalise": "nsd", "remote_mean": mean, "remote_sd": sd, "n_sd": n_sd,
-                   "threshold": threshold}
+        mapping = {
+            "target": "intensity",
+            "normalise": "nsd",
+            "remote_mean": mean,
+            "remote_sd": sd,
+            "n_sd": n_sd,
+            "threshold": threshold,
+        }
     elif method == "iir":
         ref = _reference(values, blood_pool, "blood pool", "`blood_pool_mask`", name)
         mean = float(ref.mean())
@@ -110,8 +122,13 @@ def _normalise(values: np.ndarray, mask: np.ndarray | None, name: str, config: T
             raise InputError(f"{name}: blood-pool mean intensity is {mean:g}; IIR needs positive intensities")
         out = np.clip((values / mean - iir_low) / (iir_high - iir_low), 0.0, 1.0)
         out[nan] = np.nan
-        return out, {"target": "intensity", "normalise": "iir", "blood_pool_mean": mean, "iir_low": iir_low,
-                     "iir_high": iir_high}
+        return out, {
+            "target": "intensity",
+            "normalise": "iir",
+            "blood_pool_mean": mean,
+            "iir_low": iir_low,
+            "iir_high": iir_high,
+        }
     else:
         raise InputError(f"unknown `normalise` {method!r}; choose minmax, fwhm, nsd or iir")
     out = (values >= threshold).astype(np.float64)

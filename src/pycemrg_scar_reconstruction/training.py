@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -36,8 +36,12 @@ def _schedulers(opt: torch.optim.Optimizer, config: TrainConfig):
     """(per-step scheduler or None, per-epoch plateau scheduler or None)."""
     if config.schedule == "cyclic":
         step = torch.optim.lr_scheduler.CyclicLR(
-            opt, base_lr=config.lr, max_lr=config.lr_max, step_size_up=config.step_size,
-            mode="triangular", cycle_momentum=False,
+            opt,
+            base_lr=config.lr,
+            max_lr=config.lr_max,
+            step_size_up=config.step_size,
+            mode="triangular",
+            cycle_momentum=False,
         )
         return step, None
     if config.schedule == "plateau":
@@ -48,8 +52,13 @@ def _schedulers(opt: torch.optim.Optimizer, config: TrainConfig):
     return None, None
 
 
-def fit(data: TrainingData, config: TrainConfig, runtime: RuntimeConfig = RuntimeConfig(), progress: bool | None = None,
-        callback: Callable[[int, ScarMLP], bool | None] | None = None) -> FittedModel:
+def fit(
+    data: TrainingData,
+    config: TrainConfig,
+    runtime: RuntimeConfig = RuntimeConfig(),
+    progress: bool | None = None,
+    callback: Callable[[int, ScarMLP], bool | None] | None = None,
+) -> FittedModel:
     """Train the network so each group's mean prediction matches its target.
 
     Parameters
@@ -91,8 +100,11 @@ def fit(data: TrainingData, config: TrainConfig, runtime: RuntimeConfig = Runtim
     median = int(count.median()) if count.numel() else 0
     sample = config.group_sample if 0 < config.group_sample < median else None
     if sample is not None:
-        logger.info("groups hold %d nodes on median: each epoch uses %d random nodes of every larger group "
-                    "(--group-sample)", median, sample)
+        logger.info(
+            "groups hold %d nodes on median: each epoch uses %d random nodes of every larger group (`group_sample`)",
+            median,
+            sample,
+        )
         member_node = member_node[shuffle_within_groups(count, gen)]  # epochs take windows of this order
     member_x = coords[member_node]
     # The encoding is fixed (no trainable parameters): encode every membership once when it fits.
@@ -120,8 +132,14 @@ def fit(data: TrainingData, config: TrainConfig, runtime: RuntimeConfig = Runtim
     stop_reason = "max_epochs"
     show = (not runtime.quiet) if progress is None else progress
     # disable=None: no bar when stderr is not a terminal (logs, CI)
-    bar = tqdm(total=config.max_epochs, unit="epoch", disable=True if not show else None, leave=False,
-               dynamic_ncols=True, mininterval=0.5)
+    bar = tqdm(
+        total=config.max_epochs,
+        unit="epoch",
+        disable=True if not show else None,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
     for epoch in range(1, config.max_epochs + 1):
         fast = epoch <= config.fast_start_epochs
         if config.fast_start_epochs and epoch == config.fast_start_epochs + 1:
@@ -173,16 +191,33 @@ def fit(data: TrainingData, config: TrainConfig, runtime: RuntimeConfig = Runtim
     bar.close()
     net.load_state_dict(best_state)
     seconds = time.perf_counter() - t_start
-    logger.info("stopped after %d epochs (%s); best epoch %d, loss %.5f, %.1f s",
-                len(history), stop_reason, best_epoch, best_loss, seconds)
+    logger.info(
+        "stopped after %d epochs (%s); best epoch %d, loss %.5f, %.1f s",
+        len(history),
+        stop_reason,
+        best_epoch,
+        best_loss,
+        seconds,
+    )
     return FittedModel(
-        net=net.cpu(), config=config, norm_center=np.asarray(data.norm_center, dtype=np.float64),
+        net=net.cpu(),
+        config=config,
+        norm_center=np.asarray(data.norm_center, dtype=np.float64),
         norm_scale=float(data.norm_scale),
         stacks=data.stacks,
         group_keys=data.group_keys,
         data_hash=data_fingerprint(data),
-        data_summary={"nodes": data.n_nodes, "groups": data.n_groups, "memberships": data.n_members,
-                      "supervised_nodes": int(data.supervised().sum()), "stacks": [str(s) for s in data.stack_names],
-                      "median_group": median, "group_sample_applied": sample or 0},
-        history=history, best_epoch=best_epoch, stop_reason=stop_reason, seconds=seconds,
+        data_summary={
+            "nodes": data.n_nodes,
+            "groups": data.n_groups,
+            "memberships": data.n_members,
+            "supervised_nodes": int(data.supervised().sum()),
+            "stacks": [str(s) for s in data.stack_names],
+            "median_group": median,
+            "group_sample_applied": sample or 0,
+        },
+        history=history,
+        best_epoch=best_epoch,
+        stop_reason=stop_reason,
+        seconds=seconds,
     )

@@ -42,7 +42,9 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig.from_preset(args.preset, **values(args, TrainConfig, D_TRAIN), model=values(args, ModelConfig, D_MODEL))
+    return TrainConfig.from_preset(
+        args.preset, **values(args, TrainConfig, D_TRAIN), model=values(args, ModelConfig, D_MODEL)
+    )
 
 
 def _runtime(args: argparse.Namespace) -> RuntimeConfig:
@@ -55,14 +57,18 @@ def _predict_config(args: argparse.Namespace) -> PredictConfig:
 
 def _print_fit(fitted: Any) -> None:
     h = fitted.history[fitted.best_epoch - 1] if fitted.best_epoch else {"loss": float("nan")}
-    print(f"trained {len(fitted.history)} epochs in {fitted.seconds:.1f} s (stopped: {fitted.stop_reason}); "
-          f"best epoch {fitted.best_epoch}, group loss {h['loss']:.5f} (RMSE {h['loss'] ** 0.5:.4f})")
+    print(
+        f"trained {len(fitted.history)} epochs in {fitted.seconds:.1f} s (stopped: {fitted.stop_reason}); "
+        f"best epoch {fitted.best_epoch}, group loss {h['loss']:.5f} (RMSE {h['loss'] ** 0.5:.4f})"
+    )
 
 
 def _print_prediction(result: Any, output: Path) -> None:
     p = result.probability
-    print(f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
-          f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}")
+    print(
+        f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
+        f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}"
+    )
     print(f"wrote {output}")
 
 
@@ -107,8 +113,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..api import output_paths, reconstruct
 
-    result = reconstruct(_prepare_config(args), _train_config(args), args.output, _predict_config(args),
-                         with_report=args.report, runtime=_runtime(args))
+    result = reconstruct(
+        _prepare_config(args),
+        _train_config(args),
+        args.output,
+        _predict_config(args),
+        with_report=args.report,
+        runtime=_runtime(args),
+    )
     paths = output_paths(args.output)
     print(f"training data: {paths['data']}\nmodel: {paths['model']}")
     if args.report:
@@ -122,8 +134,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ..io.paths import write_json
     from ..metrics import format_report
 
-    report = validate(args.data, ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)), model=args.model,
-                      mesh=_mesh_config(args))
+    report = validate(
+        args.data, ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)), model=args.model, mesh=_mesh_config(args)
+    )
     print(format_report(report))
     if args.json:
         write_json(report, args.json)
@@ -144,8 +157,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..api import report
     from ..metrics import format_report
 
-    result = report(args.output_dir, args.data, _mesh_config(args), model=args.model,  # type: ignore[arg-type]
-                    config=ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)))
+    result = report(
+        args.output_dir,
+        args.data,
+        _mesh_config(args),  # type: ignore[arg-type]
+        model=args.model,
+        config=ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)),
+    )
     print(format_report(result))
     print(f"wrote {args.output_dir}/")
     return 0

@@ -12,16 +12,32 @@ import argparse
 import re
 import types
 import typing
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
-from ..config import MeshConfig, ModelConfig, PredictConfig, RuntimeConfig, StackConfig, TargetConfig, TrainConfig, ValidateConfig
+from ..config import (
+    ModelConfig,
+    PredictConfig,
+    RuntimeConfig,
+    StackConfig,
+    TargetConfig,
+    TrainConfig,
+    ValidateConfig,
+)
 
 #: Every model whose fields are options somewhere (for the field -> flag map of messages).
-_MODELS: tuple[type[BaseModel], ...] = (StackConfig, TargetConfig, TrainConfig, ModelConfig, PredictConfig, RuntimeConfig,
-                                        ValidateConfig)
+_MODELS: tuple[type[BaseModel], ...] = (
+    StackConfig,
+    TargetConfig,
+    TrainConfig,
+    ModelConfig,
+    PredictConfig,
+    RuntimeConfig,
+    ValidateConfig,
+)
 #: Readable metavars by type.
 _METAVAR = {Path: "PATH", int: "N", float: "X", str: "TEXT"}
 
@@ -43,9 +59,15 @@ def _scalar(annotation: Any) -> Any:
     return annotation
 
 
-def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, model: type[BaseModel], dest: str,
-                skip: Sequence[str] = (), only: Sequence[str] | None = None, flag_prefix: str = "",
-                repeat: bool = False) -> None:
+def add_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    model: type[BaseModel],
+    dest: str,
+    skip: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    flag_prefix: str = "",
+    repeat: bool = False,
+) -> None:
     """One option per field of ``model`` (nested models skipped), destination ``dest + field``.
 
     ``repeat``: the option may be given several times (per-stack options: once for all stacks
@@ -88,8 +110,10 @@ def per_stack(args: argparse.Namespace, model: type[BaseModel], dest: str, n: in
     out: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, given in values(args, model, dest).items():
         if len(given) not in (1, n):
-            raise _RepeatError(f"{flag_name(model, name)} given {len(given)} times for {n} --image; "
-                               "give it once (all stacks) or once per --image")
+            raise _RepeatError(
+                f"{flag_name(model, name)} given {len(given)} times for {n} --image; "
+                "give it once (all stacks) or once per --image"
+            )
         for i in range(n):
             out[i][name] = given[0] if len(given) == 1 else given[i]
     return out

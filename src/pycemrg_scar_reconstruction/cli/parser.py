@@ -22,7 +22,16 @@ from .options import add_options
 
 #: Destination prefixes of each model's options in the parsed namespace.
 D_MESH, D_STACK, D_TARGET, D_TRAIN, D_MODEL, D_PREDICT, D_RUNTIME, D_VALIDATE, D_SYNTH = (
-    "mesh.", "stack.", "target.", "train.", "model.", "predict.", "runtime.", "validate.", "synth.")
+    "mesh.",
+    "stack.",
+    "target.",
+    "train.",
+    "model.",
+    "predict.",
+    "runtime.",
+    "validate.",
+    "synth.",
+)
 #: Runtime options that matter to each kind of work.
 TRAIN_RUNTIME = ("device", "amp", "compile", "deterministic", "threads", "quiet")
 PREDICT_RUNTIME = ("device", "deterministic", "threads", "memory_mb")
@@ -38,8 +47,14 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
     """The mesh and the stacks; per-stack options once (all stacks) or once per --image."""
     _mesh(parser, True, MeshConfig.model_fields["path"].description or "")
     g = parser.add_argument_group("stacks (repeat --image for more stacks; per-stack options once, or once per --image)")
-    g.add_argument("--image", required=True, action="append", type=Path, metavar="PATH",
-                   help=StackConfig.model_fields["path"].description)
+    g.add_argument(
+        "--image",
+        required=True,
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help=StackConfig.model_fields["path"].description,
+    )
     add_options(g, StackConfig, D_STACK, skip=("path",), repeat=True)
     g = parser.add_argument_group("targets: what the pixel values are")
     add_options(g, TargetConfig, D_TARGET, repeat=True)
@@ -47,8 +62,12 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
 
 def _training(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("training")
-    g.add_argument("--preset", choices=tuple(PRESETS), default="default",
-                   help="starting configuration; options given explicitly override it (paper: the published setup)")
+    g.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default="default",
+        help="starting configuration; options given explicitly override it (paper: the published setup)",
+    )
     add_options(g, TrainConfig, D_TRAIN)
     add_options(parser.add_argument_group("model"), ModelConfig, D_MODEL)
 
@@ -73,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="generate a synthetic case (mesh, scar truth, LGE stack)")
-    p.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="folder for mesh.vtu, lge.nii.gz, case.json")
+    p.add_argument(
+        "--output-dir", required=True, type=Path, metavar="DIR", help="folder for mesh.vtu, lge.nii.gz, case.json"
+    )
     add_options(p.add_argument_group("case"), SynthConfig, D_SYNTH)
     p.add_argument("--axial", action="store_true", help="slices aligned with the scanner axes (same as --no-oblique)")
     p.set_defaults(func=c.cmd_synth)
@@ -85,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fit the network to training data")
     p.add_argument("--data", required=True, type=Path, metavar="PATH", help="training data (.npz) from prepare")
-    p.add_argument("--output", required=True, type=Path, metavar="PATH",
-                   help="model checkpoint (.pt); the loss curve goes beside it")
+    p.add_argument(
+        "--output", required=True, type=Path, metavar="PATH", help="model checkpoint (.pt); the loss curve goes beside it"
+    )
     _training(p)
     _runtime(p, TRAIN_RUNTIME)
     p.set_defaults(func=c.cmd_train)
@@ -94,18 +116,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="write scar probability and uncertainty onto a mesh")
     p.add_argument("--model", required=True, type=Path, metavar="PATH", help="model checkpoint (.pt) from train")
     _mesh(p, True, MeshConfig.model_fields["path"].description or "")
-    p.add_argument("--output", required=True, type=Path, metavar="PATH",
-                   help="output mesh (.vtu .vtk .vtp, or openCARP NAME.pts): a copy of the input with the scar arrays")
+    p.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="output mesh (.vtu .vtk .vtp, or openCARP NAME.pts): a copy of the input with the scar arrays",
+    )
     _prediction(p)
     _runtime(p, PREDICT_RUNTIME)
     p.set_defaults(func=c.cmd_predict)
 
     p = sub.add_parser("run", help="prepare + train + predict for one patient")
     _inputs(p)
-    p.add_argument("--output", required=True, type=Path, metavar="PATH",
-                   help="output mesh (.vtu .vtk .vtp or NAME.pts); training data and model are saved beside it")
-    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
-                   help="write the pictures and report.json into <output stem>_report/ (default: on)")
+    p.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="output mesh (.vtu .vtk .vtp or NAME.pts); training data and model are saved beside it",
+    )
+    p.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the pictures and report.json into <output stem>_report/ (default: on)",
+    )
     _training(p)
     _prediction(p)
     _runtime(p, tuple(RuntimeConfig.model_fields))

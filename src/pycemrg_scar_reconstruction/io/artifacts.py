@@ -21,7 +21,7 @@ def save_training_data(data: TrainingData, path: Path) -> None:
     if full_suffix(path) != ".npz":
         raise InputError(f"{path}: training data is written as .npz; name the output '*.npz'")
     with atomic_output(path) as tmp:
-        np.savez(tmp, **data.to_arrays())
+        np.savez(tmp, **data.to_arrays())  # type: ignore[arg-type]
 
 
 def load_training_data(path: Path) -> TrainingData:
@@ -32,11 +32,13 @@ def load_training_data(path: Path) -> TrainingData:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except Exception as exc:
-        raise InputError(f"{path}: cannot read training data ({type(exc).__name__}); re-create it with `scar-reconstruct prepare`") from exc
+        raise InputError(
+            f"{path}: cannot read training data ({type(exc).__name__}); re-create it with `scar-reconstruct prepare`"
+        ) from exc
     return TrainingData.from_arrays(arrays, name=str(path))
 
 
-def save_model(fitted: "FittedModel", path: Path) -> Path:
+def save_model(fitted: FittedModel, path: Path) -> Path:
     """Write a model checkpoint (``.pt``) and its loss curve beside it (``<stem>.history.json``).
 
     Returns the history path.
@@ -49,12 +51,19 @@ def save_model(fitted: "FittedModel", path: Path) -> Path:
     with atomic_output(path) as tmp:
         torch.save(fitted.to_checkpoint(), tmp)
     history = path.with_suffix(".history.json")
-    write_json({"best_epoch": fitted.best_epoch, "stop_reason": fitted.stop_reason, "seconds": fitted.seconds,
-                "epochs": fitted.history}, history)
+    write_json(
+        {
+            "best_epoch": fitted.best_epoch,
+            "stop_reason": fitted.stop_reason,
+            "seconds": fitted.seconds,
+            "epochs": fitted.history,
+        },
+        history,
+    )
     return history
 
 
-def load_model(path: Path) -> "FittedModel":
+def load_model(path: Path) -> FittedModel:
     """Read a model checkpoint with ``torch.load(weights_only=True)``; a wrong file is an InputError."""
     import torch
 

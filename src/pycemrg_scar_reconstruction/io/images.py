@@ -6,6 +6,7 @@ Every image becomes (values (I, J, K), affine (4, 4) voxel -> world RAS mm), wha
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,15 +50,17 @@ def load_image(path: Path, what: str = "image", dicom_series: str | None = None)
         return _load_itk(path, what, None)
     if suffix in VTK_LAYER_SUFFIXES:
         return _load_vtk_layer(path, what)
-    raise InputError(f"{path}: unknown image extension '{suffix}'; use NIfTI (.nii .nii.gz), NRRD/MetaImage "
-                     f"({' '.join(ITK_SUFFIXES)}), a DICOM folder, or a VTK slice layer ({' '.join(VTK_LAYER_SUFFIXES)})")
+    raise InputError(
+        f"{path}: unknown image extension '{suffix}'; use NIfTI (.nii .nii.gz), NRRD/MetaImage "
+        f"({' '.join(ITK_SUFFIXES)}), a DICOM folder, or a VTK slice layer ({' '.join(VTK_LAYER_SUFFIXES)})"
+    )
 
 
 def _load_nifti(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     import nibabel as nib
 
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))
         values = np.asarray(img.dataobj, dtype=np.float64)
     except Exception as exc:
         raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}); check the file is complete") from exc
@@ -73,7 +76,9 @@ def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarr
     try:
         import SimpleITK as sitk
     except ImportError as exc:
-        raise InputError(f"{path}: reading this format needs SimpleITK: pip install 'pycemrg_scar_reconstruction[itk]'") from exc
+        raise InputError(
+            f"{path}: reading this format needs SimpleITK: pip install 'pycemrg_scar_reconstruction[itk]'"
+        ) from exc
     try:
         if path.is_dir():
             ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path)))
@@ -92,7 +97,9 @@ def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarr
     except Exception as exc:
         raise InputError(f"{path}: cannot read the {what} with SimpleITK ({type(exc).__name__}); check the file") from exc
     if img.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{path}: {what} has {img.GetNumberOfComponentsPerPixel()} components per pixel; give a scalar image")
+        raise InputError(
+            f"{path}: {what} has {img.GetNumberOfComponentsPerPixel()} components per pixel; give a scalar image"
+        )
     if img.GetDimension() != 3:
         raise InputError(f"{path}: {what} is {img.GetDimension()}D; give one 3D stack (I, J, K slices) per file")
     values = sitk.GetArrayFromImage(img).astype(np.float64).transpose(2, 1, 0)  # ITK arrays are (k, j, i)
@@ -107,7 +114,7 @@ def _load_vtk_layer(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     """A 2D slice grid saved as VTK (image data or structured grid, point or cell scalars) as a one-slice stack.
 
     Coordinates are taken as world RAS mm. The stack's third axis is the slice normal; its column
-    length is 1 mm (a single slice has no spacing: give --slice-thickness).
+    length is 1 mm (a single slice has no spacing: give `slice_thickness`).
     """
     mesh = quiet_vtk_read(path)
     dims = tuple(int(d) for d in getattr(mesh, "dimensions", ()))
@@ -163,8 +170,12 @@ def read_stack(config: StackConfig) -> SliceStack:
         raise InputError(f"{path}: a single VTK slice layer has no slice spacing; give `slice_thickness`")
     thickness = config.slice_thickness or float(voxel_spacing(affine)[config.axis])
     targets, mapping = to_target(
-        values, config.target, mask, remote=grid_mask(config.remote_mask, "remote mask"),
-        blood_pool=grid_mask(config.blood_pool_mask, "blood-pool mask"), name=str(path),
+        values,
+        config.target,
+        mask,
+        remote=grid_mask(config.remote_mask, "remote mask"),
+        blood_pool=grid_mask(config.blood_pool_mask, "blood-pool mask"),
+        name=str(path),
     )
     geometry = StackGeometry(affine, values.shape, thickness, config.axis)
     return SliceStack(values=targets, geometry=geometry, mask=mask, name=str(path), mapping=mapping)

@@ -64,7 +64,9 @@ def check_mesh_output(path: Path) -> None:
     """Refuse an output mesh name we cannot write, before any work is done."""
     suffix = full_suffix(Path(path))
     if suffix not in WRITABLE_MESH_SUFFIXES:
-        raise InputError(f"{path}: cannot write '{suffix}' meshes; name the output with one of {' '.join(WRITABLE_MESH_SUFFIXES)}")
+        raise InputError(
+            f"{path}: cannot write '{suffix}' meshes; name the output with one of {' '.join(WRITABLE_MESH_SUFFIXES)}"
+        )
 
 
 def write_mesh(mesh: Any, path: Path) -> None:
@@ -87,12 +89,20 @@ def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from vtkmodules.util.numpy_support import vtk_to_numpy
 
     cells = grid.GetCells()
-    return (vtk_to_numpy(cells.GetOffsetsArray()).astype(np.int64),
-            vtk_to_numpy(cells.GetConnectivityArray()).astype(np.int64), np.asarray(grid.celltypes))
+    return (
+        vtk_to_numpy(cells.GetOffsetsArray()).astype(np.int64),
+        vtk_to_numpy(cells.GetConnectivityArray()).astype(np.int64),
+        np.asarray(grid.celltypes),
+    )
 
 
-def write_prediction(mesh: Any, point_arrays: dict[str, np.ndarray], path: Path,
-                     cell_arrays: dict[str, np.ndarray] | None = None, source: MeshConfig | None = None) -> None:
+def write_prediction(
+    mesh: Any,
+    point_arrays: dict[str, np.ndarray],
+    path: Path,
+    cell_arrays: dict[str, np.ndarray] | None = None,
+    source: MeshConfig | None = None,
+) -> None:
     """Write the prediction.
 
     ``.vtk/.vtu/.vtp``: a copy of ``mesh`` (cells and arrays kept) with the extra point and cell arrays.
@@ -118,8 +128,9 @@ def write_prediction(mesh: Any, point_arrays: dict[str, np.ndarray], path: Path,
         tags = cell_arrays.get("scar_region")
         if tags is None and "elem_tag" in mesh.cell_data:
             tags = np.asarray(mesh.cell_data["elem_tag"])
-        write_opencarp_elements(offsets, conn, types, np.zeros(len(types), np.int32) if tags is None else tags,
-                                base.with_suffix(".elem"))
+        write_opencarp_elements(
+            offsets, conn, types, np.zeros(len(types), np.int32) if tags is None else tags, base.with_suffix(".elem")
+        )
     for name, values in point_arrays.items():
         if np.issubdtype(np.asarray(values).dtype, np.floating):
             with atomic_output(Path(f"{base}.{name}.dat")) as tmp:

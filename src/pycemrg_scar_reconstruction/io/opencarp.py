@@ -60,10 +60,9 @@ def read_opencarp(path: Path) -> Any:
 
 def write_opencarp_points(points_um: np.ndarray, path: Path) -> None:
     """openCARP ``.pts``: the node count, then ``x y z`` per line (micrometres)."""
-    with atomic_output(Path(path)) as tmp:
-        with open(tmp, "w") as f:
-            f.write(f"{len(points_um)}\n")
-            np.savetxt(f, points_um, fmt="%.6f")
+    with atomic_output(Path(path)) as tmp, open(tmp, "w") as f:
+        f.write(f"{len(points_um)}\n")
+        np.savetxt(f, points_um, fmt="%.6f")
 
 
 def write_opencarp_elements(offsets: np.ndarray, conn: np.ndarray, types: np.ndarray, tags: np.ndarray, path: Path) -> None:

@@ -1,0 +1,97 @@
+"""The package's import graph follows the layer list in docs/architecture.md.
+
+Every module of the package is in exactly one layer; a module imports (at the top or inside a
+function) only modules of its own layer or below. Checked on the source with ``ast``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pycemrg_scar_reconstruction as pkg
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "pycemrg_scar_reconstruction"
+
+
+def layers() -> dict[str, int]:
+    """Module (dotted, relative to the package) -> layer, from the ``layers`` block of the doc."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = re.search(r"```text\n(layer 0:.*?)```", text, re.S)
+    assert block, "docs/architecture.md has no layer block"
+    out: dict[str, int] = {}
+    for line in block.group(1).splitlines():
+        m = re.match(r"layer (\d+): (.*)", line.strip())
+        if m:
+            for name in m.group(2).split():
+                assert name not in out, f"{name} is in two layers"
+                out[name] = int(m.group(1))
+    return out
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in SRC.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        if parts == ("__init__",):
+            continue  # the package face: lazy, imports nothing at the top but _version
+        out[".".join(p for p in parts if p != "__init__")] = path
+    return out
+
+
+def imported(name: str, path: Path) -> set[str]:
+    """Package modules that ``name`` imports anywhere in its source."""
+    package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                target = [*base, *(node.module.split(".") if node.module else [])]
+            elif node.module and node.module.startswith("pycemrg_scar_reconstruction"):
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            for alias in node.names:  # `from . import commands` imports a module
+                full = ".".join([*target, alias.name])
+                found.add(full if full in modules() else ".".join(target))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("pycemrg_scar_reconstruction."):
+                    found.add(alias.name.split(".", 1)[1])
+    return {m for m in found if m}
+
+
+def test_every_module_is_in_one_layer():
+    assert set(modules()) == set(layers())
+
+
+def test_no_module_imports_one_above_it():
+    layer = layers()
+    bad = []
+    for name, path in modules().items():
+        for dep in imported(name, path):
+            dep_module = dep if dep in layer else dep.rsplit(".", 1)[0]
+            if layer[dep_module] > layer[name]:
+                bad.append(f"{name} (layer {layer[name]}) imports {dep_module} (layer {layer[dep_module]})")
+    assert not bad, bad
+
+
+def test_package_face_is_lazy_and_complete():
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, pycemrg_scar_reconstruction as p; print('torch' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "False"
+    assert set(pkg.__all__) == {*pkg._EXPORTS, "__version__"}
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None
+    # no function hides a module: the modules keep their own names
+    import pycemrg_scar_reconstruction.prediction as prediction
+
+    assert callable(prediction.mc_predict) and callable(pkg.predict)
+    assert (SRC / "py.typed").exists()
