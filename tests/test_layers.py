@@ -84,7 +84,9 @@ def test_no_module_imports_one_above_it():
 def test_package_face_is_lazy_and_complete():
     out = subprocess.run(
         [sys.executable, "-c", "import sys, pycemrg_scar_reconstruction as p; print('torch' in sys.modules)"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "False"
     assert set(pkg.__all__) == {*pkg._EXPORTS, "__version__"}

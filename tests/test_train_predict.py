@@ -196,17 +196,22 @@ def test_extrapolation_warning(fitted, small_case, tmp_path, caplog):
     assert "outside the region the model was trained on" in caplog.text
 
 
-def test_cli_train_predict_run(small_case, tmp_path, capsys):
-    prep = [
+def prepare_args(case) -> list[str]:
+    """The CLI inputs of a synthetic case: mesh, stack, mask, 8 mm slices."""
+    return [
         "--mesh",
-        small_case["mesh"],
+        str(case["mesh"]),
         "--image",
-        small_case["image"],
+        str(case["image"]),
         "--mask",
-        small_case["mask"],
+        str(case["mask"]),
         "--slice-thickness",
         "8",
     ]
+
+
+def test_cli_train_predict_run(small_case, tmp_path, capsys):
+    prep = prepare_args(small_case)
     assert main(["prepare", *map(str, prep), "--output", str(tmp_path / "d.npz")]) == 0
     fast = ["--max-epochs", "4", "--quiet", "--batch-size", "4096"]
     assert main(["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), *fast]) == 0
@@ -310,16 +315,7 @@ def test_deterministic_runs_are_bit_identical_across_processes(small_case, tmp_p
     import subprocess
     import sys
 
-    prep = [
-        "--mesh",
-        small_case["mesh"],
-        "--image",
-        small_case["image"],
-        "--mask",
-        small_case["mask"],
-        "--slice-thickness",
-        "8",
-    ]
+    prep = prepare_args(small_case)
     assert main(["prepare", *map(str, prep), "--output", str(tmp_path / "d.npz")]) == 0
     states = []
     for name in ("a", "b"):
