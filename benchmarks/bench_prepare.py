@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from pycemrg_scar_reconstruction.data import build_training_data
-from pycemrg_scar_reconstruction.geometry import index_to_world, prism_memberships
+from pycemrg_scar_reconstruction.forward import prism_memberships
+from pycemrg_scar_reconstruction.geometry import index_to_world
 from pycemrg_scar_reconstruction.stack import SliceStack, StackGeometry
 
 
@@ -43,7 +44,7 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    t_map = best(lambda: prism_memberships(points, affine, shape, 8.0))
+    t_map = best(lambda: prism_memberships(points, stack.geometry))
     t_all = best(lambda: build_training_data(points, [stack]))
     data = build_training_data(points, [stack])
     print(f"settings: nodes={args.nodes} stack={shape} thickness=8 mm spacing=10 mm repeats={args.repeats} (best)")

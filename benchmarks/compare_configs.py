@@ -67,7 +67,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 fitted = fit(data, cfg, QUIET)
                 seconds = time.perf_counter() - t0
-                prob = mc_predict(fitted, data.points, 20)[0]
+                prob = mc_predict(fitted, data.points, 20, 0)[0]
                 best = fitted.history[fitted.best_epoch - 1]["loss"]
                 print(
                     f"  {name:14s} epochs={len(fitted.history):4d} best={fitted.best_epoch:4d} "

@@ -57,7 +57,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 data = prepare(config)
                 fitted = fit(data, cfg, QUIET)
-                prob = predict_nodes(fitted, data.points, 20).probability
+                prob = predict_nodes(fitted, data.points, 20, 0).probability
                 row[name] = {
                     "dice": dice(prob, truth),
                     "mae": mae(prob, truth),

@@ -20,11 +20,11 @@ import argparse
 import time
 
 import torch
-from pycemrg_scar_reconstruction.train import cpu_cores
 
 from pycemrg_scar_reconstruction.batching import plan_epoch
 from pycemrg_scar_reconstruction.config import SynthConfig, TrainConfig
 from pycemrg_scar_reconstruction.data import build_training_data
+from pycemrg_scar_reconstruction.device import cpu_cores
 from pycemrg_scar_reconstruction.geometry import normalise
 from pycemrg_scar_reconstruction.loss import group_loss
 from pycemrg_scar_reconstruction.model import ScarMLP

@@ -47,7 +47,7 @@ def main() -> None:
             for stacks in ([sa], [sa, *la]):
                 t0 = time.perf_counter()
                 data = prepare(PrepareConfig(mesh=MeshConfig(path=paths["mesh"]), stacks=stacks))
-                prob = predict_nodes(fit(data, TrainConfig(), QUIET), data.points, 20).probability
+                prob = predict_nodes(fit(data, TrainConfig(), QUIET), data.points, 20, 0).probability
                 row += [dice(prob, truth), mae(prob, truth), time.perf_counter() - t0]
             print(
                 f"| {seed} | {row[0]:.3f} | {row[1]:.4f} | {row[2]:.0f} | {row[3]:.3f} | {row[4]:.4f} | {row[5]:.0f} |",

@@ -36,7 +36,7 @@ def fitted(data) -> FittedModel:
 def test_training_fits_the_group_constraints(data, fitted):
     # where training starts: the output bias puts every node at the mean target
     before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
-    after = np.sqrt(np.mean(group_errors(data, mc_predict(fitted, data.points, 10)[0]) ** 2))
+    after = np.sqrt(np.mean(group_errors(data, mc_predict(fitted, data.points, 10, 0)[0]) ** 2))
     assert after < 0.25 * before, (before, after)
     losses = [h["loss"] for h in fitted.history]
     assert losses[fitted.best_epoch - 1] == min(losses)
@@ -47,7 +47,7 @@ def test_per_row_dropout_masks_also_fit_the_group_constraints(data):
     # the default draws one mask per MC pass and step; the paper preset's standard dropout must work too
     before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
     f = fit(data, TrainConfig.from_preset(**FAST, dropout_masks="row", mc_samples=2), QUIET)
-    after = np.sqrt(np.mean(group_errors(data, mc_predict(f, data.points, 10)[0]) ** 2))
+    after = np.sqrt(np.mean(group_errors(data, mc_predict(f, data.points, 10, 0)[0]) ** 2))
     assert after < 0.25 * before, (before, after)
 
 
@@ -90,7 +90,7 @@ def test_group_sample_trains_on_subsets_and_still_fits_the_groups():
     assert np.median(data.group_count) > k
     f = fit(data, TrainConfig.from_preset(**{**FAST, "group_sample": k}), QUIET)
     before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
-    after = np.sqrt(np.mean(group_errors(data, mc_predict(f, data.points, 10)[0]) ** 2))
+    after = np.sqrt(np.mean(group_errors(data, mc_predict(f, data.points, 10, 0)[0]) ** 2))
     assert after < 0.35 * before, (before, after)
 
 

@@ -59,8 +59,8 @@ def nodes_per_batch(width: int, samples: int, memory_mb: int, wide_copies: int =
 def mc_predict(
     fitted: FittedModel,
     points: np.ndarray,
-    samples: int = 20,
-    seed: int = 0,
+    samples: int,
+    seed: int,
     device: str = "auto",
     memory_mb: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +114,8 @@ def extrapolated_share(fitted: FittedModel, points: np.ndarray) -> float:
 def predict_nodes(
     fitted: FittedModel,
     points: np.ndarray,
-    samples: int = 20,
-    seed: int = 0,
+    samples: int,
+    seed: int,
     device: str = "auto",
     memory_mb: int | None = None,
 ) -> Prediction:
