@@ -18,12 +18,12 @@ def test_probability_mask_label_intensity():
     np.testing.assert_array_equal(to_target(m, T(kind="mask"))[0], m)
     lab = np.array([0.0, 2.0, 3.0, np.nan]).reshape(1, 1, 4)
     out, mapping = to_target(lab, T(kind="label", scar_label=3))
-    assert mapping == {"target": "label"}
+    assert mapping == {"target": "label", "scar_labels": [3]}
     np.testing.assert_array_equal(out[0, 0, :3], [0, 0, 1])
     assert np.isnan(out[0, 0, 3])
     raw = np.array([100.0, 200.0, 300.0, 1000.0]).reshape(1, 1, 4)
     myo = np.array([True, True, True, False]).reshape(1, 1, 4)
-    out, mapping = to_target(raw, T(kind="intensity"), mask=myo)
+    out, mapping = to_target(raw, T(kind="intensity", normalise="minmax"), mask=myo)
     np.testing.assert_allclose(out[0, 0, :3], [0, 0.5, 1])
     assert mapping["min"] == 100 and mapping["max"] == 300
 

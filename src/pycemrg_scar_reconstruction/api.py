@@ -12,19 +12,37 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import MeshConfig, PredictConfig, PrepareConfig, RuntimeConfig, SynthConfig, TrainConfig, ValidateConfig
+from .config import (
+    MeshConfig,
+    PredictConfig,
+    PrepareConfig,
+    RuntimeConfig,
+    StackConfig,
+    SynthConfig,
+    TrainConfig,
+    ValidateConfig,
+)
 from .data import TrainingData, build_training_data
 from .errors import InputError
 from .forward import frame_search, overlap_share
 from .geometry import bounding_box
 from .io.artifacts import load_model, load_training_data, save_model, save_training_data
-from .io.images import read_stack, write_nifti
-from .io.meshes import check_mesh_output, mesh_cells, read_mesh, write_mesh, write_prediction
+from .io.images import TissueOf, read_stack, write_nifti
+from .io.meshes import (
+    check_mesh_output,
+    mesh_cells,
+    myocardium_test,
+    read_mesh,
+    region_nodes,
+    write_mesh,
+    write_prediction,
+)
 from .io.paths import full_suffix, write_json
 from .metrics import group_report, truth_report
 from .regions import cell_mean, classify
-from .stack import SliceStack
+from .stack import SliceStack, StackGeometry
 from .synthetic import case_mesh, make_case
+from .tissue import tissue_fractions
 
 if TYPE_CHECKING:  # torch-backed types: imported when a model is trained or used, not with the API
     from .fitted import FittedModel
@@ -40,26 +58,39 @@ def synth(config: SynthConfig, output_dir: Path) -> dict[str, Path]:
     """Generate a synthetic case and write ``mesh.vtu``, ``lge.nii.gz``, ``lge_mask.nii.gz``, ``case.json``
     (and ``lge_la<v>.nii.gz`` with its mask per long-axis view).
 
+    With ``intensity`` the stacks are LGE-like signal with a segmentation-like mask, and each stack
+    also gets ``<stack>_probability.nii.gz`` (+ ``_probability_mask``: the same case as
+    probabilities), ``<stack>_blood_mask.nii.gz`` and ``<stack>_remote_mask.nii.gz`` (reference
+    masks for the clinical normalisations).
+
     Returns
     -------
     dict of output name -> path.
     """
     case = make_case(config)
     out = Path(output_dir)
-    paths = {
-        "mesh": out / "mesh.vtu",
-        "image": out / "lge.nii.gz",
-        "mask": out / "lge_mask.nii.gz",
-        "facts": out / "case.json",
-    }
-    for v in range(len(case.long_axis)):
-        paths[f"image_la{v + 1}"] = out / f"lge_la{v + 1}.nii.gz"
-        paths[f"mask_la{v + 1}"] = out / f"lge_la{v + 1}_mask.nii.gz"
+    paths = {"mesh": out / "mesh.vtu", "facts": out / "case.json"}
+    images: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # path key -> (values, affine)
+    stacks = [("", case.stack)] + [(f"_la{v + 1}", la) for v, la in enumerate(case.long_axis)]
+    for i, (key, stack) in enumerate(stacks):
+        affine = stack.geometry.affine
+        images[f"image{key}"] = (stack.values, affine)
+        images[f"mask{key}"] = (np.asarray(stack.mask, dtype=np.float32), affine)
+        if case.probability:
+            prob = case.probability[i]
+            images[f"probability{key}"] = (prob.values, affine)
+            images[f"probability_mask{key}"] = (np.asarray(prob.mask, dtype=np.float32), affine)
+            images[f"blood_mask{key}"] = (case.blood_pool[i].astype(np.float32), affine)
+            images[f"remote_mask{key}"] = (case.remote[i].astype(np.float32), affine)
+    for name in images:
+        kind, _, view = name.partition("_la")
+        stem = "lge" + (f"_la{view}" if view else "")
+        paths[name] = out / (f"{stem}.nii.gz" if kind == "image" else f"{stem}_{kind}.nii.gz")
     write_mesh(case_mesh(case), paths["mesh"])
-    for key, stack in [("", case.stack)] + [(f"_la{v + 1}", la) for v, la in enumerate(case.long_axis)]:
-        write_nifti(stack.values, stack.geometry.affine, paths[f"image{key}"])
-        write_nifti(np.asarray(stack.mask, dtype=np.float32), stack.geometry.affine, paths[f"mask{key}"])
-    write_json({**case.facts, "target": "probability", "files": {k: p.name for k, p in paths.items()}}, paths["facts"])
+    for name, (values, affine) in images.items():
+        write_nifti(values, affine, paths[name])
+    facts = {"target": "probability", **case.facts, "files": {k: p.name for k, p in paths.items()}}
+    write_json(facts, paths["facts"])
     return paths
 
 
@@ -81,6 +112,22 @@ def _no_overlap_message(mesh_cfg: MeshConfig, raw_points: np.ndarray, points: np
     return msg
 
 
+def _tissue_of(mesh_obj: Any, points: np.ndarray, mesh: MeshConfig, stack: StackConfig) -> TissueOf | None:
+    """The (wall, blood) fractions of a stack's prisms from the mesh, for the ``mixture`` normalisation."""
+    if not (stack.target.kind == "intensity" and stack.target.normalise == "mixture"):
+        return None
+    inside = myocardium_test(mesh_obj, mesh)
+    box = bounding_box(points)
+
+    def tissue(geometry: StackGeometry) -> tuple[np.ndarray, np.ndarray]:
+        if overlap_share(points, [geometry]) == 0.0:
+            stub = SliceStack(values=np.zeros(geometry.shape), geometry=geometry, name=str(stack.path))
+            raise InputError(_no_overlap_message(mesh, np.asarray(mesh_obj.points, np.float64), points, [stub]))
+        return tissue_fractions(inside, geometry, box)
+
+    return tissue
+
+
 def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     """Map the mesh nodes into the prisms of every stack's pixels and group them.
 
@@ -95,7 +142,8 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
         On unreadable inputs, no overlap between mesh and stacks (with the fix), or zero groups.
     """
     mesh_obj, points = read_mesh(config.mesh)
-    stacks = [read_stack(sc) for sc in config.stacks]
+    region = region_nodes(mesh_obj, config.mesh)
+    stacks = [read_stack(sc, _tissue_of(mesh_obj, points, config.mesh, sc)) for sc in config.stacks]
     share = overlap_share(points, [st.geometry for st in stacks])
     if share == 0.0:
         raw = np.asarray(mesh_obj.points, dtype=np.float64)  # the mesh's own frame and units
@@ -106,7 +154,7 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
             config.mesh.path,
             100 * share,
         )
-    data = build_training_data(points, stacks)
+    data = build_training_data(points, stacks, region)
     if data.n_groups == 0:
         names = ", ".join(str(sc.path) for sc in config.stacks)
         raise InputError(
@@ -164,8 +212,19 @@ def predict(
     if output is not None:
         check_mesh_output(Path(output))
     mesh_obj, points = read_mesh(mesh)
+    region = region_nodes(mesh_obj, mesh)
     with torch_threads(runtime):
-        result = predict_nodes(fitted, points, config.mc_samples, config.mc_seed, runtime.device, runtime.memory_mb)
+        result = predict_nodes(
+            fitted,
+            points,
+            config.mc_samples,
+            config.mc_seed,
+            runtime.device,
+            runtime.memory_mb,
+            config.support_mm,
+            config.prior,
+            region,
+        )
     if output is not None:
         write_prediction(
             mesh_obj,
@@ -173,6 +232,7 @@ def predict(
             Path(output),
             cell_arrays=_region_arrays(mesh_obj, result.probability, config),
             source=mesh,
+            field_arrays={"scar_support_mm": np.array([result.support_mm]), "scar_prior": np.array([result.prior])},
         )
     return result
 
@@ -329,6 +389,16 @@ def report(
         {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}
         for name, g, mapping in zip(data.stack_names, data.stacks, data.stack_mapping)
     ]
+    if "scar_distance_mm" in mesh_obj.point_data and "scar_support_mm" in mesh_obj.field_data:
+        support = float(np.asarray(mesh_obj.field_data["scar_support_mm"]).ravel()[0])
+        distance = np.asarray(mesh_obj.point_data["scar_distance_mm"], dtype=np.float64)
+        in_region = np.asarray(mesh_obj.point_data.get("scar_in_region", np.ones(len(distance))), bool)
+        result["support"] = {
+            "support_mm": support,
+            "prior": float(np.asarray(mesh_obj.field_data["scar_prior"]).ravel()[0]),
+            "prior_share": float(np.mean(distance[in_region] > support)) if in_region.any() else 0.0,
+            "region_share": float(in_region.mean()),
+        }
     plot_slices(data, np.asarray(mesh_obj.point_data["scar_probability"]), out / "slices.png")
     plot_mesh(mesh_obj, out / "mesh.png")
     if model is not None:

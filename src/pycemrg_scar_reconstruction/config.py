@@ -10,14 +10,34 @@ This module imports no logic of the package: every other module may import it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 #: What the pixel values of a stack mean (see :mod:`.targets`).
 TargetKind = Literal["probability", "mask", "label", "intensity"]
 #: How raw intensity becomes a scar target (see :mod:`.targets`).
-Normalisation = Literal["minmax", "fwhm", "nsd", "iir"]
+Normalisation = Literal["mixture", "minmax", "fwhm", "nsd", "iir"]
+#: Label values or names (from a labels file), e.g. ``(2, 3)`` or ``("scar", "mvo")``.
+Labels = tuple[Union[int, str], ...]
+
+
+def _label_list(value: Any) -> Any:
+    """Labels from the command line or the API: ``3``, ``"2,3"``, ``"scar,mvo"`` or a list -> a tuple."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        item = item.strip() if isinstance(item, str) else item
+        if isinstance(item, str) and item.lstrip("-").isdigit():
+            item = int(item)
+        if item == "":
+            continue
+        out.append(item)
+    return tuple(out)
+
+
 Device = Literal["auto", "cpu", "cuda"]
 
 
@@ -38,6 +58,31 @@ class MeshConfig(_Config):
     units: Optional[Literal["mm", "um", "m"]] = Field(
         None, description="mesh length unit (default: um for openCARP .pts, mm otherwise)"
     )
+    region_array: Optional[str] = Field(
+        None,
+        description="restrict training and prediction to a region of the mesh: a cell or point array (e.g. an "
+        "element tag or is_LV); nodes outside get probability 0",
+        json_schema_extra=_flag("region_array"),
+    )
+    region_values: Optional[tuple[float, ...]] = Field(
+        None,
+        description="the values of region_array that make the region, comma-separated (default: 1)",
+        json_schema_extra=_flag("region_values"),
+    )
+
+    @field_validator("region_values", mode="before")
+    @classmethod
+    def _values(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(float(v) for v in value.split(",") if v.strip())
+        return (value,) if isinstance(value, (int, float)) else value
+
+    @property
+    def region(self) -> tuple[str, tuple[float, ...]] | None:
+        """(array, values) of the region, or None for the whole mesh."""
+        if self.region_array is None:
+            return None
+        return self.region_array, self.region_values or (1.0,)
 
     @property
     def resolved_units(self) -> str:
@@ -50,11 +95,27 @@ class TargetConfig(_Config):
     """What a stack's pixel values mean and how they become scar targets in [0, 1]."""
 
     kind: TargetKind = Field("probability", description="what the pixel values mean", json_schema_extra=_flag("target"))
-    scar_label: Optional[int] = Field(None, description="the scar label value, for target label")
-    normalise: Normalisation = Field("minmax", description="how target intensity becomes scar (minmax, fwhm, nsd, iir)")
+    scar_label: Optional[Labels] = Field(
+        None,
+        description="scar label values or names (from `labels`), comma-separated, for target label: e.g. 2,3 or scar,mvo",
+    )
+    normalise: Normalisation = Field(
+        "mixture",
+        description="how target intensity becomes scar: mixture (the partial-volume mix of myocardium, scar, "
+        "blood pool and outside in each prism, with the tissue fractions from the mesh: a scar fraction), or the "
+        "clinical definitions minmax, fwhm, nsd, iir",
+    )
+    min_wall_fraction: float = Field(
+        0.3, gt=0, le=1, description="normalise mixture: pixels whose prism is less myocardium than this are not used"
+    )
     n_sd: PositiveFloat = Field(5.0, description="standard deviations above remote myocardium, for normalise nsd")
     iir_low: PositiveFloat = Field(1.2, description="IIR mapped to 0 (left-atrial fibrosis default), for normalise iir")
     iir_high: PositiveFloat = Field(1.32, description="IIR mapped to 1 (left-atrial dense scar default), for normalise iir")
+
+    @field_validator("scar_label", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        return _label_list(value)
 
     @model_validator(mode="after")
     def _check(self) -> TargetConfig:
@@ -80,13 +141,30 @@ class StackConfig(_Config):
     mask: Optional[Path] = Field(None, description="myocardium mask on the same grid; voxels outside are not groups")
     axis: Literal[0, 1, 2] = Field(2, description="through-plane voxel axis", json_schema_extra=_flag("slice_axis"))
     remote_mask: Optional[Path] = Field(None, description="remote (healthy) myocardium mask, for normalise nsd")
-    blood_pool_mask: Optional[Path] = Field(None, description="blood pool mask, for normalise iir")
+    blood_pool_mask: Optional[Path] = Field(
+        None, description="blood pool mask, for normalise iir (and mixture, where it replaces the blood level from the mesh)"
+    )
+    myocardium_labels: Optional[Labels] = Field(
+        None, description="take the myocardium mask from the label image itself: these values or names, comma-separated"
+    )
+    labels: Optional[Path] = Field(None, description="a pycemrg-style labels.yaml (labels: {name: value}) for label names")
     target: TargetConfig = Field(TargetConfig(), description="what the values are (a TargetConfig, or just its kind)")
 
     @field_validator("target", mode="before")
     @classmethod
     def _kind_alone(cls, value: Any) -> Any:
         return {"kind": value} if isinstance(value, str) else value
+
+    @field_validator("myocardium_labels", mode="before")
+    @classmethod
+    def _myo(cls, value: Any) -> Any:
+        return _label_list(value)
+
+    @model_validator(mode="after")
+    def _one_mask(self) -> StackConfig:
+        if self.mask is not None and self.myocardium_labels is not None:
+            raise ValueError("give either mask or myocardium_labels, not both")
+        return self
 
 
 class PrepareConfig(_Config):
@@ -108,6 +186,15 @@ class SynthConfig(_Config):
     noise: float = Field(0.03, ge=0, description="standard deviation of the Gaussian pixel noise")
     samples: PositiveInt = Field(1_500_000, description="myocardium samples used to average each prism")
     long_axis_views: int = Field(0, ge=0, le=3, description="also write this many one-slice long-axis stacks")
+    intensity: bool = Field(
+        False,
+        description="LGE-like signal instead of probabilities: partial volume of scar, healthy myocardium, blood "
+        "pool and outside in every prism, Rician noise, a segmentation-like mask (also writes the probability stack)",
+    )
+    rician_sigma: PositiveFloat = Field(12.0, description="noise of the intensity stack (per channel), intensity units")
+    biventricular: bool = Field(
+        False, description="add an RV free wall attached to the LV (mesh arrays is_LV); LGE scar in the LV wall only"
+    )
 
 
 class ModelConfig(_Config):
@@ -227,6 +314,12 @@ class PredictConfig(_Config):
     mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction")
     threshold: Optional[float] = Field(None, gt=0, lt=1, description="also write scar_binary = probability >= threshold")
     mc_seed: int = Field(0, description="seed of the MC-dropout passes")
+    support_mm: Optional[PositiveFloat] = Field(
+        None,
+        description="nodes further than this from any supervised node get the prior instead of the network's "
+        "extrapolation (default: half the largest slice spacing)",
+    )
+    prior: float = Field(0.0, ge=0, le=1, description="scar probability of nodes beyond support_mm (0: healthy)")
     border_threshold: float = Field(0.25, gt=0, lt=1, description="element mean probability from which it is border zone")
     core_threshold: float = Field(0.5, gt=0, lt=1, description="element mean probability from which it is core scar")
     tag_healthy: int = Field(1, description="element tag of healthy tissue (scar_region, openCARP .elem)")

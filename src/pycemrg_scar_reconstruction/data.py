@@ -222,13 +222,15 @@ class TrainingData:
         return None
 
 
-def build_training_data(points: np.ndarray, stacks: list[SliceStack]) -> TrainingData:
+def build_training_data(points: np.ndarray, stacks: list[SliceStack], region: np.ndarray | None = None) -> TrainingData:
     """Map mesh nodes into every stack's pixel prisms and group them.
 
     Parameters
     ----------
     points : (N, 3) float64 world RAS mm.
     stacks : the slice stacks (targets already converted to [0, 1]).
+    region : (N,) bool, the nodes that may be in groups (None: all); the others stay nodes of the
+        data (so node indices match the mesh) but belong to no group.
 
     Returns
     -------
@@ -244,6 +246,8 @@ def build_training_data(points: np.ndarray, stacks: list[SliceStack]) -> Trainin
         valid = np.isfinite(stack.values[i, j, k])
         if stack.mask is not None:
             valid &= stack.mask[i, j, k]
+        if region is not None:
+            valid &= region[node]
         node, vox = node[valid], vox[valid]
         keys.append(key_offset + voxel_key(vox, stack.geometry))
         nodes.append(node)

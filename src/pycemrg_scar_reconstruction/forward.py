@@ -142,6 +142,13 @@ def supervised(n_nodes: int, member_node: np.ndarray) -> np.ndarray:
     return out
 
 
+def prism_volumes(samples: np.ndarray, weights: np.ndarray, geometry: StackGeometry) -> np.ndarray:
+    """(I, J, K) sum of the samples' ``weights`` (e.g. mm^3 each) inside each pixel's prism."""
+    node, vox = prism_memberships(samples, geometry)
+    flat = np.ravel_multi_index(tuple(vox.T), geometry.shape)
+    return np.bincount(flat, weights=weights[node], minlength=int(np.prod(geometry.shape))).reshape(geometry.shape)
+
+
 def simulate_pixels(
     samples: np.ndarray, weights: np.ndarray, truth: np.ndarray, geometry: StackGeometry
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -159,15 +166,12 @@ def simulate_pixels(
     values : (I, J, K) float64 pixel values (0 where no myocardium).
     covered : (I, J, K) bool, pixels whose prism holds myocardium.
     """
-    node, vox = prism_memberships(samples, geometry)
-    flat = np.ravel_multi_index(tuple(vox.T), geometry.shape)
-    n_vox = int(np.prod(geometry.shape))
-    weight = np.bincount(flat, weights=weights[node], minlength=n_vox)
-    scar = np.bincount(flat, weights=(weights * truth)[node], minlength=n_vox)
+    weight = prism_volumes(samples, weights, geometry)
+    scar = prism_volumes(samples, weights * truth, geometry)
     covered = weight > 0
-    values = np.zeros(n_vox)
+    values = np.zeros(geometry.shape)
     values[covered] = scar[covered] / weight[covered]
-    return values.reshape(geometry.shape), covered.reshape(geometry.shape)
+    return values, covered
 
 
 def overlap_share(points: np.ndarray, stacks: Sequence[StackGeometry]) -> float:

@@ -23,11 +23,20 @@ EXTRAPOLATION_MARGIN = 0.1
 
 @dataclass(frozen=True)
 class Prediction:
-    """Per-node outputs, each (N,) float32 (``supervised`` uint8)."""
+    """Per-node outputs, each (N,): float32 probability, uncertainty and distance (mm); uint8 flags.
+
+    ``support_mm`` is the cutoff beyond which nodes got the ``prior`` (see :func:`apply_support`);
+    ``prior_share`` the share of the region's nodes that did.
+    """
 
     probability: np.ndarray
     uncertainty: np.ndarray
     supervised: np.ndarray
+    distance: np.ndarray
+    in_region: np.ndarray
+    support_mm: float
+    prior: float
+    prior_share: float
 
     def point_arrays(self, threshold: float | None = None) -> dict[str, np.ndarray]:
         """The output point arrays by their documented names."""
@@ -35,6 +44,8 @@ class Prediction:
             "scar_probability": self.probability,
             "scar_uncertainty": self.uncertainty,
             "scar_supervised": self.supervised,
+            "scar_distance_mm": self.distance,
+            "scar_in_region": self.in_region,
         }
         if threshold is not None:
             out["scar_binary"] = (self.probability >= threshold).astype(np.uint8)
@@ -111,6 +122,48 @@ def extrapolated_share(fitted: FittedModel, points: np.ndarray) -> float:
     return float(np.mean(np.abs(x).max(axis=1) > 1.0 + EXTRAPOLATION_MARGIN))
 
 
+def default_support_mm(fitted: FittedModel) -> float:
+    """Half the largest slice spacing of the training stacks (of one-slice stacks: half their thickness)."""
+    spacings = [float(g.spacing[g.axis]) for g in fitted.stacks if g.n_slices > 1]
+    return 0.5 * (max(spacings) if spacings else max(g.thickness for g in fitted.stacks))
+
+
+def support_distance(points: np.ndarray, supervised_mask: np.ndarray) -> np.ndarray:
+    """(N,) mm from each node to the nearest supervised node (0 for supervised nodes; inf when there are none)."""
+    from scipy.spatial import cKDTree
+
+    out = np.zeros(len(points))
+    if not supervised_mask.any():
+        out[:] = np.inf
+        return out
+    free = ~supervised_mask
+    if free.any():
+        out[free] = cKDTree(points[supervised_mask]).query(points[free])[0]
+    return out
+
+
+def apply_support(
+    probability: np.ndarray, uncertainty: np.ndarray, distance: np.ndarray, support_mm: float, prior: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The prior beyond the support, with an uncertainty that says it is a guess.
+
+    A node further than ``support_mm`` from any supervised node gets probability ``prior`` and
+    uncertainty ``max(MC spread, 0.5 * min(1, d / (2 * support_mm)))``: at least 0.25 just beyond
+    the cutoff, growing with the distance d to 0.5 (the largest standard deviation a value in
+    [0, 1] can have) at twice it.
+
+    Returns
+    -------
+    probability, uncertainty : (N,) float32; beyond : (N,) bool, the nodes that got the prior.
+    """
+    beyond = distance > support_mm
+    p = probability.astype(np.float32, copy=True)
+    u = uncertainty.astype(np.float32, copy=True)
+    p[beyond] = prior
+    u[beyond] = np.maximum(u[beyond], 0.5 * np.minimum(1.0, distance[beyond] / (2 * support_mm)))
+    return p, u, beyond
+
+
 def predict_nodes(
     fitted: FittedModel,
     points: np.ndarray,
@@ -118,13 +171,47 @@ def predict_nodes(
     seed: int,
     device: str = "auto",
     memory_mb: int | None = None,
+    support_mm: float | None = None,
+    prior: float = 0.0,
+    region: np.ndarray | None = None,
 ) -> Prediction:
-    """Probability, uncertainty and supervision flag for every node (world mm)."""
-    share = extrapolated_share(fitted, points)
+    """Probability, uncertainty, supervision, support distance and region flag for every node (world mm).
+
+    Nodes outside ``region`` ((N,) bool; None: every node) get probability, uncertainty and
+    supervision 0 and are not predicted. Nodes further than ``support_mm`` (default:
+    :func:`default_support_mm`) from a supervised node get the ``prior`` (:func:`apply_support`).
+    """
+    n = len(points)
+    in_region = np.ones(n, bool) if region is None else np.asarray(region, bool)
+    share = extrapolated_share(fitted, points[in_region])
     if share > 0.01:
         logger.warning(
             "%.0f%% of the mesh lies well outside the region the model was trained on; predictions there are extrapolated",
             100 * share,
         )
-    mean, std = mc_predict(fitted, points, samples, seed, device, memory_mb)
-    return Prediction(probability=mean, uncertainty=std, supervised=supervised_nodes(fitted, points))
+    mean, std = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    mean[in_region], std[in_region] = mc_predict(fitted, points[in_region], samples, seed, device, memory_mb)
+    sup = supervised_nodes(fitted, points).astype(bool) & in_region
+    distance = support_distance(points, sup)
+    cutoff = default_support_mm(fitted) if support_mm is None else float(support_mm)
+    mean, std, beyond = apply_support(mean, std, distance, cutoff, prior)
+    mean[~in_region], std[~in_region] = 0.0, 0.0
+    beyond &= in_region
+    prior_share = float(beyond.sum() / max(in_region.sum(), 1))
+    if prior_share > 0:
+        logger.info(
+            "%.1f%% of the nodes are further than %.3g mm from any supervised node: they get the prior %.3g",
+            100 * prior_share,
+            cutoff,
+            prior,
+        )
+    return Prediction(
+        probability=mean,
+        uncertainty=std,
+        supervised=sup.astype(np.uint8),
+        distance=distance.astype(np.float32),
+        in_region=in_region.astype(np.uint8),
+        support_mm=cutoff,
+        prior=prior,
+        prior_share=prior_share,
+    )

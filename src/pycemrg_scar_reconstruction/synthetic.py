@@ -1,12 +1,13 @@
-"""Synthetic cases: an LV wall mesh, a known scar field and LGE stacks made with the forward model.
+"""Synthetic cases: a ventricular mesh, a known scar field and LGE stacks made with the forward model.
 
-The LV is a truncated prolate shell in local coordinates (long axis +z, apex at z = -c, base plane
-z = 0), parametrised by circumferential angle theta, meridian angle phi (0 at the apex) and
-transmural depth t (0 endocardium, 1 epicardium). The scar is an analytic function of
-(theta, phi, t): one to three subendocardial infarcts whose transmurality falls towards their edge,
-each crossed by a thin band of surviving tissue (an isthmus). Each pixel of the generated stack is
-the volume-weighted mean of the truth over the myocardium inside its prism (Monte-Carlo samples,
-weighted by the Jacobian of the parametrisation), plus Gaussian noise.
+The anatomy (an LV shell, optionally an RV free wall, infarcts with an isthmus) is in
+:mod:`.anatomy`. Each pixel of the probability stack is the volume-weighted mean of the truth over
+the LV myocardium inside its prism (Monte-Carlo samples weighted by the Jacobian of the
+parametrisation), plus Gaussian noise. With ``intensity`` the stack is LGE-like signal instead:
+every prism's volumes of LV and RV myocardium, LV scar and blood pool (LV and RV cavities) give
+the partial-volume mix of :func:`.tissue.lge_signal` with random tissue levels, plus Rician noise,
+and the mask is what a segmentation would draw (pixels at least :data:`MASK_WALL` LV myocardium,
+border pixels that are part blood included).
 
 Pure logic: nothing here reads or writes files (see :mod:`.io` and :mod:`.api`).
 """
@@ -18,63 +19,41 @@ from typing import Any
 
 import numpy as np
 
+from .anatomy import (
+    N_LAYERS,
+    PHI_APEX,
+    PHI_BASE,
+    RV_HALF_ANGLE,
+    Infarct,
+    LVShape,
+    RVShape,
+    hex_cells,
+    in_lv_cavity,
+    in_rv_wall,
+    lv_parameters,
+    rotation,
+    scar_field,
+)
 from .config import SynthConfig
 from .forward import simulate_pixels
 from .stack import SliceStack, StackGeometry
+from .tissue import TissueLevels, lge_signal, rician
 
-N_LAYERS = 6  # transmural node layers
-PHI_APEX = 0.04 * np.pi  # the shell starts just off the apex (a small apical hole)
-PHI_BASE = 0.5 * np.pi  # base plane z = 0
-
-
-@dataclass(frozen=True)
-class LVShape:
-    """Shell dimensions in mm."""
-
-    a_endo: float  # endocardial short-axis radius (x)
-    b_endo: float  # endocardial short-axis radius (y)
-    c_endo: float  # endocardial long-axis semi-length
-    wall: float  # wall thickness
-
-    def position(self, theta: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """(N, 3) local mm positions of parametric points."""
-        a = self.a_endo + t * self.wall
-        b = self.b_endo + t * self.wall
-        c = self.c_endo + t * self.wall
-        s = np.sin(phi)
-        return np.stack([a * s * np.cos(theta), b * s * np.sin(theta), -c * np.cos(phi)], axis=1)
-
-    def volume_element(self, theta: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """|det d(x)/d(theta, phi, t)|: mm^3 per unit parameter volume (central differences)."""
-        h = 1e-5
-        cols = []
-        for d in np.eye(3):
-            plus = self.position(theta + h * d[0], phi + h * d[1], t + h * d[2])
-            minus = self.position(theta - h * d[0], phi - h * d[1], t - h * d[2])
-            cols.append((plus - minus) / (2 * h))
-        return np.abs(np.linalg.det(np.stack(cols, axis=2)))
-
-
-@dataclass(frozen=True)
-class Infarct:
-    """One scar region on the (theta, phi) surface, in mm-scaled surface coordinates."""
-
-    theta: float
-    phi: float
-    radius: float  # mm
-    transmurality: float  # depth fraction reached at the centre (1 = transmural)
-    lobes: float  # boundary irregularity amplitude
-    lobe_phase: float
-    isthmus_angle: float  # direction of the surviving channel
-    isthmus_width: float  # mm
+#: The segmentation-like mask of an intensity case: pixels whose prism is at least this much LV myocardium.
+MASK_WALL = 0.25
+#: Transmural node layers of the RV free wall.
+RV_LAYERS = 3
 
 
 @dataclass
 class SyntheticCase:
     """A generated case: everything in world RAS mm.
 
-    ``stack`` is the short-axis stack (pixel values in [0, 1], mask = pixels with myocardium);
-    ``long_axis`` the one-slice long-axis stacks.
+    ``stack`` is the short-axis stack (pixel values in [0, 1], mask = pixels with LV myocardium;
+    with ``intensity``: LGE-like signal and a segmentation-like mask); ``long_axis`` the one-slice
+    long-axis stacks. With ``intensity``, ``probability`` holds the same stacks as probabilities
+    (short axis first), ``blood_pool`` and ``remote`` reference masks per stack (pixels that are
+    blood pool; LV myocardium far from any scar), and ``facts`` the tissue levels.
     """
 
     points: np.ndarray  # (N, 3)
@@ -83,60 +62,10 @@ class SyntheticCase:
     stack: SliceStack
     facts: dict[str, Any] = field(default_factory=dict)
     long_axis: list[SliceStack] = field(default_factory=list)
-
-
-def scar_field(shape: LVShape, infarcts: list[Infarct], theta: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(N,) 0/1 truth at parametric points."""
-    out = np.zeros(theta.shape, dtype=bool)
-    r_mer = np.sqrt((shape.a_endo**2 + shape.c_endo**2) / 2)  # mm per radian along the meridian
-    for inf in infarcts:  # a handful of regions, each vectorised over points
-        dth = np.angle(np.exp(1j * (theta - inf.theta)))
-        u = dth * shape.a_endo * np.sin(0.5 * (phi + inf.phi))  # circumferential mm
-        v = (phi - inf.phi) * r_mer  # meridional mm
-        d = np.hypot(u, v)
-        psi = np.arctan2(v, u)
-        radius = inf.radius * (1 + inf.lobes * np.sin(2 * psi + inf.lobe_phase))
-        rel = np.clip(d / radius, 0, None)
-        depth = inf.transmurality * np.sqrt(np.clip(1 - rel**2, 0, None))
-        scar = (rel < 1) & (t <= depth)
-        across = np.abs(-u * np.sin(inf.isthmus_angle) + v * np.cos(inf.isthmus_angle))
-        along = np.abs(u * np.cos(inf.isthmus_angle) + v * np.sin(inf.isthmus_angle))
-        isthmus = (across < inf.isthmus_width / 2) & (along < 0.8 * inf.radius)
-        out |= scar & ~isthmus
-    return out.astype(np.float64)
-
-
-def _rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
-    """A random rotation by at most ``max_deg`` about a random axis (Rodrigues)."""
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    ang = np.deg2rad(rng.uniform(0, max_deg))
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(ang) * k + (1 - np.cos(ang)) * k @ k
-
-
-def _hex_cells(n_t: int, n_phi: int, n_theta: int) -> np.ndarray:
-    """(C, 8) hexahedra of a (t, phi, theta) node grid, periodic in theta."""
-    grids = np.meshgrid(np.arange(n_t - 1), np.arange(n_phi - 1), np.arange(n_theta), indexing="ij")
-    it, ip, ith = (g.ravel() for g in grids)
-    nxt = (ith + 1) % n_theta
-
-    def idx(t: np.ndarray, p: np.ndarray, th: np.ndarray) -> np.ndarray:
-        return (t * n_phi + p) * n_theta + th
-
-    return np.stack(
-        [
-            idx(it, ip, ith),
-            idx(it, ip, nxt),
-            idx(it, ip + 1, nxt),
-            idx(it, ip + 1, ith),
-            idx(it + 1, ip, ith),
-            idx(it + 1, ip, nxt),
-            idx(it + 1, ip + 1, nxt),
-            idx(it + 1, ip + 1, ith),
-        ],
-        axis=1,
-    )
+    is_lv: np.ndarray | None = None  # (N,) bool, biventricular cases
+    probability: list[SliceStack] = field(default_factory=list)
+    blood_pool: list[np.ndarray] = field(default_factory=list)
+    remote: list[np.ndarray] = field(default_factory=list)
 
 
 def make_case(config: SynthConfig) -> SyntheticCase:
@@ -175,13 +104,15 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     truth = scar_field(shape, infarcts, th_n, p_n, t_n)
 
     # World placement: the scanner never lines up with the LV (unless --axial).
-    rot_world = _rotation(rng, 60.0) if config.oblique else np.eye(3)
+    rot_world = rotation(rng, 60.0) if config.oblique else np.eye(3)
     shift = rng.uniform(-30, 30, size=3) if config.oblique else np.zeros(3)
     points = local_nodes @ rot_world.T + shift
 
     # Short-axis stack: slices perpendicular to the (slightly mis-planned) long axis.
-    rot_stack = rot_world @ (_rotation(rng, 10.0) if config.oblique else np.eye(3))
+    rot_stack = rot_world @ (rotation(rng, 10.0) if config.oblique else np.eye(3))
     half_w = max(shape.a_endo, shape.b_endo) + shape.wall + 3 * config.pixel_spacing
+    if config.biventricular:  # the RV reaches about twice the LV's radius from its axis
+        half_w = 2.05 * (max(shape.a_endo, shape.b_endo) + shape.wall) + 6 + 3 * config.pixel_spacing
     n_inplane = int(np.ceil(2 * half_w / config.pixel_spacing)) + 1
     z_apex = -(shape.c_endo + shape.wall)
     first = z_apex + rng.uniform(0.3, 1.0) * config.slice_spacing
@@ -222,7 +153,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
             acquire(StackGeometry(la, (n_inplane, n_long, 1), config.slice_thickness), f"long-axis view {v + 1}")
         )
 
-    facts = {
+    facts: dict[str, Any] = {
         "seed": config.seed,
         "n_nodes": int(len(points)),
         "grid_nodes": [N_LAYERS, n_phi, n_theta],
@@ -238,22 +169,186 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         "forward_model_samples": config.samples,
         "long_axis_views": config.long_axis_views,
     }
-    return SyntheticCase(
+    case = SyntheticCase(
         points=points,
-        hexes=_hex_cells(N_LAYERS, n_phi, n_theta),
+        hexes=hex_cells(N_LAYERS, n_phi, n_theta),
         scar_truth=truth,
         stack=stack,
         facts=facts,
         long_axis=long_axis,
     )
+    # Everything below draws from the generator after the plain case, which stays the same.
+    if config.biventricular:
+        case = _add_rv(case, shape, rng, config, rot_world, shift, n_phi, n_theta)
+    if config.intensity:
+        case = _intensity(case, shape, infarcts, rng, config, rot_world, shift)
+    return case
+
+
+def _add_rv(
+    case: SyntheticCase,
+    lv: LVShape,
+    rng: np.random.Generator,
+    config: SynthConfig,
+    rot: np.ndarray,
+    shift: np.ndarray,
+    n_phi: int,
+    n_theta: int,
+) -> SyntheticCase:
+    """The case with an RV free wall (nodes, hexes; no scar) appended to the mesh, and ``is_lv``."""
+    rv = RVShape(lv=lv, wall=float(rng.uniform(3.0, 4.5)))
+    n_z = n_phi
+    n_th = max(int(round(n_theta * RV_HALF_ANGLE / np.pi * 0.9)), 8)
+    t, z, th = (
+        g.ravel()
+        for g in np.meshgrid(
+            np.linspace(0, 1, RV_LAYERS),
+            np.linspace(rv.z_min, 0, n_z),
+            np.linspace(-RV_HALF_ANGLE, RV_HALF_ANGLE, n_th),
+            indexing="ij",
+        )
+    )
+    rv_points = rv.position(z, th, t) @ rot.T + shift
+    n_lv = len(case.points)
+    case.facts.update(
+        {
+            "biventricular": True,
+            "rv_wall_mm": rv.wall,
+            "rv_nodes": int(len(rv_points)),
+            "n_nodes": int(n_lv + len(rv_points)),
+        }
+    )
+    case.facts["_rv"] = rv  # used by _intensity; removed before writing
+    return SyntheticCase(
+        points=np.concatenate([case.points, rv_points]),
+        hexes=np.concatenate([case.hexes, n_lv + hex_cells(RV_LAYERS, n_z, n_th, periodic=False)]),
+        scar_truth=np.concatenate([case.scar_truth, np.zeros(len(rv_points))]),
+        stack=case.stack,
+        facts=case.facts,
+        long_axis=case.long_axis,
+        is_lv=np.concatenate([np.ones(n_lv, bool), np.zeros(len(rv_points), bool)]),
+    )
+
+
+def _intensity(
+    case: SyntheticCase,
+    lv: LVShape,
+    infarcts: list[Infarct],
+    rng: np.random.Generator,
+    config: SynthConfig,
+    rot: np.ndarray,
+    shift: np.ndarray,
+) -> SyntheticCase:
+    """The case with its stacks as LGE-like signal (see the module docstring); probabilities kept aside."""
+    rv: RVShape | None = case.facts.pop("_rv", None)
+    levels = TissueLevels(
+        healthy=float(rng.uniform(80, 120)),
+        scar=float(rng.uniform(320, 380)),
+        blood=float(rng.uniform(230, 290)),
+        outside=float(rng.uniform(40, 80)),
+    )
+
+    def signal(stack: SliceStack) -> tuple[SliceStack, np.ndarray, np.ndarray]:
+        g = stack.geometry
+        wall_lv, scar, wall_rv, blood = _prism_tissue(g, lv, rv, infarcts, rot, shift, rng)
+        wall = wall_lv + wall_rv
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s_wall = np.where(wall > 0, scar / wall, 0.0)  # the RV myocardium is healthy
+        values = rician(lge_signal(wall, s_wall, blood, levels), config.rician_sigma, rng)
+        mask = wall_lv >= MASK_WALL
+        far = ~_near(scar > 0.0, g, 10.0)
+        return (
+            SliceStack(values=values, geometry=g, mask=mask, name=stack.name),
+            blood >= 0.95,
+            mask & (wall_lv >= 0.95) & far,
+        )
+
+    made = [signal(st) for st in [case.stack, *case.long_axis]]
+    case.facts.update(
+        {
+            "target": "intensity",
+            "tissue_levels": levels.as_dict(),
+            "rician_sigma": config.rician_sigma,
+            "mask_min_wall_fraction": MASK_WALL,
+        }
+    )
+    return SyntheticCase(
+        points=case.points,
+        hexes=case.hexes,
+        scar_truth=case.scar_truth,
+        stack=made[0][0],
+        facts=case.facts,
+        long_axis=[m[0] for m in made[1:]],
+        is_lv=case.is_lv,
+        probability=[case.stack, *case.long_axis],
+        blood_pool=[m[1] for m in made],
+        remote=[m[2] for m in made],
+    )
+
+
+#: Samples per prism for the intensity stacks: in-plane grid and heights (stratified, jittered).
+PRISM_SUB, PRISM_LEVELS = 4, 8
+
+
+def _prism_tissue(
+    g: StackGeometry,
+    lv: LVShape,
+    rv: RVShape | None,
+    infarcts: list[Infarct],
+    rot: np.ndarray,
+    shift: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, ...]:
+    """(I, J, K) fractions of each prism that are LV myocardium, LV scar, RV myocardium and blood pool."""
+    out = [np.zeros(g.shape) for _ in range(4)]
+    a, b = g.inplane
+    n_a, n_b = g.shape[a], g.shape[b]
+    per = PRISM_SUB * PRISM_SUB * PRISM_LEVELS
+    for k in range(g.n_slices):  # a handful of slices, each vectorised over its samples
+        base = np.zeros((n_a, n_b, per, 3))
+        ia, ib = np.meshgrid(np.arange(n_a), np.arange(n_b), indexing="ij")
+        base[..., a] = ia[..., None]
+        base[..., b] = ib[..., None]
+        base[..., g.axis] = k
+        u = (np.arange(PRISM_SUB)[:, None, None] + rng.uniform(0, 1, (PRISM_SUB, PRISM_SUB, PRISM_LEVELS))) / PRISM_SUB
+        v = (np.arange(PRISM_SUB)[None, :, None] + rng.uniform(0, 1, (PRISM_SUB, PRISM_SUB, PRISM_LEVELS))) / PRISM_SUB
+        h = (np.arange(PRISM_LEVELS)[None, None, :] + rng.uniform(0, 1, (PRISM_SUB, PRISM_SUB, PRISM_LEVELS))) / PRISM_LEVELS
+        base[..., a] += u.ravel() - 0.5
+        base[..., b] += v.ravel() - 0.5
+        base[..., g.axis] += (h.ravel() - 0.5) * 2 * g.half_thickness_index
+        world = base.reshape(-1, 3) @ g.affine[:3, :3].T + g.affine[:3, 3]
+        local = (world - shift) @ rot  # rot is orthonormal: its transpose inverts it
+        theta, phi, t, in_lv = lv_parameters(lv, local)
+        scar = np.zeros(len(local))
+        scar[in_lv] = scar_field(lv, infarcts, theta[in_lv], phi[in_lv], t[in_lv])
+        in_rv = in_rv_wall(rv, local) & ~in_lv if rv is not None else np.zeros(len(local), bool)
+        blood = (in_lv_cavity(lv, local) | (rv.in_cavity(local) if rv is not None else False)) & ~in_lv & ~in_rv
+        sl: list[slice | int] = [slice(None)] * 3
+        sl[g.axis] = k
+        for arr, val in zip(out, (in_lv, scar, in_rv, blood)):
+            arr[tuple(sl)] = val.reshape(n_a, n_b, per).mean(axis=2)
+    return tuple(out)
+
+
+def _near(region: np.ndarray, geometry: StackGeometry, mm: float) -> np.ndarray:
+    """(I, J, K) bool: within ``mm`` in plane of ``region`` (slice by slice)."""
+    from scipy import ndimage
+
+    px = float(np.min(geometry.spacing[list(geometry.inplane)]))
+    st = np.expand_dims(ndimage.generate_binary_structure(2, 1), geometry.axis)
+    return ndimage.binary_dilation(region, structure=st, iterations=max(int(np.ceil(mm / px)), 1))
 
 
 def case_mesh(case: SyntheticCase) -> Any:
-    """The case's mesh as a pyvista UnstructuredGrid of hexahedra with point array ``scar_truth``."""
+    """The case's mesh as a pyvista UnstructuredGrid of hexahedra with point array ``scar_truth``
+    (and, biventricular, point and cell arrays ``is_LV``: 1 on the LV, 0 on the RV)."""
     import pyvista as pv
 
     cells = np.hstack([np.full((len(case.hexes), 1), 8), case.hexes]).ravel()
     types = np.full(len(case.hexes), pv.CellType.HEXAHEDRON, dtype=np.uint8)
     grid = pv.UnstructuredGrid(cells, types, case.points)
     grid.point_data["scar_truth"] = case.scar_truth.astype(np.float32)
+    if case.is_lv is not None:
+        grid.point_data["is_LV"] = case.is_lv.astype(np.uint8)
+        grid.cell_data["is_LV"] = case.is_lv[case.hexes].all(axis=1).astype(np.uint8)
     return grid

@@ -4,8 +4,12 @@ Kinds
 -----
 probability : values already in [0, 1] (a scar probability map); anything outside is an error.
 mask        : a binary scar mask, values exactly 0 or 1.
-label       : an integer label map; target = 1 where the value equals ``scar_label``, else 0.
+label       : an integer label map; target = 1 where the value is one of ``scar_label`` (values, or
+              names from a labels file), else 0.
 intensity   : raw LGE intensity, normalised by one of
+              ``mixture`` (default) the scar fraction of the myocardium in each prism, by inverting
+                          the partial-volume mix of myocardium, scar, blood pool and outside
+                          (:mod:`.tissue`; tissue fractions from the mesh, levels from the image);
               ``minmax``  min-max over the myocardium mask (or the whole image without one);
               ``fwhm``    full width at half maximum: scar (1) where the intensity reaches half the
                           maximum inside the myocardium mask, else 0;
@@ -16,7 +20,9 @@ intensity   : raw LGE intensity, normalised by one of
 
 The IIR defaults 1.2 / 1.32 are the left-atrial fibrosis thresholds of the established projection
 tools (Benito et al. 2017); ventricular scar studies mostly use FWHM or n-SD (2 to 6 SD, often 5 SD
-for dense scar and 2-3 SD for the grey zone). Every conversion returns the mapping it used
+for dense scar and 2-3 SD for the grey zone). FWHM and n-SD make every pixel 0 or 1, which throws
+away the partial volume the reconstruction lives on, and read border pixels that are part blood
+pool as scar: ``mixture`` keeps both (docs/benchmarks.md has the comparison). Every conversion returns the mapping it used
 (thresholds, reference means) so the result can be reproduced and questioned.
 
 NaN stays NaN (an undefined pixel forms no group).
@@ -28,8 +34,9 @@ from typing import get_args
 
 import numpy as np
 
-from .config import TargetConfig, TargetKind
+from .config import Labels, TargetConfig, TargetKind
 from .errors import InputError
+from .tissue import estimate_levels, scar_fraction
 
 TARGET_KINDS: tuple[str, ...] = get_args(TargetKind)
 
@@ -51,6 +58,9 @@ def to_target(
     remote: np.ndarray | None = None,
     blood_pool: np.ndarray | None = None,
     name: str = "<image>",
+    tissue: tuple[np.ndarray, np.ndarray] | None = None,
+    axis: int = 2,
+    label_names: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Convert raw pixel values to scar targets in [0, 1].
 
@@ -59,8 +69,13 @@ def to_target(
     values : (I, J, K) raw pixel values.
     config : what the values are and how to normalise them.
     mask : (I, J, K) bool or None; range checks and intensity normalisation look only inside it.
-    remote, blood_pool : (I, J, K) bool reference masks for ``nsd`` and ``iir``.
+    remote, blood_pool : (I, J, K) bool reference masks for ``nsd`` and ``iir`` (``blood_pool`` also
+        sets the blood level of ``mixture``).
     name : the image's file name, for error messages.
+    tissue : (wall, blood) fractions of every prism, from the mesh (:func:`.tissue.tissue_fractions`);
+        needed by ``mixture``.
+    axis : the through-plane voxel axis.
+    label_names : label name -> value, for label names in ``scar_label``.
 
     Returns
     -------
@@ -73,9 +88,69 @@ def to_target(
         When values lie outside the range of their kind, or a reference mask is missing or empty.
     """
     values = np.asarray(values, dtype=np.float64)
+    if config.kind == "label":
+        scar = resolve_labels(config.scar_label or (), label_names, name, "scar_label")
+        return _convert(values, "label", mask, scar, name), {"target": "label", "scar_labels": list(scar)}
     if config.kind != "intensity":
-        return _convert(values, config.kind, mask, config.scar_label, name), {"target": config.kind}
+        return _convert(values, config.kind, mask, None, name), {"target": config.kind}
+    if config.normalise == "mixture":
+        return _mixture(values, mask, name, config, blood_pool, tissue, axis)
     return _normalise(values, mask, name, config, remote, blood_pool)
+
+
+def resolve_labels(labels: Labels, names: dict[str, int] | None, name: str, field: str) -> tuple[int, ...]:
+    """Label values of ``labels`` (values, or names looked up in ``names``)."""
+    out = []
+    for label in labels:
+        if isinstance(label, int):
+            out.append(label)
+        elif names is None:
+            raise InputError(f"{name}: `{field}` {label!r} is a name; give `labels` (a labels.yaml) or label values")
+        elif label not in names:
+            raise InputError(f"{name}: `{field}` {label!r} is not in the labels file ({', '.join(sorted(names))})")
+        else:
+            out.append(int(names[label]))
+    return tuple(out)
+
+
+def _mixture(
+    values: np.ndarray,
+    mask: np.ndarray | None,
+    name: str,
+    config: TargetConfig,
+    blood_pool: np.ndarray | None,
+    tissue: tuple[np.ndarray, np.ndarray] | None,
+    axis: int,
+) -> tuple[np.ndarray, dict]:
+    """Raw intensity -> the scar fraction of each prism's myocardium (:mod:`.tissue`)."""
+    if tissue is None:
+        raise InputError(
+            f"{name}: `normalise` mixture needs the mesh's tissue fractions (prepare computes them); "
+            "use minmax, fwhm, nsd or iir without a mesh"
+        )
+    wall, blood = tissue
+    if blood_pool is not None and not np.any(blood_pool & np.isfinite(values)):
+        raise InputError(f"{name}: the blood pool mask (`blood_pool_mask`) is empty on this image; give a mask with voxels")
+    try:
+        levels, info = estimate_levels(values, wall, blood, axis, mask, blood_pool)
+    except ValueError as exc:
+        raise InputError(
+            f"{name}: `normalise` mixture: {exc}; check that the mesh overlaps the image, or use fwhm / nsd"
+        ) from exc
+    if levels.scar <= levels.healthy:
+        raise InputError(
+            f"{name}: `normalise` mixture found no enhanced myocardium (scar level {levels.scar:.4g} <= "
+            f"healthy {levels.healthy:.4g}); use fwhm or nsd"
+        )
+    out = scar_fraction(values, wall, blood, levels, config.min_wall_fraction)
+    mapping = {
+        "target": "intensity",
+        "normalise": "mixture",
+        **{f"{k}_level": v for k, v in levels.as_dict().items()},
+        "min_wall_fraction": config.min_wall_fraction,
+        **info,
+    }
+    return out, mapping
 
 
 def _normalise(
@@ -130,13 +205,15 @@ def _normalise(
             "iir_high": iir_high,
         }
     else:
-        raise InputError(f"unknown `normalise` {method!r}; choose minmax, fwhm, nsd or iir")
+        raise InputError(f"unknown `normalise` {method!r}; choose mixture, minmax, fwhm, nsd or iir")
     out = (values >= threshold).astype(np.float64)
     out[nan] = np.nan
     return out, mapping
 
 
-def _convert(values: np.ndarray, kind: str, mask: np.ndarray | None, scar_label: int | None, name: str) -> np.ndarray:
+def _convert(
+    values: np.ndarray, kind: str, mask: np.ndarray | None, scar_label: tuple[int, ...] | None, name: str
+) -> np.ndarray:
     """probability / mask / label values -> targets (see :func:`to_target`)."""
     region = np.isfinite(values) if mask is None else (np.isfinite(values) & mask)
     inside = values[region]
@@ -160,7 +237,7 @@ def _convert(values: np.ndarray, kind: str, mask: np.ndarray | None, scar_label:
             raise InputError(f"{name}: `target` label needs `scar_label` N (the scar's label value)")
         if inside.size and not np.all(inside == np.round(inside)):
             raise InputError(f"{name}: `target` label needs integer labels; use `target` probability or intensity")
-        out = (values == scar_label).astype(np.float64)
+        out = np.isin(values, scar_label).astype(np.float64)
         out[~np.isfinite(values)] = np.nan
         return out
     raise InputError(f"unknown `target` {kind!r}; choose one of {', '.join(TARGET_KINDS)}")

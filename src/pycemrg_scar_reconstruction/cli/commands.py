@@ -69,6 +69,11 @@ def _print_prediction(result: Any, output: Path) -> None:
         f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
         f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}"
     )
+    region = f" of the {int(result.in_region.sum())} in the region" if not result.in_region.all() else ""
+    print(
+        f"beyond {result.support_mm:.3g} mm from any supervised node (prior {result.prior:g}): "
+        f"{100 * result.prior_share:.1f}% of the nodes{region}"
+    )
     print(f"wrote {output}")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..config import (
+    MeshConfig,
     ModelConfig,
     PredictConfig,
     RuntimeConfig,
@@ -30,6 +31,7 @@ from ..config import (
 
 #: Every model whose fields are options somewhere (for the field -> flag map of messages).
 _MODELS: tuple[type[BaseModel], ...] = (
+    MeshConfig,
     StackConfig,
     TargetConfig,
     TrainConfig,
@@ -43,10 +45,11 @@ _METAVAR = {Path: "PATH", int: "N", float: "X", str: "TEXT"}
 
 
 def flag_name(model: type[BaseModel], field: str, prefix: str = "") -> str:
-    """The flag of a field: ``--`` + its ``flag`` metadata or its name (``prefix`` first), dashed."""
+    """The flag of a field: ``--`` + its ``flag`` metadata, or ``prefix`` + its name; dashed."""
     extra = model.model_fields[field].json_schema_extra
-    name = extra.get("flag", field) if isinstance(extra, dict) else field
-    return "--" + (prefix + str(name)).replace("_", "-")
+    if isinstance(extra, dict) and "flag" in extra:
+        return "--" + str(extra["flag"]).replace("_", "-")
+    return "--" + (prefix + field).replace("_", "-")
 
 
 def _scalar(annotation: Any) -> Any:
@@ -87,6 +90,8 @@ def add_options(
         elif typing.get_origin(ann) is typing.Literal:
             choices = typing.get_args(ann)
             kwargs.update(choices=choices, type=type(choices[0]), metavar="{" + ",".join(map(str, choices)) + "}")
+        elif typing.get_origin(ann) is tuple:  # a list, given comma-separated; the model splits it
+            kwargs.update(type=str, metavar="A,B,...")
         else:
             kwargs["type"] = ann if ann in _METAVAR else str
             kwargs["metavar"] = _METAVAR.get(ann, "TEXT")

@@ -5,6 +5,7 @@ Every image becomes (values (I, J, K), affine (4, 4) voxel -> world RAS mm), wha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..config import StackConfig
 from ..errors import InputError
 from ..geometry import FRAME_TO_RAS, voxel_spacing
 from ..stack import SliceStack, StackGeometry
-from ..targets import to_target
+from ..targets import resolve_labels, to_target
 from .meshes import quiet_vtk_read
 from .paths import atomic_output, full_suffix, require_file
 
@@ -149,10 +150,35 @@ def _load_vtk_layer(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     return values[..., None], affine
 
 
-def read_stack(config: StackConfig) -> SliceStack:
-    """Read one stack (and its masks) and convert its values to scar targets."""
+def read_labels_file(path: Path) -> dict[str, int]:
+    """A pycemrg-style labels file: YAML with ``labels: {name: value}`` (or the mapping itself)."""
+    import yaml
+
+    require_file(Path(path), "labels file")
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{path}: not a readable YAML labels file ({type(exc).__name__}); write labels: {{name: value}}"
+        ) from exc
+    table = doc.get("labels", doc) if isinstance(doc, dict) else None
+    if not isinstance(table, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in table.values()):
+        raise InputError(f"{path}: expected labels: {{name: integer value}}; fix the file")
+    return {str(k): int(v) for k, v in table.items()}
+
+
+TissueOf = Callable[[StackGeometry], "tuple[np.ndarray, np.ndarray]"]
+
+
+def read_stack(config: StackConfig, tissue_of: TissueOf | None = None) -> SliceStack:
+    """Read one stack (and its masks) and convert its values to scar targets.
+
+    ``tissue_of`` gives the (wall, blood) fractions of a geometry's prisms from the mesh; the
+    ``mixture`` normalisation needs it (:func:`.api.prepare` passes it).
+    """
     path = Path(config.path)
     values, affine = load_image(path, "image", config.dicom_series)
+    names = read_labels_file(config.labels) if config.labels is not None else None
 
     def grid_mask(mask_path: Path | None, what: str) -> np.ndarray | None:
         if mask_path is None:
@@ -166,9 +192,15 @@ def read_stack(config: StackConfig) -> SliceStack:
         return mvals > 0.5
 
     mask = grid_mask(config.mask, "mask")
+    if config.myocardium_labels is not None:
+        mask = np.isin(values, resolve_labels(config.myocardium_labels, names, str(path), "myocardium_labels"))
+        if not mask.any():
+            raise InputError(f"{path}: no voxel has a `myocardium_labels` value; check the labels")
     if config.slice_thickness is None and full_suffix(path) in VTK_LAYER_SUFFIXES:
         raise InputError(f"{path}: a single VTK slice layer has no slice spacing; give `slice_thickness`")
     thickness = config.slice_thickness or float(voxel_spacing(affine)[config.axis])
+    geometry = StackGeometry(affine, values.shape, thickness, config.axis)
+    mixture = config.target.kind == "intensity" and config.target.normalise == "mixture"
     targets, mapping = to_target(
         values,
         config.target,
@@ -176,8 +208,10 @@ def read_stack(config: StackConfig) -> SliceStack:
         remote=grid_mask(config.remote_mask, "remote mask"),
         blood_pool=grid_mask(config.blood_pool_mask, "blood-pool mask"),
         name=str(path),
+        tissue=tissue_of(geometry) if (mixture and tissue_of is not None) else None,
+        axis=config.axis,
+        label_names=names,
     )
-    geometry = StackGeometry(affine, values.shape, thickness, config.axis)
     return SliceStack(values=targets, geometry=geometry, mask=mask, name=str(path), mapping=mapping)
 
 

@@ -6,6 +6,7 @@ Every read error becomes an :class:`~..errors.InputError` naming the file and th
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..config import MeshConfig
 from ..errors import InputError
-from ..geometry import UNIT_TO_MM, to_world_mm
+from ..geometry import FRAME_TO_RAS, UNIT_TO_MM, to_world_mm
 from .opencarp import read_opencarp, write_opencarp_elements, write_opencarp_points
 from .paths import atomic_output, full_suffix, require_file
 
@@ -102,10 +103,12 @@ def write_prediction(
     path: Path,
     cell_arrays: dict[str, np.ndarray] | None = None,
     source: MeshConfig | None = None,
+    field_arrays: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Write the prediction.
 
-    ``.vtk/.vtu/.vtp``: a copy of ``mesh`` (cells and arrays kept) with the extra point and cell arrays.
+    ``.vtk/.vtu/.vtp``: a copy of ``mesh`` (cells and arrays kept) with the extra point and cell
+    arrays, and ``field_arrays`` as field data (settings of the whole prediction).
     ``.pts`` (openCARP, NAME.pts): ``NAME.pts`` (micrometres, node order kept), ``NAME.elem`` with the
     ``scar_region`` cell array as region tags, one ``NAME.<array>.dat`` per float point array, and the
     source's ``.lon`` copied when present. ``source`` gives the mesh's units and where it came from.
@@ -118,6 +121,8 @@ def write_prediction(
             out.point_data[name] = values
         for name, values in cell_arrays.items():
             out.cell_data[name] = values
+        for name, values in (field_arrays or {}).items():
+            out.field_data[name] = values
         write_mesh(out, path)
         return
     base = path.with_suffix("")
@@ -138,3 +143,61 @@ def write_prediction(
     if source is not None and Path(source.path).with_suffix(".lon").exists():
         with atomic_output(base.with_suffix(".lon")) as tmp:
             tmp.write_bytes(Path(source.path).with_suffix(".lon").read_bytes())
+
+
+def region_nodes(mesh: Any, config: MeshConfig) -> np.ndarray | None:
+    """(N,) bool: the nodes of the mesh region ``config.region`` (None: the whole mesh).
+
+    A cell array selects the nodes of the cells whose value is one of the region values; a point
+    array selects the nodes whose value is.
+    """
+    if config.region is None:
+        return None
+    name, values = config.region
+    if name in mesh.cell_data:
+        offsets, conn, _ = mesh_cells(mesh)
+        chosen = np.isin(np.asarray(mesh.cell_data[name], dtype=np.float64), values)
+        sizes = np.diff(offsets)
+        nodes = np.zeros(mesh.n_points, dtype=bool)
+        nodes[conn[np.repeat(chosen, sizes)]] = True
+    elif name in mesh.point_data:
+        nodes = np.isin(np.asarray(mesh.point_data[name], dtype=np.float64), values)
+    else:
+        have = ", ".join([*mesh.cell_data.keys(), *mesh.point_data.keys()]) or "none"
+        raise InputError(f"{config.path}: no cell or point array '{name}' (it has: {have}); name one with `region_array`")
+    if not nodes.any():
+        raise InputError(f"{config.path}: no node of the mesh has '{name}' in {list(values)}; check `region_values`")
+    return nodes
+
+
+def myocardium_test(mesh: Any, config: MeshConfig) -> Callable[[np.ndarray], np.ndarray]:
+    """A test ``inside(world mm points) -> bool``: the point lies in a cell of the mesh (its myocardium).
+
+    Needs a volumetric mesh (cells with volume); world RAS mm is taken back to the mesh's frame and units.
+    """
+    import pyvista as pv
+
+    grid = mesh if hasattr(mesh, "celltypes") else mesh.cast_to_unstructured_grid()
+    volumetric = {
+        int(t)
+        for t in (
+            pv.CellType.TETRA,
+            pv.CellType.HEXAHEDRON,
+            pv.CellType.WEDGE,
+            pv.CellType.PYRAMID,
+            pv.CellType.VOXEL,
+            pv.CellType.QUADRATIC_TETRA,
+            pv.CellType.QUADRATIC_HEXAHEDRON,
+        )
+    }
+    if grid.n_cells == 0 or not np.isin(np.asarray(grid.celltypes), list(volumetric)).any():
+        raise InputError(
+            f"{config.path}: `normalise` mixture needs a volumetric mesh (cells with volume) to know how "
+            "much of each pixel is myocardium; give the volume mesh, or use fwhm / nsd"
+        )
+    to_mesh = FRAME_TO_RAS[config.frame] * UNIT_TO_MM[config.resolved_units]
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        return np.asarray(grid.find_containing_cell(np.asarray(points) / to_mesh)) >= 0
+
+    return inside

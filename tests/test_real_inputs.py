@@ -1,0 +1,156 @@
+"""Inputs as labs have them: LGE intensities, biventricular meshes with LV-only labels, label files,
+and the support of the answer (how far each node is from any evidence)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import pyvista as pv
+
+from pycemrg_scar_reconstruction.api import synth
+from pycemrg_scar_reconstruction.cli import main
+from pycemrg_scar_reconstruction.config import SynthConfig, TargetConfig
+from pycemrg_scar_reconstruction.errors import InputError
+from pycemrg_scar_reconstruction.io.artifacts import load_training_data
+from pycemrg_scar_reconstruction.prediction import apply_support, support_distance
+from pycemrg_scar_reconstruction.targets import to_target
+from tests.conftest import SMALL
+
+
+@pytest.fixture(scope="module")
+def bv_case(tmp_path_factory):
+    """A small biventricular case, as probabilities (LV labels only) and as LGE intensity."""
+    return synth(SynthConfig(seed=2, biventricular=True, intensity=True, **SMALL), tmp_path_factory.mktemp("bv"))
+
+
+def _inputs(case, image="probability", mask="probability_mask"):
+    return ["--mesh", str(case["mesh"]), "--image", str(case[image]), "--mask", str(case[mask]), "--slice-thickness", "8"]
+
+
+def test_distance_and_prior_on_a_tiny_mesh():
+    points = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [4, 0, 0], [12, 0, 0], [22, 0, 0]])
+    supervised = np.array([True, True, True, False, False, False])
+    d = support_distance(points, supervised)
+    np.testing.assert_allclose(d, [0, 0, 0, 2, 10, 20])
+    p, u, beyond = apply_support(np.full(6, 0.8), np.full(6, 0.01), d, support_mm=5.0, prior=0.0)
+    np.testing.assert_array_equal(beyond, [False, False, False, False, True, True])
+    np.testing.assert_allclose(p, [0.8, 0.8, 0.8, 0.8, 0.0, 0.0])
+    # beyond the cutoff the uncertainty grows with the distance: 0.5 * min(1, d / (2 * 5))
+    np.testing.assert_allclose(u, [0.01, 0.01, 0.01, 0.01, 0.5, 0.5])
+    _, u2, _ = apply_support(np.zeros(1), np.zeros(1), np.array([7.5]), support_mm=5.0, prior=0.3)
+    np.testing.assert_allclose(u2, [0.375])
+
+
+def test_biventricular_case_has_no_rv_scar_beyond_the_support(bv_case, tmp_path, capsys):
+    out = tmp_path / "bv.vtu"
+    assert main(["run", *_inputs(bv_case), "--output", str(out), "--max-epochs", "80", "--quiet", "--no-report"]) == 0
+    assert "beyond 5 mm from any supervised node" in capsys.readouterr().out
+    mesh = pv.read(out)
+    rv = mesh.point_data["is_LV"] == 0
+    assert rv.sum() > 100
+    d, p, u = (np.asarray(mesh.point_data[k]) for k in ("scar_distance_mm", "scar_probability", "scar_uncertainty"))
+    far_rv = rv & (d > 5.0)
+    assert far_rv.sum() > 50
+    assert np.all(p[far_rv] < 0.5)
+    assert np.all(u[far_rv] >= 0.25)  # the uncertainty says these are guesses
+    assert np.all(d[mesh.point_data["scar_supervised"] == 1] == 0)
+
+
+def test_region_keeps_every_node_and_cell_and_zeroes_the_outside(bv_case, tmp_path):
+    out = tmp_path / "lv.vtu"
+    args = [*_inputs(bv_case), "--region-array", "is_LV", "--region-values", "1", "--output", str(out)]
+    assert main(["run", *args, "--max-epochs", "40", "--quiet", "--threshold", "0.5"]) == 0
+    mesh, source = pv.read(out), pv.read(bv_case["mesh"])
+    assert (mesh.n_points, mesh.n_cells) == (source.n_points, source.n_cells)
+    rv = source.point_data["is_LV"] == 0
+    for name in ("scar_probability", "scar_uncertainty", "scar_supervised", "scar_in_region", "scar_binary"):
+        assert np.all(mesh.point_data[name][rv] == 0), name
+    assert np.all(mesh.point_data["scar_in_region"][~rv] == 1)
+    # no training group holds an RV node
+    data = load_training_data(tmp_path / "lv_data.npz")
+    assert not np.any(rv[data.member_node])
+    report = json.loads((tmp_path / "lv_report" / "report.json").read_text())
+    assert report["support"]["region_share"] == pytest.approx(1 - rv.mean())
+
+
+def test_bad_region_names_the_array(bv_case, tmp_path, capsys):
+    code = main(["prepare", *_inputs(bv_case), "--region-array", "nope", "--output", str(tmp_path / "d.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope" in err and "is_LV" in err and "--region-array" in err
+
+
+def test_intensity_mixture_is_close_to_the_probabilities(bv_case, tmp_path):
+    # the same prisms, as LGE signal with blood-pool partial volume, and as probabilities
+    for name, extra in (("p", _inputs(bv_case)), ("i", [*_inputs(bv_case, "image", "mask"), "--target", "intensity"])):
+        assert main(["prepare", *extra, "--output", str(tmp_path / f"{name}.npz")]) == 0
+    p, i = load_training_data(tmp_path / "p.npz"), load_training_data(tmp_path / "i.npz")
+    mapping = json.loads(str(i.stack_mapping[0]))
+    truth = json.loads(bv_case["facts"].read_text())["tissue_levels"]
+    assert mapping["normalise"] == "mixture"
+    for tissue in ("healthy", "scar", "blood"):
+        assert mapping[f"{tissue}_level"] == pytest.approx(truth[tissue], rel=0.15), tissue
+    # groups both have (same pixels): targets agree to the noise
+    key_p = {tuple(k): t for k, t in zip(p.group_keys.tolist(), p.group_target)}
+    both = [(key_p[tuple(k)], t) for k, t in zip(i.group_keys.tolist(), i.group_target) if tuple(k) in key_p]
+    a, b = np.array(both).T
+    assert len(both) > 200 and np.mean(np.abs(a - b)) < 0.08
+
+
+def test_label_lists_names_and_myocardium_from_the_label_image(tmp_path):
+    labels = np.array([0, 1, 2, 3, 1, 9], dtype=float).reshape(1, 1, 6)
+    out, mapping = to_target(labels, TargetConfig(kind="label", scar_label="2,3"))
+    np.testing.assert_array_equal(out.ravel(), [0, 0, 1, 1, 0, 0])
+    names = {"myocardium": 1, "scar": 2, "mvo": 3}
+    out, mapping = to_target(labels, TargetConfig(kind="label", scar_label="scar,mvo"), label_names=names)
+    assert mapping["scar_labels"] == [2, 3]
+    with pytest.raises(InputError, match="`labels`"):
+        to_target(labels, TargetConfig(kind="label", scar_label="scar"))
+    with pytest.raises(InputError, match="'fibrosis' is not in the labels file"):
+        to_target(labels, TargetConfig(kind="label", scar_label="fibrosis"), label_names=names)
+
+
+def test_label_file_through_the_cli(small_case, tmp_path, capsys):
+    img = nib.load(small_case["image"])
+    prob, mask = np.asarray(img.dataobj), np.asarray(nib.load(small_case["mask"]).dataobj) > 0.5
+    lab = np.where(mask, np.where(prob >= 0.5, np.where(prob >= 0.9, 3, 2), 1), 0).astype(np.int16)
+    nib.save(nib.Nifti1Image(lab, img.affine), tmp_path / "labels.nii.gz")
+    (tmp_path / "labels.yaml").write_text("labels:\n  myocardium: 1\n  scar: 2\n  mvo: 3\n")
+    common = [
+        "--mesh",
+        str(small_case["mesh"]),
+        "--image",
+        str(tmp_path / "labels.nii.gz"),
+        "--slice-thickness",
+        "8",
+        "--target",
+        "label",
+        "--labels",
+        str(tmp_path / "labels.yaml"),
+    ]
+    assert (
+        main(
+            [
+                "prepare",
+                *common,
+                "--scar-label",
+                "scar,mvo",
+                "--myocardium-labels",
+                "myocardium,scar,mvo",
+                "--output",
+                str(tmp_path / "d.npz"),
+            ]
+        )
+        == 0
+    )
+    data = load_training_data(tmp_path / "d.npz")
+    v = lab[tuple(data.group_voxel.T)]
+    assert np.all(v >= 1)  # the mask came from the label image: no background pixel is a group
+    np.testing.assert_array_equal(data.group_target, (v >= 2).astype(np.float32))
+    capsys.readouterr()
+    code = main(["prepare", *common, "--scar-label", "fibrosis", "--output", str(tmp_path / "e.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "'fibrosis' is not in the labels file" in err and "Traceback" not in err
+    assert not (tmp_path / "e.npz").exists()

@@ -1,0 +1,68 @@
+"""The partial-volume LGE model: the mix, its inversion, tissue fractions from a mesh, tissue levels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pycemrg_scar_reconstruction.stack import StackGeometry
+from pycemrg_scar_reconstruction.tissue import (
+    TissueLevels,
+    estimate_levels,
+    lge_signal,
+    scar_fraction,
+    tissue_fractions,
+)
+
+LEVELS = TissueLevels(healthy=100.0, scar=350.0, blood=260.0, outside=50.0)
+
+
+def test_hand_made_pixels_invert_to_their_scar_fraction():
+    # pure healthy, pure scar, half healthy half scar, half healthy myocardium half blood, a third of each tissue
+    wall = np.array([1.0, 1.0, 1.0, 0.5, 1 / 3])
+    scar = np.array([0.0, 1.0, 0.5, 0.0, 0.0])
+    blood = np.array([0.0, 0.0, 0.0, 0.5, 1 / 3])
+    signal = lge_signal(wall, scar, blood, LEVELS)
+    np.testing.assert_allclose(signal, [100, 350, 225, 180, 100 / 3 + 260 / 3 + 50 / 3])
+    np.testing.assert_allclose(scar_fraction(signal, wall, blood, LEVELS, min_wall=0.3), scar, atol=1e-12)
+    # the half-blood pixel is as bright as 32% scar would be: a threshold at half the maximum calls it scar
+    assert signal[3] >= 0.5 * signal.max()
+
+
+def test_too_little_myocardium_is_not_a_target():
+    out = scar_fraction(np.array([200.0, 200.0]), np.array([0.29, 0.3]), np.array([0.5, 0.5]), LEVELS, min_wall=0.3)
+    assert np.isnan(out[0]) and np.isfinite(out[1])
+
+
+def test_fractions_of_a_ring_and_its_hole_by_hand():
+    # 1 mm pixels, one 4 mm slice; myocardium: the ring 5 <= r <= 10 mm about (0, 0), any z
+    g = StackGeometry(
+        np.diag([1.0, 1.0, 4.0, 1.0]) + np.array([[0, 0, 0, -15], [0, 0, 0, -15], [0] * 4, [0] * 4]), (31, 31, 1), 4.0
+    )
+
+    def inside(p: np.ndarray) -> np.ndarray:
+        r = np.hypot(p[:, 0], p[:, 1])
+        return (r >= 5) & (r <= 10)
+
+    wall, blood = tissue_fractions(inside, g, (np.array([-10.0, -10, -2]), np.array([10.0, 10, 2])), sub=8, levels=2)
+    centre = (15, 15, 0)  # world (0, 0): in the hole
+    assert wall[centre] == 0 and blood[centre] == 1
+    assert wall[15 + 7, 15, 0] == 1 and blood[15 + 7, 15, 0] == 0  # world (7, 0): in the ring
+    assert wall[0, 0, 0] == 0 and blood[0, 0, 0] == 0  # a corner, outside
+    # areas: ring pi (100 - 25), hole pi 25 (mm^2 = pixels), to the sampling's accuracy
+    assert wall.sum() == pytest.approx(np.pi * 75, rel=0.02)
+    assert blood.sum() == pytest.approx(np.pi * 25, rel=0.03)
+
+
+def test_levels_are_recovered_from_pure_pixels():
+    rng = np.random.default_rng(0)
+    n = 4000
+    # 70% pure myocardium (a fifth of it scar), 20% pure blood, 10% outside near the heart
+    kind = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
+    scar = (rng.uniform(size=n) < 0.2).astype(float)
+    wall, blood = (kind == 0).astype(float), (kind == 1).astype(float)
+    values = lge_signal(wall, scar, blood, LEVELS) + rng.normal(0, 8, n)
+    levels, info = estimate_levels(values.reshape(-1, 1, 1), wall.reshape(-1, 1, 1), blood.reshape(-1, 1, 1), axis=2)
+    assert levels.healthy == pytest.approx(100, abs=3) and levels.scar == pytest.approx(350, abs=5)
+    assert levels.blood == pytest.approx(260, abs=3) and levels.outside == pytest.approx(50, abs=5)
+    assert info["enhanced_class_weight"] == pytest.approx(0.2, abs=0.03)
