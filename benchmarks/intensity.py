@@ -89,10 +89,18 @@ def main() -> None:
             mesh = MeshConfig(path=case["mesh"])
             truth = np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], dtype=np.float64)
             row: dict[str, float | int | str] = {"seed": seed, "synth_s": round(time.perf_counter() - t0, 1)}
+            rv = np.asarray(pv.read(case["mesh"]).point_data["is_LV"]) == 0 if args.biventricular else None
             for name, stack in inputs(case, facts["slice_thickness_mm"]).items():
                 data = prepare(PrepareConfig(mesh=mesh, stacks=[stack]))
                 fitted = train(data, TrainConfig(), runtime=QUIET)
-                p = predict(fitted, mesh, None, PredictConfig()).probability
+                result = predict(fitted, mesh, None, PredictConfig())
+                p = result.probability
+                if rv is not None and name in ("probability", "mixture"):
+                    # RV nodes called scar, with the support rule (the default) and without it
+                    free = predict(fitted, mesh, None, PredictConfig(support_mm=1e9)).probability
+                    row[f"{name} RV >= 0.5"] = round(float(np.mean(p[rv] >= 0.5)), 4)
+                    row[f"{name} RV >= 0.5 without support rule"] = round(float(np.mean(free[rv] >= 0.5)), 4)
+                    row[f"{name} RV prior share"] = round(float(np.mean(result.distance[rv] > result.support_mm)), 3)
                 row[name] = round(dice(p, truth), 3)
                 row[name + " MAE"] = round(mae(p, truth), 4)
                 if name == "mixture":  # estimated tissue levels against the true ones

@@ -139,9 +139,10 @@ class RVShape:
         return -RV_LENGTH * (self.lv.c_endo + self.lv.wall)
 
     def lv_epi_radius(self, z: np.ndarray) -> np.ndarray:
-        """The LV epicardial radius at height z (the larger of its two semi-axes)."""
+        """The LV epicardial radius at height z, by its smaller semi-axis: the free wall's ends then
+        reach into the LV wall, so the RV cavity is closed (no gap at the junctions)."""
         c = self.lv.c_endo + self.lv.wall
-        r0 = max(self.lv.a_endo, self.lv.b_endo) + self.lv.wall
+        r0 = min(self.lv.a_endo, self.lv.b_endo) + self.lv.wall
         return r0 * np.sqrt(np.clip(1 - (z / c) ** 2, 0, None))
 
     def position(self, z: np.ndarray, theta: np.ndarray, t: np.ndarray) -> np.ndarray:

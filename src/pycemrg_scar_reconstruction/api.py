@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .alignment import Alignment, estimate_offsets
 from .config import (
     MeshConfig,
     PredictConfig,
@@ -27,7 +28,7 @@ from .errors import InputError
 from .forward import frame_search, overlap_share
 from .geometry import bounding_box
 from .io.artifacts import load_model, load_training_data, save_model, save_training_data
-from .io.images import TissueOf, read_stack, write_nifti
+from .io.images import OffsetsOf, TissueOf, read_stack, write_nifti
 from .io.meshes import (
     check_mesh_output,
     mesh_cells,
@@ -128,6 +129,50 @@ def _tissue_of(mesh_obj: Any, points: np.ndarray, mesh: MeshConfig, stack: Stack
     return tissue
 
 
+def _offsets_of(
+    mesh_obj: Any, points: np.ndarray, config: PrepareConfig, region: np.ndarray | None, found: dict[str, Alignment]
+) -> OffsetsOf | None:
+    """Per-slice breath-hold offsets of a stack from its mask against the mesh (``align_slices``); each
+    stack's :class:`.alignment.Alignment` is kept in ``found`` by stack name."""
+    if not config.align_slices:
+        return None
+    inside = myocardium_test(mesh_obj, config.mesh, region, why="`align_slices`")
+
+    def offsets(geometry: StackGeometry, mask: np.ndarray | None, name: str) -> np.ndarray | None:
+        if mask is None:
+            logger.warning(
+                "%s: no myocardium mask, so its slices are not aligned (`align_slices` needs `mask` or `myocardium_labels`)",
+                name,
+            )
+            return None
+        if overlap_share(points, [geometry]) == 0.0:
+            stub = SliceStack(values=np.zeros(geometry.shape), geometry=geometry, name=name)
+            raise InputError(_no_overlap_message(config.mesh, np.asarray(mesh_obj.points, np.float64), points, [stub]))
+        result = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, config.align_max_normal_mm)
+        found[name] = result
+        return result.offsets
+
+    return offsets
+
+
+def slice_offsets_mm(data: TrainingData) -> dict[str, list[list[float]]]:
+    """``report.json``'s ``slice_offsets_mm``: each stack's file name without extensions -> one
+    ``[di, dj, dn]`` (mm) per slice."""
+    out = {}
+    for name, g in zip(data.stack_names, data.stacks):
+        stem = Path(str(name)).name
+        stem = stem[: -len(full_suffix(Path(stem)))] if full_suffix(Path(stem)) else stem
+        offsets = g.slice_offsets if g.slice_offsets is not None else np.zeros((g.n_slices, 3))
+        out[stem] = np.round(offsets, 3).tolist()
+    return out
+
+
+def alignment_picture_path(output: Path) -> Path:
+    """Where ``prepare`` puts the alignment picture beside its training data: ``<stem>_alignment.png``."""
+    output = Path(output)
+    return output.with_name(output.name[: -len(full_suffix(output))] + "_alignment.png")
+
+
 def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     """Map the mesh nodes into the prisms of every stack's pixels and group them.
 
@@ -143,7 +188,9 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     """
     mesh_obj, points = read_mesh(config.mesh)
     region = region_nodes(mesh_obj, config.mesh)
-    stacks = [read_stack(sc, _tissue_of(mesh_obj, points, config.mesh, sc)) for sc in config.stacks]
+    alignments: dict[str, Alignment] = {}
+    offsets_of = _offsets_of(mesh_obj, points, config, region, alignments)
+    stacks = [read_stack(sc, _tissue_of(mesh_obj, points, config.mesh, sc), offsets_of) for sc in config.stacks]
     share = overlap_share(points, [st.geometry for st in stacks])
     if share == 0.0:
         raw = np.asarray(mesh_obj.points, dtype=np.float64)  # the mesh's own frame and units
@@ -162,6 +209,11 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
         )
     if output is not None:
         save_training_data(data, Path(output))
+        if alignments:
+            from .figures import plot_alignment
+
+            stacks_by_name = {st.name: st for st in stacks}
+            plot_alignment({n: (stacks_by_name[n], a) for n, a in alignments.items()}, alignment_picture_path(output))
     return data
 
 
@@ -351,7 +403,7 @@ def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> 
     if output is not None:
         check_mesh_output(Path(output))
     mesh_obj, points = read_mesh(config.mesh)
-    stacks = [read_stack(sc) for sc in config.stacks]
+    stacks = [read_stack(sc, _tissue_of(mesh_obj, points, config.mesh, sc)) for sc in config.stacks]
     if len(stacks) > 1:
         logger.warning("baselines use the first stack only (%s)", stacks[0].name)
     values = METHODS[method](points, stacks[0]).astype(np.float32)
@@ -385,6 +437,7 @@ def report(
     out = Path(output_dir)
     mesh_obj = read_mesh(mesh)[0]
     result = validate(data, config, mesh=mesh, mesh_obj=mesh_obj)
+    result["slice_offsets_mm"] = slice_offsets_mm(data)
     result["stacks"] = [
         {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}
         for name, g, mapping in zip(data.stack_names, data.stacks, data.stack_mapping)

@@ -168,10 +168,17 @@ class StackConfig(_Config):
 
 
 class PrepareConfig(_Config):
-    """Inputs of ``prepare``: one mesh, one or more stacks."""
+    """Inputs of ``prepare``: one mesh, one or more stacks, and whether to correct breath-hold offsets."""
 
     mesh: MeshConfig
     stacks: list[StackConfig] = Field(min_length=1)
+    align_slices: bool = Field(
+        False,
+        description="estimate each slice's breath-hold offset from its myocardium mask against the mesh and "
+        "correct the memberships with it (stacks with a mask)",
+    )
+    align_max_inplane_mm: PositiveFloat = Field(10.0, description="bound of the in-plane offset search, mm per axis")
+    align_max_normal_mm: PositiveFloat = Field(5.0, description="bound of the through-plane offset search, mm")
 
 
 class SynthConfig(_Config):
@@ -192,6 +199,12 @@ class SynthConfig(_Config):
         "pool and outside in every prism, Rician noise, a segmentation-like mask (also writes the probability stack)",
     )
     rician_sigma: PositiveFloat = Field(12.0, description="noise of the intensity stack (per channel), intensity units")
+    shift: float = Field(
+        0.0,
+        ge=0,
+        description="breath-hold misregistration: each short-axis slice sees the heart displaced by a random "
+        "offset, standard deviation this (mm) in plane and half of it through plane (true offsets in case.json)",
+    )
     biventricular: bool = Field(
         False, description="add an RV free wall attached to the LV (mesh arrays is_LV); LGE scar in the LV wall only"
     )

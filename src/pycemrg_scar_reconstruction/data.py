@@ -5,12 +5,12 @@ Built from world-mm mesh points and :class:`~.stack.SliceStack` objects with the
 from a dict of arrays (``to_arrays`` / ``from_arrays``), and ``from_arrays`` checks everything it
 is given. In memory the stacks' geometry is one :class:`~.stack.StackGeometry` per stack.
 
-Array layout (the ``.npz`` keys, format version 2)
+Array layout (the ``.npz`` keys, format version 3)
 --------------------------------------------------
 ====================  ==========  =====================================================
 key                   shape       meaning
 ====================  ==========  =====================================================
-format_version        ()          int: 2
+format_version        ()          int: 3 (2: before per-slice offsets)
 points                (N, 3)      float64 node coordinates, world RAS mm
 member_node           (M,)        int64 node index of each membership
 member_group          (M,)        int64 group index, sorted ascending
@@ -26,6 +26,8 @@ stack_affines         (S, 4, 4)   float64 voxel -> world
 stack_shapes          (S, 3)      int64 image shape
 stack_thickness       (S,)        float64 mm
 stack_axis            (S,)        int64 through-plane axis
+stack_slice_offsets   (K, 3)      float64 mm, per-slice offsets [di, dj, dn] of every stack's slices in
+                                  stack order (K = total slices; zeros: no correction)
 stack_mapping         (S,)        str, JSON: how raw values became targets (thresholds...)
 ====================  ==========  =====================================================
 """
@@ -46,7 +48,7 @@ from .stack import SliceStack, StackGeometry
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: The array keys of the ``.npz`` besides the stack geometry (:data:`STACK_KEYS`) and the version.
 _ARRAY_FIELDS = (
     "points",
@@ -63,7 +65,7 @@ _ARRAY_FIELDS = (
     "stack_mapping",
 )
 #: The ``.npz`` keys of the stacks' geometry, one entry per stack.
-STACK_KEYS = ("stack_affines", "stack_shapes", "stack_thickness", "stack_axis")
+STACK_KEYS = ("stack_affines", "stack_shapes", "stack_thickness", "stack_axis", "stack_slice_offsets")
 
 
 def stack_arrays(stacks: tuple[StackGeometry, ...] | list[StackGeometry]) -> dict[str, np.ndarray]:
@@ -73,6 +75,9 @@ def stack_arrays(stacks: tuple[StackGeometry, ...] | list[StackGeometry]) -> dic
         "stack_shapes": np.array([g.shape for g in stacks], dtype=np.int64).reshape(-1, 3),
         "stack_thickness": np.array([g.thickness for g in stacks], dtype=np.float64),
         "stack_axis": np.array([g.axis for g in stacks], dtype=np.int64),
+        "stack_slice_offsets": np.concatenate(
+            [g.slice_offsets if g.slice_offsets is not None else np.zeros((g.n_slices, 3)) for g in stacks]
+        ).reshape(-1, 3),
     }
 
 
@@ -86,9 +91,18 @@ def stacks_from_arrays(arrays: dict[str, np.ndarray]) -> tuple[StackGeometry, ..
             f"stack arrays disagree: affines {affines.shape}, shapes {shapes.shape}, "
             f"thickness {thickness.shape}, axis {axis.shape}"
         )
+    offsets = np.asarray(arrays["stack_slice_offsets"], dtype=np.float64)
+    counts = [int(shapes[s, int(axis[s])]) for s in range(n)] if n and np.all(np.isin(axis, (0, 1, 2))) else []
+    if offsets.shape != (sum(counts), 3):
+        raise ValueError(f"stack_slice_offsets has shape {offsets.shape}, expected ({sum(counts)}, 3)")
+    per_stack = np.split(offsets, np.cumsum(counts)[:-1]) if counts else []
     return tuple(
         StackGeometry(
-            affines[s], (int(shapes[s, 0]), int(shapes[s, 1]), int(shapes[s, 2])), float(thickness[s]), int(axis[s])
+            affines[s],
+            (int(shapes[s, 0]), int(shapes[s, 1]), int(shapes[s, 2])),
+            float(thickness[s]),
+            int(axis[s]),
+            per_stack[s],
         )
         for s in range(n)
     )
@@ -344,6 +358,10 @@ def summary(data: TrainingData) -> str:
             f"groups per slice {{{per_slice}}}"
         )
         lines.append(f"  targets: {_format_mapping(json.loads(str(data.stack_mapping[si])))}")
+        offsets = data.stacks[si].slice_offsets
+        if offsets is not None:
+            rows = "; ".join(f"{k}: [{o[0]:+.1f}, {o[1]:+.1f}, {o[2]:+.1f}]" for k, o in enumerate(offsets))
+            lines.append(f"  slice offsets [di, dj, dn] mm (the heart's displacement per slice): {rows}")
     for row in stack_disagreement(data):
         lines.append(
             f"stack {row['stack']} vs the other stacks where prisms intersect: "

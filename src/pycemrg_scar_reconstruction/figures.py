@@ -142,3 +142,38 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
         with atomic_output(Path(path)) as tmp:
             plotter.screenshot(str(tmp))
         plotter.close()
+
+
+def plot_alignment(found: dict[str, tuple[Any, Any]], path: Path) -> None:
+    """Per stack and slice, the mask's contour over the mesh's cross-section before and after alignment.
+
+    ``found`` maps a stack name to (its :class:`~.stack.SliceStack`, its :class:`~.alignment.Alignment`).
+    """
+    plt = _pyplot()
+    rows = [
+        (name, stack, al, k)
+        for name, (stack, al) in found.items()
+        for k in range(len(al.offsets))
+        if np.isfinite(al.dice_before[k])
+    ]
+    if not rows:
+        return
+    fig, axes = plt.subplots(len(rows), 2, figsize=(6.4, 3.0 * len(rows)), squeeze=False)
+    for row, (name, stack, al, k) in zip(axes, rows):
+        g = stack.geometry
+        sl: list[slice | int] = [slice(None)] * 3
+        sl[g.axis] = k
+        mask = np.asarray(stack.mask)[tuple(sl)].astype(float)
+        for ax, wall, title in ((row[0], al.wall_before[k], "before"), (row[1], al.wall_after[k], "after")):
+            ax.imshow(wall.T, cmap="gray", vmin=0, vmax=1, origin="lower", interpolation="nearest")
+            ax.contour(mask.T, levels=[0.5], colors="tab:orange", linewidths=1.0, origin="lower")
+            dice = al.dice_before[k] if title == "before" else al.dice_after[k]
+            extra = "" if title == "before" else " offset [{:+.1f}, {:+.1f}, {:+.1f}] mm".format(*al.offsets[k])
+            ax.set_title(f"{Path(name).name} slice {k} {title}: Dice {dice:.2f}{extra}", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle("mask (orange) over the mesh's myocardium (grey)", fontsize=8)
+    fig.tight_layout()
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)

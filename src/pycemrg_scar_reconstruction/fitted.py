@@ -5,11 +5,11 @@ A checkpoint is a dict of tensors and plain values, readable with ``torch.load(w
 ==================  =====================================================================
 key                 meaning
 ==================  =====================================================================
-format, version     ``pycemrg_scar_reconstruction.model``, 1
+format, version     ``pycemrg_scar_reconstruction.model``, 2 (1: before per-slice offsets)
 state_dict          the network's weights (and the Fourier matrix ``B``)
 config              :class:`~.config.TrainConfig` as JSON
 norm_center/scale   the isotropic normalisation of the training mesh (mm)
-stacks              dict: affines (S, 4, 4), shapes (S, 3), thickness (S,), axis (S,)
+stacks              dict: affines (S, 4, 4), shapes (S, 3), thickness (S,), axis (S,), slice_offsets (K, 3)
 group_keys          (G, 4) int32: stack, i, j, k of every training group
 data_hash           fingerprint of the training data
 data_summary        nodes, groups, memberships, supervised nodes, stacks, group sampling
@@ -36,11 +36,17 @@ from .model import ScarMLP
 from .stack import StackGeometry
 
 CHECKPOINT_FORMAT = "pycemrg_scar_reconstruction.model"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 #: Settings that earlier versions stored in the training config and are now runtime settings.
 _RUNTIME_KEYS = ("device", "amp", "compile", "deterministic", "quiet")
 #: Checkpoint "stacks" entry -> training-data array key (the same layout).
-_STACK_ENTRY = {"affines": "stack_affines", "shapes": "stack_shapes", "thickness": "stack_thickness", "axis": "stack_axis"}
+_STACK_ENTRY = {
+    "affines": "stack_affines",
+    "shapes": "stack_shapes",
+    "thickness": "stack_thickness",
+    "axis": "stack_axis",
+    "slice_offsets": "stack_slice_offsets",
+}
 
 
 def data_fingerprint(data: TrainingData) -> str:

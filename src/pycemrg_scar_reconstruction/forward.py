@@ -39,11 +39,16 @@ def prism_memberships(points: np.ndarray, geometry: StackGeometry) -> tuple[np.n
     points : (N, 3) world mm, in the same frame as the affine.
     geometry : the stack's geometry.
 
+    With per-slice offsets (``geometry.slice_offsets``) a node x is tested against slice k at
+    x + d_k, one slice at a time.
+
     Returns
     -------
     node : (M,) int64 node indices, ascending.
     voxel : (M, 3) int64 voxel indices (i, j, k) of each membership.
     """
+    if geometry.slice_offsets is not None:
+        return _memberships_per_slice(points, geometry)
     shape_arr = np.asarray(geometry.shape, dtype=np.int64)
     axis = geometry.axis
     c = geometry.to_index(points)
@@ -70,6 +75,29 @@ def prism_memberships(points: np.ndarray, geometry: StackGeometry) -> tuple[np.n
     voxel[:, b] = pix[node, 1]
     voxel[:, axis] = s
     return node, voxel
+
+
+def _memberships_per_slice(points: np.ndarray, geometry: StackGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`prism_memberships` with each slice's own offset (a loop over the slices, a handful)."""
+    plain = geometry.with_offsets(None)
+    spacing_k = float(geometry.spacing[geometry.axis])
+    a, b = geometry.inplane
+    shape = np.asarray(geometry.shape)
+    nodes, voxels = [], []
+    for k, d in enumerate(geometry.world_offsets()):
+        c = plain.to_index(np.asarray(points, np.float64) + d)
+        pix = round_half_up(c[:, [a, b]])
+        keep = (pix >= 0).all(axis=1) & (pix < shape[[a, b]]).all(axis=1)
+        keep &= np.abs(c[:, geometry.axis] - k) * spacing_k <= 0.5 * geometry.thickness
+        node = np.flatnonzero(keep)
+        vox = np.empty((len(node), 3), dtype=np.int64)
+        vox[:, a], vox[:, b], vox[:, geometry.axis] = pix[node, 0], pix[node, 1], k
+        nodes.append(node)
+        voxels.append(vox)
+    node = np.concatenate(nodes)
+    voxel = np.concatenate(voxels)
+    order = np.lexsort((voxel[:, geometry.axis], node))  # ascending nodes, like the fast path
+    return node[order].astype(np.int64), voxel[order]
 
 
 def _slice_major(geometry: StackGeometry) -> tuple[tuple[int, ...], tuple[int, ...]]:

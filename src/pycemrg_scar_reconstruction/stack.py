@@ -30,14 +30,19 @@ class StackGeometry:
         Slice thickness in mm along the through-plane axis (the prism height; not the spacing).
     axis : int
         The through-plane voxel axis (0, 1 or 2).
-
-    A per-slice rigid correction (breath-hold misregistration) belongs here when it is added.
+    slice_offsets : (K, 3) float64 or None
+        Per-slice correction for breath-hold misregistration: while slice k was acquired the heart
+        was displaced by d_k, so a mesh point x appears in slice k at x + d_k. Given in mm along
+        the image's in-plane axes (unit vectors of the affine's two in-plane columns, in their
+        order) and the slice normal: ``[d_i, d_j, d_n]``. None: no correction (all zero).
+        Translations only: rotations between breath-holds are not modelled.
     """
 
     affine: np.ndarray
     shape: tuple[int, int, int]
     thickness: float
     axis: int = 2
+    slice_offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         affine = np.asarray(self.affine, dtype=np.float64)
@@ -54,6 +59,14 @@ class StackGeometry:
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "thickness", float(self.thickness))
         object.__setattr__(self, "axis", int(self.axis))
+        if self.slice_offsets is not None:
+            offsets = np.asarray(self.slice_offsets, dtype=np.float64)
+            if offsets.shape != (shape[int(self.axis)], 3) or not np.all(np.isfinite(offsets)):
+                raise ValueError(
+                    f"slice offsets must be finite, one [di, dj, dn] per slice ({shape[int(self.axis)]}), "
+                    f"got shape {offsets.shape}"
+                )
+            object.__setattr__(self, "slice_offsets", None if not offsets.any() else offsets)
 
     @property
     def spacing(self) -> np.ndarray:
@@ -80,8 +93,25 @@ class StackGeometry:
         return 0.5 * self.thickness / float(self.spacing[self.axis])
 
     def to_index(self, points: np.ndarray) -> np.ndarray:
-        """(N, 3) continuous voxel indices of world-mm points."""
+        """(N, 3) continuous voxel indices of world-mm points (the stack's affine, no per-slice offsets)."""
         return world_to_index(points, self.affine)
+
+    @property
+    def offset_frame(self) -> np.ndarray:
+        """(3, 3) world unit vectors of the offsets' axes as columns: in-plane i, in-plane j, normal."""
+        a, b = self.inplane
+        cols = self.affine[:3, [a, b]] / np.linalg.norm(self.affine[:3, [a, b]], axis=0)
+        return np.column_stack([cols, self.normal])
+
+    def world_offsets(self) -> np.ndarray:
+        """(K, 3) world-mm displacement of the heart for each slice (zeros without offsets)."""
+        if self.slice_offsets is None:
+            return np.zeros((self.n_slices, 3))
+        return self.slice_offsets @ self.offset_frame.T
+
+    def with_offsets(self, offsets: np.ndarray | None) -> StackGeometry:
+        """The same geometry with other per-slice offsets (mm, see the class docstring)."""
+        return StackGeometry(self.affine, self.shape, self.thickness, self.axis, offsets)
 
     def corners(self) -> np.ndarray:
         """(8, 3) world corners of the volume covered by the prisms (pixel edges, slab faces)."""
@@ -103,12 +133,13 @@ class StackGeometry:
         return lo, hi
 
     def same_as(self, other: StackGeometry, atol: float = 0.0) -> bool:
-        """Equal geometry (affines within ``atol``)."""
+        """Equal geometry (affines and per-slice offsets within ``atol``)."""
         return (
             self.shape == other.shape
             and self.axis == other.axis
             and self.thickness == other.thickness
             and bool(np.allclose(self.affine, other.affine, rtol=0, atol=atol))
+            and bool(np.allclose(self.world_offsets(), other.world_offsets(), rtol=0, atol=atol))
         )
 
 

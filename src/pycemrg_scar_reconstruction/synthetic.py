@@ -66,6 +66,7 @@ class SyntheticCase:
     probability: list[SliceStack] = field(default_factory=list)
     blood_pool: list[np.ndarray] = field(default_factory=list)
     remote: list[np.ndarray] = field(default_factory=list)
+    true_offsets: np.ndarray | None = None  # (K, 3) mm [di, dj, dn] of the short-axis slices (``shift``)
 
 
 def make_case(config: SynthConfig) -> SyntheticCase:
@@ -180,6 +181,14 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     # Everything below draws from the generator after the plain case, which stays the same.
     if config.biventricular:
         case = _add_rv(case, shape, rng, config, rot_world, shift, n_phi, n_theta)
+    if config.shift > 0:  # re-acquire the short axis with the heart displaced slice by slice
+        g = case.stack.geometry
+        offsets = rng.normal(0, 1, (g.n_slices, 3)) * np.array([config.shift, config.shift, config.shift / 2])
+        moved = acquire(g.with_offsets(offsets), case.stack.name)
+        case.stack = SliceStack(values=moved.values, geometry=g, mask=moved.mask, name=moved.name)
+        case.true_offsets = offsets
+        case.facts["slice_offsets_mm"] = {"lge": offsets.round(4).tolist()}
+        case.facts["shift_sd_mm"] = config.shift
     if config.intensity:
         case = _intensity(case, shape, infarcts, rng, config, rot_world, shift)
     return case
@@ -248,9 +257,9 @@ def _intensity(
         outside=float(rng.uniform(40, 80)),
     )
 
-    def signal(stack: SliceStack) -> tuple[SliceStack, np.ndarray, np.ndarray]:
+    def signal(stack: SliceStack, offsets: np.ndarray | None) -> tuple[SliceStack, np.ndarray, np.ndarray]:
         g = stack.geometry
-        wall_lv, scar, wall_rv, blood = _prism_tissue(g, lv, rv, infarcts, rot, shift, rng)
+        wall_lv, scar, wall_rv, blood = _prism_tissue(g.with_offsets(offsets), lv, rv, infarcts, rot, shift, rng)
         wall = wall_lv + wall_rv
         with np.errstate(invalid="ignore", divide="ignore"):
             s_wall = np.where(wall > 0, scar / wall, 0.0)  # the RV myocardium is healthy
@@ -263,7 +272,7 @@ def _intensity(
             mask & (wall_lv >= 0.95) & far,
         )
 
-    made = [signal(st) for st in [case.stack, *case.long_axis]]
+    made = [signal(case.stack, case.true_offsets)] + [signal(st, None) for st in case.long_axis]
     case.facts.update(
         {
             "target": "intensity",
@@ -283,6 +292,7 @@ def _intensity(
         probability=[case.stack, *case.long_axis],
         blood_pool=[m[1] for m in made],
         remote=[m[2] for m in made],
+        true_offsets=case.true_offsets,
     )
 
 
@@ -317,7 +327,8 @@ def _prism_tissue(
         base[..., b] += v.ravel() - 0.5
         base[..., g.axis] += (h.ravel() - 0.5) * 2 * g.half_thickness_index
         world = base.reshape(-1, 3) @ g.affine[:3, :3].T + g.affine[:3, 3]
-        local = (world - shift) @ rot  # rot is orthonormal: its transpose inverts it
+        # the heart was displaced by d_k while slice k was acquired: the image sees heart point y - d_k at y
+        local = (world - g.world_offsets()[k] - shift) @ rot  # rot is orthonormal: its transpose inverts it
         theta, phi, t, in_lv = lv_parameters(lv, local)
         scar = np.zeros(len(local))
         scar[in_lv] = scar_field(lv, infarcts, theta[in_lv], phi[in_lv], t[in_lv])

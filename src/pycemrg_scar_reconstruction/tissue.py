@@ -109,6 +109,7 @@ def tissue_fractions(
         idx[..., b] = ib[None, :, None]
         idx[..., geometry.axis] = k + heights[None, None, :]
         pts = idx.reshape(-1, 3) @ geometry.affine[:3, :3].T + geometry.affine[:3, 3]
+        pts -= geometry.world_offsets()[k]  # the image shows heart point y - d_k at y
         myo = np.asarray(inside(pts), bool).reshape(len(ia), len(ib), levels)
         if not myo.any():
             continue

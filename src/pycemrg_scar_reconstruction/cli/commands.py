@@ -22,7 +22,7 @@ from ..config import (
     ValidateConfig,
 )
 from .options import per_stack, values
-from .parser import D_MESH, D_MODEL, D_PREDICT, D_RUNTIME, D_STACK, D_SYNTH, D_TARGET, D_TRAIN, D_VALIDATE
+from .parser import D_MESH, D_MODEL, D_PREDICT, D_PREPARE, D_RUNTIME, D_STACK, D_SYNTH, D_TARGET, D_TRAIN, D_VALIDATE
 
 
 def _mesh_config(args: argparse.Namespace) -> MeshConfig | None:
@@ -36,6 +36,7 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
     stacks = per_stack(args, StackConfig, D_STACK, n)
     targets = per_stack(args, TargetConfig, D_TARGET, n)
     return PrepareConfig(
+        **values(args, PrepareConfig, D_PREPARE),
         mesh=_mesh_config(args),
         stacks=[StackConfig(path=path, target=TargetConfig(**targets[i]), **stacks[i]) for i, path in enumerate(args.image)],
     )

@@ -11,6 +11,7 @@ from ..config import (
     MeshConfig,
     ModelConfig,
     PredictConfig,
+    PrepareConfig,
     RuntimeConfig,
     StackConfig,
     SynthConfig,
@@ -21,6 +22,7 @@ from ..config import (
 from .options import add_options
 
 #: Destination prefixes of each model's options in the parsed namespace.
+D_PREPARE = "prepare."
 D_MESH, D_STACK, D_TARGET, D_TRAIN, D_MODEL, D_PREDICT, D_RUNTIME, D_VALIDATE, D_SYNTH = (
     "mesh.",
     "stack.",
@@ -58,6 +60,8 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
     add_options(g, StackConfig, D_STACK, skip=("path",), repeat=True)
     g = parser.add_argument_group("targets: what the pixel values are")
     add_options(g, TargetConfig, D_TARGET, repeat=True)
+    g = parser.add_argument_group("breath-hold alignment")
+    add_options(g, PrepareConfig, D_PREPARE, only=("align_slices", "align_max_inplane_mm", "align_max_normal_mm"))
 
 
 def _training(parser: argparse.ArgumentParser) -> None:

@@ -168,13 +168,15 @@ def read_labels_file(path: Path) -> dict[str, int]:
 
 
 TissueOf = Callable[[StackGeometry], "tuple[np.ndarray, np.ndarray]"]
+OffsetsOf = Callable[[StackGeometry, "np.ndarray | None", str], "np.ndarray | None"]
 
 
-def read_stack(config: StackConfig, tissue_of: TissueOf | None = None) -> SliceStack:
+def read_stack(config: StackConfig, tissue_of: TissueOf | None = None, offsets_of: OffsetsOf | None = None) -> SliceStack:
     """Read one stack (and its masks) and convert its values to scar targets.
 
     ``tissue_of`` gives the (wall, blood) fractions of a geometry's prisms from the mesh; the
-    ``mixture`` normalisation needs it (:func:`.api.prepare` passes it).
+    ``mixture`` normalisation needs it. ``offsets_of(geometry, mask, name)`` gives the per-slice
+    offsets (breath-hold alignment) before the targets are made. :func:`.api.prepare` passes both.
     """
     path = Path(config.path)
     values, affine = load_image(path, "image", config.dicom_series)
@@ -200,6 +202,8 @@ def read_stack(config: StackConfig, tissue_of: TissueOf | None = None) -> SliceS
         raise InputError(f"{path}: a single VTK slice layer has no slice spacing; give `slice_thickness`")
     thickness = config.slice_thickness or float(voxel_spacing(affine)[config.axis])
     geometry = StackGeometry(affine, values.shape, thickness, config.axis)
+    if offsets_of is not None:
+        geometry = geometry.with_offsets(offsets_of(geometry, mask, str(path)))
     mixture = config.target.kind == "intensity" and config.target.normalise == "mixture"
     targets, mapping = to_target(
         values,

@@ -170,14 +170,21 @@ def region_nodes(mesh: Any, config: MeshConfig) -> np.ndarray | None:
     return nodes
 
 
-def myocardium_test(mesh: Any, config: MeshConfig) -> Callable[[np.ndarray], np.ndarray]:
+def myocardium_test(
+    mesh: Any, config: MeshConfig, region: np.ndarray | None = None, why: str = "`normalise` mixture"
+) -> Callable[[np.ndarray], np.ndarray]:
     """A test ``inside(world mm points) -> bool``: the point lies in a cell of the mesh (its myocardium).
 
-    Needs a volumetric mesh (cells with volume); world RAS mm is taken back to the mesh's frame and units.
+    With ``region`` ((N,) bool nodes) only the cells whose nodes are all in it count. Needs a
+    volumetric mesh (cells with volume); world RAS mm is taken back to the mesh's frame and units.
     """
     import pyvista as pv
 
     grid = mesh if hasattr(mesh, "celltypes") else mesh.cast_to_unstructured_grid()
+    if region is not None:
+        offsets, conn, _ = mesh_cells(grid)
+        all_in = np.logical_and.reduceat(region[conn], offsets[:-1]) if len(conn) else np.zeros(0, bool)
+        grid = grid.extract_cells(np.flatnonzero(all_in))
     volumetric = {
         int(t)
         for t in (
