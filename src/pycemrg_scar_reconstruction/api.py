@@ -130,10 +130,14 @@ def _tissue_of(mesh_obj: Any, points: np.ndarray, mesh: MeshConfig, stack: Stack
 
 
 def _offsets_of(
-    mesh_obj: Any, points: np.ndarray, config: PrepareConfig, region: np.ndarray | None, found: dict[str, Alignment]
+    mesh_obj: Any,
+    points: np.ndarray,
+    config: PrepareConfig,
+    region: np.ndarray | None,
+    found: dict[str, Alignment],
 ) -> OffsetsOf | None:
-    """Per-slice breath-hold offsets of a stack from its mask against the mesh (``align_slices``); each
-    stack's :class:`.alignment.Alignment` is kept in ``found`` by stack name."""
+    """Per-slice breath-hold offsets of a stack, in plane, from its mask against the mesh
+    (``align_slices``); each stack's :class:`.alignment.Alignment` is kept in ``found`` by stack name."""
     if not config.align_slices:
         return None
     inside = myocardium_test(mesh_obj, config.mesh, region, why="`align_slices`")
@@ -148,7 +152,8 @@ def _offsets_of(
         if overlap_share(points, [geometry]) == 0.0:
             stub = SliceStack(values=np.zeros(geometry.shape), geometry=geometry, name=name)
             raise InputError(_no_overlap_message(config.mesh, np.asarray(mesh_obj.points, np.float64), points, [stub]))
-        result = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, config.align_max_normal_mm)
+        # through plane the mask says little (measured: 2-3 mm RMS error even on unshifted cases): in plane only
+        result = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, 0.0)
         found[name] = result
         return result.offsets
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .geometry import FRAME_TO_RAS, UNIT_TO_MM, round_half_up
+from .geometry import FRAME_TO_RAS, UNIT_TO_MM, round_half_up, world_to_index
 from .stack import StackGeometry
 
 
@@ -77,21 +77,31 @@ def prism_memberships(points: np.ndarray, geometry: StackGeometry) -> tuple[np.n
     return node, voxel
 
 
-def _memberships_per_slice(points: np.ndarray, geometry: StackGeometry) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`prism_memberships` with each slice's own offset (a loop over the slices, a handful)."""
-    plain = geometry.with_offsets(None)
-    spacing_k = float(geometry.spacing[geometry.axis])
+def slice_memberships(
+    points: np.ndarray, geometry: StackGeometry, k: int, offset_world: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(node, in-plane pixel (M, 2)) pairs of slice ``k`` alone, the heart displaced by ``offset_world`` (mm).
+
+    The prism test of :func:`prism_memberships` for one slice: a node x is tested at x + offset.
+    """
+    c = world_to_index(np.asarray(points, np.float64) + offset_world, geometry.affine)
     a, b = geometry.inplane
     shape = np.asarray(geometry.shape)
+    pix = round_half_up(c[:, [a, b]])
+    keep = (pix >= 0).all(axis=1) & (pix < shape[[a, b]]).all(axis=1)
+    keep &= np.abs(c[:, geometry.axis] - k) * float(geometry.spacing[geometry.axis]) <= 0.5 * geometry.thickness
+    node = np.flatnonzero(keep)
+    return node, pix[node]
+
+
+def _memberships_per_slice(points: np.ndarray, geometry: StackGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`prism_memberships` with each slice's own offset (a loop over the slices, a handful)."""
+    a, b = geometry.inplane
     nodes, voxels = [], []
     for k, d in enumerate(geometry.world_offsets()):
-        c = plain.to_index(np.asarray(points, np.float64) + d)
-        pix = round_half_up(c[:, [a, b]])
-        keep = (pix >= 0).all(axis=1) & (pix < shape[[a, b]]).all(axis=1)
-        keep &= np.abs(c[:, geometry.axis] - k) * spacing_k <= 0.5 * geometry.thickness
-        node = np.flatnonzero(keep)
+        node, pix = slice_memberships(points, geometry, k, d)
         vox = np.empty((len(node), 3), dtype=np.int64)
-        vox[:, a], vox[:, b], vox[:, geometry.axis] = pix[node, 0], pix[node, 1], k
+        vox[:, a], vox[:, b], vox[:, geometry.axis] = pix[:, 0], pix[:, 1], k
         nodes.append(node)
         voxels.append(vox)
     node = np.concatenate(nodes)
