@@ -173,7 +173,7 @@ def plot_alignment(found: dict[str, tuple[Any, Any]], path: Path) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle("mask (orange) over the mesh's myocardium (grey)", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / len(rows)))
     with atomic_output(Path(path)) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
