@@ -66,3 +66,18 @@ def test_levels_are_recovered_from_pure_pixels():
     assert levels.healthy == pytest.approx(100, abs=3) and levels.scar == pytest.approx(350, abs=5)
     assert levels.blood == pytest.approx(260, abs=3) and levels.outside == pytest.approx(50, abs=5)
     assert info["enhanced_class_weight"] == pytest.approx(0.2, abs=0.03)
+
+
+def test_a_blood_pool_mask_sets_the_blood_level():
+    rng = np.random.default_rng(1)
+    n = 2000
+    kind = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
+    wall, blood = (kind == 0).astype(float), (kind == 1).astype(float)
+    values = lge_signal(wall, (rng.uniform(size=n) < 0.2).astype(float), blood, LEVELS) + rng.normal(0, 8, n)
+    pool = np.zeros(n, bool)
+    pool[:5] = True  # a user's blood-pool mask: its mean is the level, whatever the fractions say
+    shape = (-1, 1, 1)
+    levels, _ = estimate_levels(
+        values.reshape(shape), wall.reshape(shape), blood.reshape(shape), 2, blood_pool=pool.reshape(shape)
+    )
+    assert levels.blood == pytest.approx(values[:5].mean())
