@@ -127,3 +127,50 @@ def test_vtk_slice_layers_match_the_stack(small_case, tmp_path, on_cells):
     np.testing.assert_array_equal(memberships(a), memberships(b))
     with pytest.raises(InputError, match="`slice_thickness`"):
         prepare(PrepareConfig(mesh=MeshConfig(path=small_case["mesh"]), stacks=[StackConfig(path=layers[0])]))
+
+
+def test_dicom_slices_off_their_places_become_slice_offsets(small_case, tmp_path):
+    """A series whose slice 2 sits 1 mm along i and 2.5 mm along the normal off the uniform stack."""
+    mask = sitk.Cast(sitk.ReadImage(str(small_case["mask"])), sitk.sitkInt16)
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    d = np.asarray(mask.GetDirection()).reshape(3, 3)
+    moved = 1.0 * d[:, 0] + 2.5 * d[:, 2]  # LPS mm: the i and k axes of the ITK image
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    orientation = "\\".join(f"{v:.10f}" for v in (*d[:, 0], *d[:, 1]))
+    for k in range(mask.GetDepth()):
+        sl = mask[:, :, k]
+        pos = np.asarray(mask.TransformIndexToPhysicalPoint((0, 0, k))) + (moved if k == 2 else 0.0)
+        for tag, value in (
+            ("0020|000e", "1.2.3.4.5"),
+            ("0020|0013", str(k + 1)),
+            ("0008|0060", "MR"),
+            ("0020|0037", orientation),
+            ("0020|0032", "\\".join(f"{p:.10f}" for p in pos)),
+            ("0018|0050", "8"),
+            ("0028|0030", "\\".join(f"{s:.10f}" for s in mask.GetSpacing()[:2])),
+        ):
+            sl.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(sl)
+    data = prepare(
+        PrepareConfig(
+            mesh=MeshConfig(path=small_case["mesh"]), stacks=[StackConfig(path=folder, target="mask", slice_thickness=8.0)]
+        )
+    )
+    g = data.stacks[0]
+    expected = np.zeros((g.n_slices, 3))
+    expected[2] = [-1.0, 0.0, -2.5 * np.sign(g.normal @ (np.diag([-1.0, -1, 1]) @ d[:, 2]))]
+    np.testing.assert_allclose(g.slice_offsets, expected, atol=1e-3)
+    assert "per-slice DICOM positions" in str(data.stack_mapping[0])
+    # the same memberships as the NIfTI stack given those offsets
+    ref = run_prepare(small_case, small_case["mask"], target="mask")
+    from pycemrg_scar_reconstruction.data import build_training_data
+    from pycemrg_scar_reconstruction.io.images import read_stack
+
+    stack = read_stack(StackConfig(path=small_case["mask"], target="mask", slice_thickness=8.0))
+    shifted = type(stack)(values=stack.values, geometry=stack.geometry.with_offsets(g.slice_offsets), name=stack.name)
+    nifti = build_training_data(ref.points, [shifted])
+    np.testing.assert_array_equal(data.member_node, nifti.member_node)
+    np.testing.assert_array_equal(data.group_voxel, nifti.group_voxel)

@@ -33,11 +33,11 @@ class Alignment:
 
     Attributes
     ----------
-    offsets : (K, 3) mm [di, dj, dn] per slice (zeros where a slice has no mask).
-    dice_before, dice_after : (K,) soft Dice of the mask with the mesh's cross-section at zero offset
-        and at the chosen one (NaN where a slice has no mask).
+    offsets : (K, 3) mm [di, dj, dn] per slice (the starting offsets where a slice has no mask).
+    dice_before, dice_after : (K,) soft Dice of the mask with the mesh's cross-section at the
+        starting offsets and at the chosen ones (NaN where a slice has no mask).
     wall_before, wall_after : (K, A, B) the mesh's wall fraction per pixel of each slice (in-plane
-        axes in order) at zero offset and at the chosen one, for pictures.
+        axes in order) at the starting offsets and at the chosen ones, for pictures.
     """
 
     offsets: np.ndarray
@@ -61,13 +61,16 @@ def estimate_offsets(
     Parameters
     ----------
     inside : (P, 3) world mm -> (P,) bool, the point is myocardium (in a mesh cell).
-    geometry : the stack (its own offsets are ignored: the search starts from zero).
+    geometry : the stack; its own offsets (e.g. per-slice DICOM positions) are where the search
+        starts, and the result includes them.
     mask : (I, J, K) bool myocardium mask of the stack.
     max_inplane_mm, max_normal_mm : bounds of the search in plane (each axis) and through plane.
     sub : fine-grid samples per pixel and in-plane axis.
     normal_step_mm : spacing of the through-plane heights (and so of the through-plane offsets).
     """
     g = geometry.with_offsets(None)
+    start = geometry.slice_offsets if geometry.slice_offsets is not None else np.zeros((g.n_slices, 3))
+    start_world = geometry.world_offsets()
     a, b = g.inplane
     k_slices = g.n_slices
     px = g.spacing[[a, b]]
@@ -79,7 +82,7 @@ def estimate_offsets(
         -half - n_shift_n * normal_step_mm + 0.5 * normal_step_mm, half + n_shift_n * normal_step_mm, normal_step_mm
     )  # mm from the slice plane, the centres of the through-plane samples
     n_a, n_b = g.shape[a], g.shape[b]
-    offsets = np.zeros((k_slices, 3))
+    offsets = start.copy()
     before, after = np.full(k_slices, np.nan), np.full(k_slices, np.nan)
     wall_before, wall_after = np.zeros((k_slices, n_a, n_b)), np.zeros((k_slices, n_a, n_b))
     normal = g.normal
@@ -97,7 +100,8 @@ def estimate_offsets(
         idx[..., a], idx[..., b], idx[..., g.axis] = ua[:, None], ub[None, :], k
         plane = idx.reshape(-1, 3) @ g.affine[:3, :3].T + g.affine[:3, 3]
         # heights along the true normal (a sheared affine's through-plane column is not the normal)
-        pts = plane[:, None, :] + heights[None, :, None] * normal[None, None, :]
+        # the image shows heart point y - d_k at y: sample the mesh where the current offset puts it
+        pts = plane[:, None, :] + heights[None, :, None] * normal[None, None, :] - start_world[k]
         occ = np.asarray(inside(pts.reshape(-1, 3)), float).reshape(len(ua), len(ub), len(heights))
         m_fine = np.repeat(np.repeat(m2[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1], sub, 0), sub, 1).astype(float)
         total_m = m_fine.sum()
@@ -125,9 +129,9 @@ def estimate_offsets(
                     dn,
                 )
         _, da_mm, db_mm, dn_mm = best
-        offsets[k] = (da_mm, db_mm, dn_mm)
+        offsets[k] = start[k] + (da_mm, db_mm, dn_mm)
         after[k] = best[0] + PENALTY_PER_MM2 * (da_mm**2 + db_mm**2 + dn_mm**2)
-        for target, d in ((wall_before, (0.0, 0.0, 0.0)), (wall_after, offsets[k])):
+        for target, d in ((wall_before, (0.0, 0.0, 0.0)), (wall_after, (da_mm, db_mm, dn_mm))):
             window = np.abs(heights + d[2]) <= half
             w = occ[:, :, window].mean(axis=2)
             shifted = _shift(w, d[0] / fine[0], d[1] / fine[1])

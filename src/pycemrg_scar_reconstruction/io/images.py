@@ -111,6 +111,48 @@ def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarr
     return values, LPS_TO_RAS @ affine_lps
 
 
+def dicom_slice_offsets(path: Path, dicom_series: str | None, geometry: StackGeometry) -> tuple[np.ndarray | None, float]:
+    """Per-slice offsets from each DICOM slice's own position (Image Position Patient), relative to
+    the one affine ``geometry`` the series was read with: a slice that lies e_k off its place in
+    that affine shows mesh point x at x - e_k, i.e. offset d_k = -e_k (mm along i, j and the normal).
+
+    Returns
+    -------
+    offsets (K, 3) or None when every slice sits where the affine puts it (within 1e-3 mm), and the
+    largest deviation in mm. Slices that are not parallel (more than 0.5 degrees) are refused.
+    """
+    import SimpleITK as sitk
+
+    series = dicom_series or sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))[0]
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series)
+    positions, normals = [], []
+    reader = sitk.ImageFileReader()
+    for name in files:  # one header per slice (a few dozen files), not per pixel
+        reader.SetFileName(name)
+        reader.ReadImageInformation()
+        if not (reader.HasMetaDataKey("0020|0032") and reader.HasMetaDataKey("0020|0037")):
+            return None, 0.0
+        positions.append([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
+        o = np.array([float(v) for v in reader.GetMetaData("0020|0037").split("\\")])
+        normals.append(np.cross(o[:3], o[3:]))
+    if len(files) != geometry.n_slices or geometry.axis != 2:
+        return None, 0.0
+    normals_arr = np.asarray(normals) / np.linalg.norm(normals, axis=1, keepdims=True)
+    tilt = np.degrees(np.arccos(np.clip(np.abs(normals_arr @ normals_arr[0]), -1, 1))).max()
+    if tilt > 0.5:
+        raise InputError(
+            f"{path}: the DICOM slices are not parallel (up to {tilt:.1f} degrees apart); per-slice "
+            "rotations are not supported: resample the series onto parallel slices"
+        )
+    ras = np.asarray(positions) * FRAME_TO_RAS["lps"]  # DICOM patient coordinates are LPS
+    placed = geometry.affine[:3, :3] @ np.array([[0.0, 0.0, k] for k in range(geometry.n_slices)]).T
+    deviation = ras - (placed.T + geometry.affine[:3, 3])
+    worst = float(np.linalg.norm(deviation, axis=1).max())
+    if worst < 1e-3:
+        return None, worst
+    return np.linalg.solve(geometry.offset_frame, -deviation.T).T, worst
+
+
 def _load_vtk_layer(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     """A 2D slice grid saved as VTK (image data or structured grid, point or cell scalars) as a one-slice stack.
 
@@ -202,6 +244,12 @@ def read_stack(config: StackConfig, tissue_of: TissueOf | None = None, offsets_o
         raise InputError(f"{path}: a single VTK slice layer has no slice spacing; give `slice_thickness`")
     thickness = config.slice_thickness or float(voxel_spacing(affine)[config.axis])
     geometry = StackGeometry(affine, values.shape, thickness, config.axis)
+    positions = ""
+    if path.is_dir():  # a DICOM series: each slice's own position, where it differs from the one affine
+        offsets, worst = dicom_slice_offsets(path, config.dicom_series, geometry)
+        if offsets is not None:
+            geometry = geometry.with_offsets(offsets)
+            positions = f"per-slice DICOM positions (up to {worst:.2f} mm from one affine)"
     if offsets_of is not None:
         geometry = geometry.with_offsets(offsets_of(geometry, mask, str(path)))
     mixture = config.target.kind == "intensity" and config.target.normalise == "mixture"
@@ -216,6 +264,8 @@ def read_stack(config: StackConfig, tissue_of: TissueOf | None = None, offsets_o
         axis=config.axis,
         label_names=names,
     )
+    if positions:
+        mapping = {**mapping, "slice_positions": positions}
     return SliceStack(values=targets, geometry=geometry, mask=mask, name=str(path), mapping=mapping)
 
 
