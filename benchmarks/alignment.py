@@ -47,7 +47,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     print(f"settings: seeds={args.seeds} shifts={args.shifts} nodes~{args.nodes} intensity={args.intensity}")
-    variants = {"none": {}, "align": {"align_slices": True}}
+    variants = {
+        "none": {},
+        "align": {"align_slices": True},
+        "align in-plane": {"align_slices": True, "align_max_normal_mm": 0},
+    }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for shift in args.shifts:

@@ -52,11 +52,17 @@ def estimate_offsets(
     geometry: StackGeometry,
     mask: np.ndarray,
     max_inplane_mm: float = 10.0,
-    max_normal_mm: float = 5.0,
+    max_normal_mm: float = 0.0,
     sub: int = 2,
-    normal_step_mm: float = 1.0,
+    normal_step_mm: float = 0.5,
 ) -> Alignment:
     """Each slice's offset that best lays the mesh's myocardium onto the slice's mask.
+
+    In plane: the soft Dice of the mask with the mesh's wall fraction over the slab, for every
+    shift at once (FFT cross-correlation). Through plane (when ``max_normal_mm`` > 0): the wall
+    fraction is thresholded at the one level that makes the mesh's cross-sections as large as the
+    masks over all slices (so a mask drawn generously or tightly is matched alike), and each
+    slice's slab is moved to where that footprint's Dice with its mask is highest.
 
     Parameters
     ----------
@@ -66,7 +72,7 @@ def estimate_offsets(
     mask : (I, J, K) bool myocardium mask of the stack.
     max_inplane_mm, max_normal_mm : bounds of the search in plane (each axis) and through plane.
     sub : fine-grid samples per pixel and in-plane axis.
-    normal_step_mm : spacing of the through-plane heights (and so of the through-plane offsets).
+    normal_step_mm : spacing of the through-plane heights and offsets.
     """
     g = geometry.with_offsets(None)
     start = geometry.slice_offsets if geometry.slice_offsets is not None else np.zeros((g.n_slices, 3))
@@ -77,15 +83,14 @@ def estimate_offsets(
     fine = px / sub  # mm per fine sample along a and b
     margin = np.ceil(max_inplane_mm / px).astype(int) + 1
     half = 0.5 * g.thickness
-    n_shift_n = int(np.floor(max_normal_mm / normal_step_mm))
-    heights = np.arange(
-        -half - n_shift_n * normal_step_mm + 0.5 * normal_step_mm, half + n_shift_n * normal_step_mm, normal_step_mm
-    )  # mm from the slice plane, the centres of the through-plane samples
+    n_shift_n = int(np.floor(max_normal_mm / normal_step_mm + 1e-9))
+    reach = half + n_shift_n * normal_step_mm
+    heights = np.arange(-reach + 0.5 * normal_step_mm, reach, normal_step_mm)  # sample centres, mm from the plane
     n_a, n_b = g.shape[a], g.shape[b]
     offsets = start.copy()
     before, after = np.full(k_slices, np.nan), np.full(k_slices, np.nan)
     wall_before, wall_after = np.zeros((k_slices, n_a, n_b)), np.zeros((k_slices, n_a, n_b))
-    normal = g.normal
+    found = {}  # slice -> (occupancy, mask crop, lo, hi, in-plane shift in fine samples)
     for k in range(k_slices):  # a handful of slices, each vectorised over its samples
         m2 = _slice_of(mask, g, k)
         if not m2.any():
@@ -99,43 +104,54 @@ def estimate_offsets(
         idx = np.zeros((len(ua), len(ub), 3))
         idx[..., a], idx[..., b], idx[..., g.axis] = ua[:, None], ub[None, :], k
         plane = idx.reshape(-1, 3) @ g.affine[:3, :3].T + g.affine[:3, 3]
-        # heights along the true normal (a sheared affine's through-plane column is not the normal)
-        # the image shows heart point y - d_k at y: sample the mesh where the current offset puts it
-        pts = plane[:, None, :] + heights[None, :, None] * normal[None, None, :] - start_world[k]
+        # heights along the true normal; the image shows heart point y - d_k at y (current offsets)
+        pts = plane[:, None, :] + heights[None, :, None] * g.normal[None, None, :] - start_world[k]
         occ = np.asarray(inside(pts.reshape(-1, 3)), float).reshape(len(ua), len(ub), len(heights))
-        m_fine = np.repeat(np.repeat(m2[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1], sub, 0), sub, 1).astype(float)
-        total_m = m_fine.sum()
+        crop = m2[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1]
+        m_fine = np.repeat(np.repeat(crop, sub, 0), sub, 1).astype(float)
+        w_fine = occ[:, :, np.abs(heights) <= half].mean(axis=2)
+        total = m_fine.sum() + w_fine.sum() + 1e-12
+        corr = correlate(m_fine, w_fine, mode="full", method="fft")  # corr[s] = sum_q m(q + s) w(q)
+        centre = np.array(w_fine.shape) - 1
         limit = np.floor(max_inplane_mm / fine).astype(int)
-        best = (-np.inf, 0.0, 0.0, 0.0)
-        for s_n in range(-n_shift_n, n_shift_n + 1):  # a few through-plane offsets
-            dn = s_n * normal_step_mm
-            # image slab heights [-half, half] show the heart at heights h - dn
-            window = np.abs(heights + dn) <= half
-            w_fine = occ[:, :, window].mean(axis=2)
-            corr = correlate(m_fine, w_fine, mode="full", method="fft")  # corr[s] = sum_q m(q + s) w(q)
-            centre = np.array(w_fine.shape) - 1
-            sl = corr[centre[0] - limit[0] : centre[0] + limit[0] + 1, centre[1] - limit[1] : centre[1] + limit[1] + 1]
-            da = (np.arange(sl.shape[0]) - limit[0])[:, None] * fine[0]
-            db = (np.arange(sl.shape[1]) - limit[1])[None, :] * fine[1]
-            score = 2 * sl / (total_m + w_fine.sum() + 1e-12) - PENALTY_PER_MM2 * (da**2 + db**2 + dn**2)
-            r, c = (int(v) for v in np.unravel_index(int(np.argmax(score)), score.shape))
-            if s_n == 0:
-                before[k] = 2 * sl[limit[0], limit[1]] / (total_m + w_fine.sum() + 1e-12)
-            if score[r, c] > best[0]:
-                best = (
-                    float(score[r, c]),
-                    _peak(score[:, c], r) * fine[0] - limit[0] * fine[0],
-                    _peak(score[r, :], c) * fine[1] - limit[1] * fine[1],
-                    dn,
-                )
-        _, da_mm, db_mm, dn_mm = best
-        offsets[k] = start[k] + (da_mm, db_mm, dn_mm)
-        after[k] = best[0] + PENALTY_PER_MM2 * (da_mm**2 + db_mm**2 + dn_mm**2)
-        for target, d in ((wall_before, (0.0, 0.0, 0.0)), (wall_after, (da_mm, db_mm, dn_mm))):
-            window = np.abs(heights + d[2]) <= half
-            w = occ[:, :, window].mean(axis=2)
-            shifted = _shift(w, d[0] / fine[0], d[1] / fine[1])
-            target[k, lo[0] : hi[0] + 1, lo[1] : hi[1] + 1] = shifted.reshape(na, sub, nb, sub).mean(axis=(1, 3))
+        sl = corr[centre[0] - limit[0] : centre[0] + limit[0] + 1, centre[1] - limit[1] : centre[1] + limit[1] + 1]
+        da = (np.arange(sl.shape[0]) - limit[0])[:, None] * fine[0]
+        db = (np.arange(sl.shape[1]) - limit[1])[None, :] * fine[1]
+        score = 2 * sl / total - PENALTY_PER_MM2 * (da**2 + db**2)
+        r, c = (int(v) for v in np.unravel_index(int(np.argmax(score)), score.shape))
+        shift = np.array([_peak(score[:, c], r) - limit[0], _peak(score[r, :], c) - limit[1]])  # fine samples
+        before[k] = 2 * sl[limit[0], limit[1]] / total
+        after[k] = 2 * float(np.max(sl)) / total
+        offsets[k, :2] = start[k, :2] + shift * fine
+        found[k] = (occ, crop, lo, hi, shift)
+
+    def footprint(k: int, dn: float) -> np.ndarray:
+        """The slice's pixel wall fraction with its in-plane shift and the slab moved by ``dn``."""
+        occ, crop, lo, hi, shift = found[k]
+        w = _shift(occ[:, :, np.abs(heights + dn) <= half].mean(axis=2), shift[0], shift[1])
+        return w.reshape(crop.shape[0], sub, crop.shape[1], sub).mean(axis=(1, 3))
+
+    if n_shift_n > 0 and found:
+        # one threshold for all slices: the mesh's footprints as large in all as the masks
+        base = {k: footprint(k, 0.0) for k in found}
+        area = sum(int(found[k][1].sum()) for k in found)
+        levels = np.linspace(0.01, 0.99, 99)
+        tau = levels[np.argmin([abs(sum(int((w >= t).sum()) for w in base.values()) - area) for t in levels])]
+        for k in found:  # a few candidate heights per slice
+            crop = found[k][1]
+            best = (-np.inf, 0.0)
+            for dn in np.arange(-n_shift_n, n_shift_n + 1) * normal_step_mm:
+                w = footprint(k, dn) >= tau
+                dice = 2 * (w & crop).sum() / (w.sum() + crop.sum() + 1e-12) - PENALTY_PER_MM2 * dn**2
+                if dice > best[0]:
+                    best = (dice, float(dn))
+            offsets[k, 2] = start[k, 2] + best[1]
+    for k in found:
+        occ, crop, lo, hi, shift = found[k]
+        sl_ab = (slice(lo[0], hi[0] + 1), slice(lo[1], hi[1] + 1))
+        w0 = occ[:, :, np.abs(heights) <= half].mean(axis=2)
+        wall_before[k][sl_ab] = w0.reshape(crop.shape[0], sub, crop.shape[1], sub).mean(axis=(1, 3))
+        wall_after[k][sl_ab] = footprint(k, offsets[k, 2] - start[k, 2])
     return Alignment(offsets=offsets, dice_before=before, dice_after=after, wall_before=wall_before, wall_after=wall_after)
 
 

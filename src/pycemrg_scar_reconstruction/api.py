@@ -152,8 +152,7 @@ def _offsets_of(
         if overlap_share(points, [geometry]) == 0.0:
             stub = SliceStack(values=np.zeros(geometry.shape), geometry=geometry, name=name)
             raise InputError(_no_overlap_message(config.mesh, np.asarray(mesh_obj.points, np.float64), points, [stub]))
-        # through plane the mask says little (measured: 2-3 mm RMS error even on unshifted cases): in plane only
-        result = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, 0.0)
+        result = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, config.align_max_normal_mm)
         found[name] = result
         return result.offsets
 

@@ -174,10 +174,13 @@ class PrepareConfig(_Config):
     stacks: list[StackConfig] = Field(min_length=1)
     align_slices: bool = Field(
         False,
-        description="estimate each slice's in-plane breath-hold offset from its myocardium mask against the mesh and "
-        "correct the memberships with it (stacks with a mask; through-plane offsets are not estimated)",
+        description="estimate each slice's breath-hold offset from its myocardium mask against the mesh and "
+        "correct the memberships with it (stacks with a mask)",
     )
     align_max_inplane_mm: PositiveFloat = Field(10.0, description="bound of the in-plane offset search, mm per axis")
+    align_max_normal_mm: float = Field(
+        5.0, ge=0, description="bound of the through-plane offset search, mm (0: in plane only)"
+    )
 
 
 class SynthConfig(_Config):
