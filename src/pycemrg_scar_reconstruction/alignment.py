@@ -4,11 +4,12 @@ While slice k was acquired the heart sat displaced by d_k, so a mesh point x app
 x + d_k (``StackGeometry.slice_offsets``, mm along the image's in-plane axes and the slice
 normal). The mask of slice k (the myocardium as segmented in that slice) should then cover the
 mesh's cross-section moved by d_k. For every slice this module samples the mesh's myocardium on a
-fine grid around the slice (in plane and through a slab wider than the slice), and scores every
-offset within the bounds by the soft Dice of the mask with the mesh's wall fraction moved by that
-offset: in-plane offsets for all positions at once by FFT cross-correlation, through-plane offsets
-by choosing the slab's heights. A small quadratic penalty pulls ties towards zero; the best
-in-plane offset is refined to sub-sample precision by a parabola through its neighbours.
+fine grid around the slice (in plane and through a slab wider than the slice). In plane, every
+offset within the bounds is scored at once (FFT cross-correlation) by the soft Dice of the mask
+with the mesh's wall fraction over the slab, and the peak is refined by a parabola. Through plane,
+the wall fraction is thresholded at the one level that makes the footprints of all slices as
+large as their masks, and each slice's slab is moved to where its footprint's Dice with the mask
+is highest. A small quadratic penalty pulls ties towards zero.
 
 Pure array code; the mesh enters as an ``inside`` test (points in a mesh cell).
 """

@@ -136,7 +136,7 @@ def _offsets_of(
     region: np.ndarray | None,
     found: dict[str, Alignment],
 ) -> OffsetsOf | None:
-    """Per-slice breath-hold offsets of a stack, in plane, from its mask against the mesh
+    """Per-slice breath-hold offsets of a stack from its mask against the mesh
     (``align_slices``); each stack's :class:`.alignment.Alignment` is kept in ``found`` by stack name."""
     if not config.align_slices:
         return None
