@@ -154,3 +154,13 @@ def test_label_file_through_the_cli(small_case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "'fibrosis' is not in the labels file" in err and "Traceback" not in err
     assert not (tmp_path / "e.npz").exists()
+
+
+def test_biventricular_probability_case_is_written(tmp_path):
+    # without --intensity too: the mesh has is_LV and the RV holds no scar
+    paths = synth(SynthConfig(seed=1, biventricular=True, **SMALL), tmp_path)
+    facts = json.loads(paths["facts"].read_text())
+    mesh = pv.read(paths["mesh"])
+    rv = mesh.point_data["is_LV"] == 0
+    assert facts["rv_nodes"] == int(rv.sum()) > 0
+    assert np.all(mesh.point_data["scar_truth"][rv] == 0)

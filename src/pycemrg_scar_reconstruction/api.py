@@ -38,10 +38,10 @@ from .io.meshes import (
     write_mesh,
     write_prediction,
 )
-from .io.paths import full_suffix, write_json
+from .io.paths import full_suffix, stem, write_json
 from .metrics import group_report, truth_report
 from .regions import cell_mean, classify
-from .stack import SliceStack, StackGeometry
+from .stack import StackGeometry
 from .synthetic import case_mesh, make_case
 from .tissue import tissue_fractions
 
@@ -85,8 +85,8 @@ def synth(config: SynthConfig, output_dir: Path) -> dict[str, Path]:
             images[f"remote_mask{key}"] = (case.remote[i].astype(np.float32), affine)
     for name in images:
         kind, _, view = name.partition("_la")
-        stem = "lge" + (f"_la{view}" if view else "")
-        paths[name] = out / (f"{stem}.nii.gz" if kind == "image" else f"{stem}_{kind}.nii.gz")
+        base = "lge" + (f"_la{view}" if view else "")
+        paths[name] = out / (f"{base}.nii.gz" if kind == "image" else f"{base}_{kind}.nii.gz")
     write_mesh(case_mesh(case), paths["mesh"])
     for name, (values, affine) in images.items():
         write_nifti(values, affine, paths[name])
@@ -95,9 +95,10 @@ def synth(config: SynthConfig, output_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def _no_overlap_message(mesh_cfg: MeshConfig, raw_points: np.ndarray, points: np.ndarray, stacks: list[SliceStack]) -> str:
+def _no_overlap_message(
+    mesh_cfg: MeshConfig, raw_points: np.ndarray, points: np.ndarray, geometries: list[StackGeometry]
+) -> str:
     """Explain a mesh/stack mismatch: both bounding boxes, and the frame/units that would fit."""
-    geometries = [st.geometry for st in stacks]
     lo, hi = bounding_box(points)
     slo, shi = bounding_box(np.concatenate([g.corners() for g in geometries]))
     fmt = lambda v: "[" + ", ".join(f"{x:.1f}" for x in v) + "]"  # noqa: E731
@@ -113,6 +114,13 @@ def _no_overlap_message(mesh_cfg: MeshConfig, raw_points: np.ndarray, points: np
     return msg
 
 
+def _require_overlap(mesh_obj: Any, points: np.ndarray, mesh: MeshConfig, geometry: StackGeometry) -> None:
+    """Refuse a stack that no mesh node lies in, with the explanation (before work that needs both)."""
+    if overlap_share(points, [geometry]) == 0.0:
+        raw = np.asarray(mesh_obj.points, dtype=np.float64)
+        raise InputError(_no_overlap_message(mesh, raw, points, [geometry]))
+
+
 def _tissue_of(mesh_obj: Any, points: np.ndarray, mesh: MeshConfig, stack: StackConfig) -> TissueOf | None:
     """The (wall, blood) fractions of a stack's prisms from the mesh, for the ``mixture`` normalisation."""
     if not (stack.target.kind == "intensity" and stack.target.normalise == "mixture"):
@@ -121,9 +129,7 @@ def _tissue_of(mesh_obj: Any, points: np.ndarray, mesh: MeshConfig, stack: Stack
     box = bounding_box(points)
 
     def tissue(geometry: StackGeometry) -> tuple[np.ndarray, np.ndarray]:
-        if overlap_share(points, [geometry]) == 0.0:
-            stub = SliceStack(values=np.zeros(geometry.shape), geometry=geometry, name=str(stack.path))
-            raise InputError(_no_overlap_message(mesh, np.asarray(mesh_obj.points, np.float64), points, [stub]))
+        _require_overlap(mesh_obj, points, mesh, geometry)
         return tissue_fractions(inside, geometry, box)
 
     return tissue
@@ -149,9 +155,7 @@ def _offsets_of(
                 name,
             )
             return None
-        if overlap_share(points, [geometry]) == 0.0:
-            stub = SliceStack(values=np.zeros(geometry.shape), geometry=geometry, name=name)
-            raise InputError(_no_overlap_message(config.mesh, np.asarray(mesh_obj.points, np.float64), points, [stub]))
+        _require_overlap(mesh_obj, points, config.mesh, geometry)
         result = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, config.align_max_normal_mm)
         found[name] = result
         return result.offsets
@@ -164,17 +168,14 @@ def slice_offsets_mm(data: TrainingData) -> dict[str, list[list[float]]]:
     ``[di, dj, dn]`` (mm) per slice."""
     out = {}
     for name, g in zip(data.stack_names, data.stacks):
-        stem = Path(str(name)).name
-        stem = stem[: -len(full_suffix(Path(stem)))] if full_suffix(Path(stem)) else stem
         offsets = g.slice_offsets if g.slice_offsets is not None else np.zeros((g.n_slices, 3))
-        out[stem] = np.round(offsets, 3).tolist()
+        out[stem(Path(str(name)))] = np.round(offsets, 3).tolist()
     return out
 
 
 def alignment_picture_path(output: Path) -> Path:
     """Where ``prepare`` puts the alignment picture beside its training data: ``<stem>_alignment.png``."""
-    output = Path(output)
-    return output.with_name(output.name[: -len(full_suffix(output))] + "_alignment.png")
+    return Path(output).with_name(f"{stem(Path(output))}_alignment.png")
 
 
 def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
@@ -198,7 +199,7 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     share = overlap_share(points, [st.geometry for st in stacks])
     if share == 0.0:
         raw = np.asarray(mesh_obj.points, dtype=np.float64)  # the mesh's own frame and units
-        raise InputError(_no_overlap_message(config.mesh, raw, points, stacks))
+        raise InputError(_no_overlap_message(config.mesh, raw, points, [st.geometry for st in stacks]))
     if share < MIN_OVERLAP_SHARE:
         logger.warning(
             "%s: only %.0f%% of the mesh lies within the image stack(s); check `mesh_frame`/`mesh_units`",
@@ -305,12 +306,12 @@ def _region_arrays(mesh_obj: object, probability: np.ndarray, config: PredictCon
 def output_paths(output: Path) -> dict[str, Path]:
     """Where ``reconstruct`` puts the training data and model beside the output mesh."""
     output = Path(output)
-    stem = output.name[: -len(full_suffix(output))] if full_suffix(output) else output.name
+    name = stem(output)
     return {
         "mesh": output,
-        "data": output.with_name(f"{stem}_data.npz"),
-        "model": output.with_name(f"{stem}_model.pt"),
-        "report": output.with_name(f"{stem}_report"),
+        "data": output.with_name(f"{name}_data.npz"),
+        "model": output.with_name(f"{name}_model.pt"),
+        "report": output.with_name(f"{name}_report"),
     }
 
 

@@ -37,7 +37,7 @@ from .anatomy import (
 from .config import SynthConfig
 from .forward import simulate_pixels
 from .stack import SliceStack, StackGeometry
-from .tissue import TissueLevels, lge_signal, rician
+from .tissue import TissueLevels, inplane_structure, lge_signal, rician
 
 #: The segmentation-like mask of an intensity case: pixels whose prism is at least this much LV myocardium.
 MASK_WALL = 0.25
@@ -179,8 +179,9 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         long_axis=long_axis,
     )
     # Everything below draws from the generator after the plain case, which stays the same.
+    rv = None
     if config.biventricular:
-        case = _add_rv(case, shape, rng, config, rot_world, shift, n_phi, n_theta)
+        case, rv = _add_rv(case, shape, rng, config, rot_world, shift, n_phi, n_theta)
     if config.shift > 0:  # re-acquire the short axis with the heart displaced slice by slice
         g = case.stack.geometry
         offsets = rng.normal(0, 1, (g.n_slices, 3)) * np.array([config.shift, config.shift, config.shift / 2])
@@ -190,7 +191,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         case.facts["slice_offsets_mm"] = {"lge": offsets.round(4).tolist()}
         case.facts["shift_sd_mm"] = config.shift
     if config.intensity:
-        case = _intensity(case, shape, infarcts, rng, config, rot_world, shift)
+        case = _intensity(case, shape, rv, infarcts, rng, config, rot_world, shift)
     return case
 
 
@@ -203,8 +204,8 @@ def _add_rv(
     shift: np.ndarray,
     n_phi: int,
     n_theta: int,
-) -> SyntheticCase:
-    """The case with an RV free wall (nodes, hexes; no scar) appended to the mesh, and ``is_lv``."""
+) -> tuple[SyntheticCase, RVShape]:
+    """The case with an RV free wall (nodes, hexes; no scar) appended to the mesh, and ``is_lv``; and the RV shape."""
     rv = RVShape(lv=lv, wall=float(rng.uniform(3.0, 4.5)))
     n_z = n_phi
     n_th = max(int(round(n_theta * RV_HALF_ANGLE / np.pi * 0.9)), 8)
@@ -227,7 +228,6 @@ def _add_rv(
             "n_nodes": int(n_lv + len(rv_points)),
         }
     )
-    case.facts["_rv"] = rv  # used by _intensity; removed before writing
     return SyntheticCase(
         points=np.concatenate([case.points, rv_points]),
         hexes=np.concatenate([case.hexes, n_lv + hex_cells(RV_LAYERS, n_z, n_th, periodic=False)]),
@@ -236,12 +236,13 @@ def _add_rv(
         facts=case.facts,
         long_axis=case.long_axis,
         is_lv=np.concatenate([np.ones(n_lv, bool), np.zeros(len(rv_points), bool)]),
-    )
+    ), rv
 
 
 def _intensity(
     case: SyntheticCase,
     lv: LVShape,
+    rv: RVShape | None,
     infarcts: list[Infarct],
     rng: np.random.Generator,
     config: SynthConfig,
@@ -249,7 +250,6 @@ def _intensity(
     shift: np.ndarray,
 ) -> SyntheticCase:
     """The case with its stacks as LGE-like signal (see the module docstring); probabilities kept aside."""
-    rv: RVShape | None = case.facts.pop("_rv", None)
     levels = TissueLevels(
         healthy=float(rng.uniform(80, 120)),
         scar=float(rng.uniform(320, 380)),
@@ -346,8 +346,8 @@ def _near(region: np.ndarray, geometry: StackGeometry, mm: float) -> np.ndarray:
     from scipy import ndimage
 
     px = float(np.min(geometry.spacing[list(geometry.inplane)]))
-    st = np.expand_dims(ndimage.generate_binary_structure(2, 1), geometry.axis)
-    return ndimage.binary_dilation(region, structure=st, iterations=max(int(np.ceil(mm / px)), 1))
+    steps = max(int(np.ceil(mm / px)), 1)
+    return ndimage.binary_dilation(region, structure=inplane_structure(geometry.axis), iterations=steps)
 
 
 def case_mesh(case: SyntheticCase) -> Any:

@@ -169,7 +169,7 @@ def estimate_levels(
         b_pix = values[finite & blood_pool]
     else:
         b_pix = values[finite & (blood >= PURE)]
-    near = ndimage.binary_dilation(wall > 0, iterations=2, structure=_inplane_structure(axis))
+    near = ndimage.binary_dilation(wall > 0, iterations=2, structure=inplane_structure(axis))
     o_pix = values[finite & near & (wall + blood <= 1 - PURE)]
     w_pix = values[pure_wall]
     if w_pix.size < 10 or b_pix.size < 3 or o_pix.size < 3:
@@ -207,6 +207,6 @@ def _modes(x: np.ndarray, split: float, grid: int = 400) -> tuple[float, float |
     return float(below[np.argmax(kde(below))]), upper
 
 
-def _inplane_structure(axis: int) -> np.ndarray:
+def inplane_structure(axis: int) -> np.ndarray:
     """A cross within the slice plane: dilation within each slice of a stack whose slices lie across ``axis``."""
     return np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)

@@ -19,6 +19,12 @@ import numpy as np
 from ..errors import InputError
 
 
+def stem(path: Path) -> str:
+    """The file name without its extension (``.nii.gz`` counted whole): ``lge`` for ``lge.nii.gz``."""
+    name, suffix = Path(path).name, full_suffix(Path(path))
+    return name[: -len(suffix)] if suffix else name
+
+
 def full_suffix(path: Path) -> str:
     """Lower-case suffix, with ``.nii.gz`` kept whole."""
     name = path.name.lower()
