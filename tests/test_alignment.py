@@ -75,6 +75,17 @@ def test_estimator_recovers_known_offsets(shift):
     rms = float(np.sqrt(np.mean((found.offsets[:, :2] - true[:, :2]) ** 2)))
     assert rms < (0.5 if shift == 0 else 1.0), (found.offsets, true)
     assert np.all(found.dice_after >= found.dice_before - 1e-9)
+    assert not found.at_bound.any()
+
+
+def test_an_offset_beyond_the_search_is_flagged():
+    case = make_case(SynthConfig(seed=4, shift=3.0, **{**SMALL, "pixel_spacing": 1.5}))
+    inside = myocardium_test(case_mesh(case), MeshConfig(path="synthetic.vtu"))
+    assert case.true_offsets is not None
+    found = estimate_offsets(inside, case.stack.geometry, case.stack.mask, max_inplane_mm=1.0)
+    beyond = np.abs(case.true_offsets[:, :2]).max(axis=1) > 2.0  # clearly past the 1 mm bound
+    assert beyond.any()
+    np.testing.assert_array_equal(found.at_bound[beyond], True)
 
 
 def test_prepare_aligns_and_reports_the_offsets(tmp_path):

@@ -40,6 +40,8 @@ class Alignment:
         starting offsets and at the chosen ones (NaN where a slice has no mask).
     wall_before, wall_after : (K, A, B) the mesh's wall fraction per pixel of each slice (in-plane
         axes in order) at the starting offsets and at the chosen ones, for pictures.
+    at_bound : (K,) bool, the chosen offset lies on the edge of the search (in plane or through
+        plane): the true one may be further out.
     """
 
     offsets: np.ndarray
@@ -47,6 +49,7 @@ class Alignment:
     dice_after: np.ndarray
     wall_before: np.ndarray
     wall_after: np.ndarray
+    at_bound: np.ndarray
 
 
 def estimate_offsets(
@@ -91,6 +94,7 @@ def estimate_offsets(
     n_a, n_b = g.shape[a], g.shape[b]
     offsets = start.copy()
     before, after = np.full(k_slices, np.nan), np.full(k_slices, np.nan)
+    at_bound = np.zeros(k_slices, bool)
     wall_before, wall_after = np.zeros((k_slices, n_a, n_b)), np.zeros((k_slices, n_a, n_b))
     found = {}  # slice -> (occupancy, mask crop, lo, hi, in-plane shift in fine samples)
     for k in range(k_slices):  # a handful of slices, each vectorised over its samples
@@ -125,6 +129,7 @@ def estimate_offsets(
         before[k] = 2 * sl[limit[0], limit[1]] / total
         after[k] = 2 * float(np.max(sl)) / total
         offsets[k, :2] = start[k, :2] + shift * fine
+        at_bound[k] = bool(np.any(np.abs([r - limit[0], c - limit[1]]) >= limit))
         found[k] = (occ, crop, lo, hi, shift)
 
     def footprint(k: int, dn: float) -> np.ndarray:
@@ -148,13 +153,16 @@ def estimate_offsets(
                 if dice > best[0]:
                     best = (dice, float(dn))
             offsets[k, 2] = start[k, 2] + best[1]
+            at_bound[k] |= abs(best[1]) >= n_shift_n * normal_step_mm - 1e-9
     for k in found:
         occ, crop, lo, hi, shift = found[k]
         sl_ab = (slice(lo[0], hi[0] + 1), slice(lo[1], hi[1] + 1))
         w0 = occ[:, :, np.abs(heights) <= half].mean(axis=2)
         wall_before[k][sl_ab] = w0.reshape(crop.shape[0], sub, crop.shape[1], sub).mean(axis=(1, 3))
         wall_after[k][sl_ab] = footprint(k, offsets[k, 2] - start[k, 2])
-    return Alignment(offsets=offsets, dice_before=before, dice_after=after, wall_before=wall_before, wall_after=wall_after)
+    return Alignment(
+        offsets=offsets, dice_before=before, dice_after=after, wall_before=wall_before, wall_after=wall_after, at_bound=at_bound
+    )
 
 
 def _slice_of(volume: np.ndarray, g: StackGeometry, k: int) -> np.ndarray:

@@ -158,6 +158,13 @@ def _offsets_of(
         _require_overlap(mesh_obj, points, config.mesh, geometry)
         result = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, config.align_max_normal_mm)
         found[name] = result
+        if result.at_bound.any():
+            logger.warning(
+                "%s: slice(s) %s reached the edge of the alignment search; the true offset may be larger "
+                "(raise `align_max_inplane_mm` / `align_max_normal_mm` and compare the alignment picture)",
+                name,
+                ", ".join(str(int(k)) for k in np.flatnonzero(result.at_bound)),
+            )
         return result.offsets
 
     return offsets
