@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "baseline": "api",
     "report": "api",
     "output_paths": "api",
+    "run_cohort": "cohort",
+    "read_manifest": "manifest",
     # configuration
     "MeshConfig": "config",
     "StackConfig": "config",
@@ -39,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "RuntimeConfig": "config",
     "PredictConfig": "config",
     "ValidateConfig": "config",
+    "CohortConfig": "config",
     "PRESETS": "config",
     # result and data types
     "TrainingData": "data",
@@ -63,6 +66,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "CohortConfig",
     "FittedModel",
     "InputError",
     "MeshConfig",
@@ -95,8 +99,10 @@ __all__ = [
     "predict_nodes",
     "prepare",
     "prism_memberships",
+    "read_manifest",
     "reconstruct",
     "report",
+    "run_cohort",
     "synth",
     "to_target",
     "train",

@@ -161,7 +161,12 @@ def estimate_offsets(
         wall_before[k][sl_ab] = w0.reshape(crop.shape[0], sub, crop.shape[1], sub).mean(axis=(1, 3))
         wall_after[k][sl_ab] = footprint(k, offsets[k, 2] - start[k, 2])
     return Alignment(
-        offsets=offsets, dice_before=before, dice_after=after, wall_before=wall_before, wall_after=wall_after, at_bound=at_bound
+        offsets=offsets,
+        dice_before=before,
+        dice_after=after,
+        wall_before=wall_before,
+        wall_after=wall_after,
+        at_bound=at_bound,
     )
 
 

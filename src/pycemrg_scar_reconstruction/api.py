@@ -329,11 +329,13 @@ def reconstruct(
     predict_config: PredictConfig = PredictConfig(),
     with_report: bool = True,
     runtime: RuntimeConfig = RuntimeConfig(),
+    check: ValidateConfig = ValidateConfig(),
 ) -> Prediction:
     """The whole patient: prepare, train and predict.
 
     Training data and model are saved beside ``output`` (see :func:`output_paths`), and, unless
-    ``with_report`` is False, the pictures and ``report.json`` in ``<stem>_report/``.
+    ``with_report`` is False, the pictures and ``report.json`` (group check with ``check``) in
+    ``<stem>_report/``.
     """
     paths = output_paths(output)
     check_mesh_output(paths["mesh"])
@@ -342,7 +344,7 @@ def reconstruct(
     result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config, runtime)
     if with_report:
         mesh = prepare_config.mesh.model_copy(update={"path": paths["mesh"]})
-        report(paths["report"], data, mesh, fitted)
+        report(paths["report"], data, mesh, fitted, check)
     return result
 
 

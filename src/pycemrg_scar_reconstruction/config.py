@@ -362,3 +362,19 @@ class ValidateConfig(_Config):
     mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction, when checking a model")
     mc_seed: int = Field(0, description="seed of the MC-dropout passes")
     truth: Optional[str] = Field(None, description="point array of the mesh holding a ground truth (synthetic cases)")
+
+
+class CohortConfig(_Config):
+    """How a cohort of patients (a manifest) is run: where, how wide, how strictly."""
+
+    workers: Optional[PositiveInt] = Field(
+        None, description="worker processes of the local Dask cluster, one patient each (default: the cores)"
+    )
+    scheduler: Optional[str] = Field(
+        None, description="address of an existing Dask scheduler (tcp://host:port) instead of a local cluster"
+    )
+    strict: bool = Field(
+        False,
+        description="refuse the whole manifest (exit 2, no work) when any row is bad; default: record bad rows as "
+        "failed and run the rest",
+    )

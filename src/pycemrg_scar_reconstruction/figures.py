@@ -177,3 +177,37 @@ def plot_alignment(found: dict[str, tuple[Any, Any]], path: Path) -> None:
     with atomic_output(Path(path)) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
+
+
+def plot_cohort(rows: Sequence[dict[str, Any]], target: Any) -> None:
+    """A cohort at a glance: Dice (or group RMSE without truths) and seconds per patient, and
+    the distribution of scar burden. ``target``: a PNG path (written atomically) or a binary file."""
+    plt = _pyplot()
+    ok = [r for r in rows if r["status"] in ("done", "skipped")]
+    ids = [str(r["id"]) for r in ok]
+    with_dice = [r for r in ok if r.get("dice") not in ("", None)]
+    score = "dice" if with_dice else "group_rmse"
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    x = np.arange(len(ok))
+    axes[0].bar(x, [float(r[score]) if r.get(score) not in ("", None) else np.nan for r in ok], color="tab:blue")
+    axes[0].set_title("Dice against the truth" if score == "dice" else "group RMSE (fit to the pixels)")
+    axes[1].bar(
+        x,
+        [float(r["seconds"] or 0) for r in ok],
+        color=["tab:gray" if r["status"] == "skipped" else "tab:green" for r in ok],
+    )
+    axes[1].set_title("seconds per patient (grey: skipped, time of the earlier run)")
+    for ax in axes[:2]:
+        ax.set_xticks(x, ids, rotation=90, fontsize=7)
+    axes[2].hist([float(r["scar_share"]) for r in ok if r.get("scar_share") not in ("", None)], bins=20, color="tab:red")
+    axes[2].set_title("scar burden (share of nodes >= 0.5)")
+    axes[2].set_xlabel("share of nodes")
+    failed = len(rows) - len(ok)
+    fig.suptitle(f"{len(ok)} patients reconstructed" + (f", {failed} not" if failed else ""))
+    fig.tight_layout()
+    if isinstance(target, (str, Path)):
+        with atomic_output(Path(target)) as tmp:
+            fig.savefig(tmp, dpi=110)
+    else:
+        fig.savefig(target, format="png", dpi=110)
+    plt.close(fig)

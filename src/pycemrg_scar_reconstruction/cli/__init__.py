@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (InputError, _RepeatError) as exc:
-        print(f"error: {flags_in_message(str(exc))}", file=sys.stderr)
+        for line in str(exc).splitlines():  # several lines: one per bad row of a manifest
+            print(f"error: {flags_in_message(line)}", file=sys.stderr)
         return 2
     except ValidationError as exc:
         print(f"error: {_validation_line(exc)}", file=sys.stderr)

@@ -9,51 +9,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..config import (
-    MeshConfig,
-    ModelConfig,
-    PredictConfig,
-    PrepareConfig,
-    RuntimeConfig,
-    StackConfig,
-    SynthConfig,
-    TargetConfig,
-    TrainConfig,
-    ValidateConfig,
-)
-from .options import per_stack, values
-from .parser import D_MESH, D_MODEL, D_PREDICT, D_PREPARE, D_RUNTIME, D_STACK, D_SYNTH, D_TARGET, D_TRAIN, D_VALIDATE
-
-
-def _mesh_config(args: argparse.Namespace) -> MeshConfig | None:
-    if args.mesh is None:
-        return None
-    return MeshConfig(path=args.mesh, **values(args, MeshConfig, D_MESH))
-
-
-def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
-    n = len(args.image)
-    stacks = per_stack(args, StackConfig, D_STACK, n)
-    targets = per_stack(args, TargetConfig, D_TARGET, n)
-    return PrepareConfig(
-        **values(args, PrepareConfig, D_PREPARE),
-        mesh=_mesh_config(args),
-        stacks=[StackConfig(path=path, target=TargetConfig(**targets[i]), **stacks[i]) for i, path in enumerate(args.image)],
-    )
-
-
-def _train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig.from_preset(
-        args.preset, **values(args, TrainConfig, D_TRAIN), model=values(args, ModelConfig, D_MODEL)
-    )
-
-
-def _runtime(args: argparse.Namespace) -> RuntimeConfig:
-    return RuntimeConfig(**values(args, RuntimeConfig, D_RUNTIME))
-
-
-def _predict_config(args: argparse.Namespace) -> PredictConfig:
-    return PredictConfig(**values(args, PredictConfig, D_PREDICT))
+from ..config import CohortConfig, SynthConfig, ValidateConfig
+from .configs import mesh_config, predict_config, prepare_config, runtime_config, train_config
+from .options import values
+from .parser import D_COHORT, D_SYNTH, D_VALIDATE
 
 
 def _print_fit(fitted: Any) -> None:
@@ -93,7 +52,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from ..api import prepare
     from ..data import summary
 
-    data = prepare(_prepare_config(args), output=args.output)
+    data = prepare(prepare_config(args), output=args.output)
     print(summary(data))
     print(f"wrote {args.output}")
     return 0
@@ -102,7 +61,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..api import train
 
-    fitted = train(args.data, _train_config(args), output=args.output, runtime=_runtime(args))
+    fitted = train(args.data, train_config(args), output=args.output, runtime=runtime_config(args))
     _print_fit(fitted)
     print(f"wrote {args.output} and {args.output.with_suffix('.history.json')}")
     return 0
@@ -111,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..api import predict
 
-    result = predict(args.model, _mesh_config(args), args.output, _predict_config(args), _runtime(args))  # type: ignore[arg-type]
+    result = predict(args.model, mesh_config(args), args.output, predict_config(args), runtime_config(args))  # type: ignore[arg-type]
     _print_prediction(result, args.output)
     return 0
 
@@ -120,12 +79,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..api import output_paths, reconstruct
 
     result = reconstruct(
-        _prepare_config(args),
-        _train_config(args),
+        prepare_config(args),
+        train_config(args),
         args.output,
-        _predict_config(args),
+        predict_config(args),
         with_report=args.report,
-        runtime=_runtime(args),
+        runtime=runtime_config(args),
     )
     paths = output_paths(args.output)
     print(f"training data: {paths['data']}\nmodel: {paths['model']}")
@@ -141,7 +100,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ..metrics import format_report
 
     report = validate(
-        args.data, ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)), model=args.model, mesh=_mesh_config(args)
+        args.data, ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)), model=args.model, mesh=mesh_config(args)
     )
     print(format_report(report))
     if args.json:
@@ -153,7 +112,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from ..api import baseline
 
-    result = baseline(args.method, _prepare_config(args), args.output)
+    result = baseline(args.method, prepare_config(args), args.output)
     print(f"{args.method}: nodes {len(result)}  mean {result.mean():.3f}  nodes >= 0.5: {int((result >= 0.5).sum())}")
     print(f"wrote {args.output}")
     return 0
@@ -166,10 +125,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = report(
         args.output_dir,
         args.data,
-        _mesh_config(args),  # type: ignore[arg-type]
+        mesh_config(args),  # type: ignore[arg-type]
         model=args.model,
         config=ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)),
     )
     print(format_report(result))
     print(f"wrote {args.output_dir}/")
     return 0
+
+
+def cmd_cohort(args: argparse.Namespace) -> int:
+    from ..cohort import run_cohort
+
+    def line(row: dict, finished: int, total: int) -> None:
+        what = f"{row['status']}"
+        if row["status"] == "failed":
+            what += f": {row['error']}"
+        elif row.get("dice") not in ("", None):
+            what += f" in {row['seconds']} s, Dice {row['dice']}, group RMSE {row['group_rmse']}"
+        elif row.get("group_rmse") not in ("", None):
+            what += f" in {row['seconds']} s, group RMSE {row['group_rmse']}"
+        print(f"[{finished}/{total}] {row['id']}: {what}", flush=True)
+
+    result = run_cohort(
+        args.manifest,
+        args.output_dir,
+        CohortConfig(**values(args, CohortConfig, D_COHORT)),
+        runtime_config(args),
+        on_row=line,
+    )
+    failed = result.count("failed")
+    print(
+        f"{len(result.rows)} patients: {result.count('done')} done, {result.count('skipped')} skipped, {failed} failed"
+        f"\nwrote {result.table} and {result.summary}"
+    )
+    return 1 if failed else 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from .._version import __version__
 from ..config import (
     PRESETS,
+    CohortConfig,
     MeshConfig,
     ModelConfig,
     PredictConfig,
@@ -23,6 +24,7 @@ from .options import add_options
 
 #: Destination prefixes of each model's options in the parsed namespace.
 D_PREPARE = "prepare."
+D_COHORT = "cohort."
 D_MESH, D_STACK, D_TARGET, D_TRAIN, D_MODEL, D_PREDICT, D_RUNTIME, D_VALIDATE, D_SYNTH = (
     "mesh.",
     "stack.",
@@ -84,6 +86,27 @@ def _runtime(parser: argparse.ArgumentParser, fields: tuple[str, ...]) -> None:
     add_options(parser.add_argument_group("runtime (not saved with the model)"), RuntimeConfig, D_RUNTIME, only=fields)
 
 
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``run`` (also the columns of a cohort manifest)."""
+    _inputs(p)
+    p.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="output mesh (.vtu .vtk .vtp or NAME.pts); training data and model are saved beside it",
+    )
+    p.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the pictures and report.json into <output stem>_report/ (default: on)",
+    )
+    _training(p)
+    _prediction(p)
+    _runtime(p, tuple(RuntimeConfig.model_fields))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import commands as c
 
@@ -132,24 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=c.cmd_predict)
 
     p = sub.add_parser("run", help="prepare + train + predict for one patient")
-    _inputs(p)
-    p.add_argument(
-        "--output",
-        required=True,
-        type=Path,
-        metavar="PATH",
-        help="output mesh (.vtu .vtk .vtp or NAME.pts); training data and model are saved beside it",
-    )
-    p.add_argument(
-        "--report",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="write the pictures and report.json into <output stem>_report/ (default: on)",
-    )
-    _training(p)
-    _prediction(p)
-    _runtime(p, tuple(RuntimeConfig.model_fields))
+    add_run_arguments(p)
     p.set_defaults(func=c.cmd_run)
+
+    p = sub.add_parser(
+        "cohort",
+        help="run every patient of a manifest (CSV/YAML; columns: id and the run options) on Dask",
+        description="Run every patient of a manifest on Dask (a local cluster of worker processes, or --scheduler). "
+        "Each patient writes <output-dir>/<id>/; cohort.csv and cohort.html summarise. Exit 0: all done or "
+        "skipped; 1: some failed; 2: the manifest is unusable.",
+    )
+    p.add_argument("--manifest", required=True, type=Path, metavar="PATH", help="CSV or YAML, one row per patient")
+    p.add_argument(
+        "--output-dir", required=True, type=Path, metavar="DIR", help="<id>/ per patient, cohort.csv, cohort.html"
+    )
+    add_options(p.add_argument_group("cohort"), CohortConfig, D_COHORT)
+    _runtime(p, ("device", "amp", "compile", "deterministic", "threads", "memory_mb"))
+    p.set_defaults(func=c.cmd_cohort)
 
     p = sub.add_parser("validate", help="check the group constraints (exit 0 pass, 1 fail, 2 bad input)")
     p.add_argument("--data", required=True, type=Path, metavar="PATH", help="training data (.npz) from prepare")
