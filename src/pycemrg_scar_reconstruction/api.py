@@ -24,13 +24,21 @@ from .config import (
     ValidateConfig,
 )
 from .data import TrainingData, build_training_data
-from .errors import InputError
+from .errors import InputError, Interrupted
 from .forward import frame_search, overlap_share
 from .geometry import bounding_box
-from .io.artifacts import load_model, load_training_data, save_model, save_training_data
+from .io.artifacts import (
+    check_data_output,
+    check_model_output,
+    load_model,
+    load_training_data,
+    save_model,
+    save_training_data,
+)
 from .io.images import OffsetsOf, TissueOf, read_stack, write_nifti
 from .io.meshes import (
     check_mesh_output,
+    check_opencarp_cells,
     mesh_cells,
     myocardium_test,
     read_mesh,
@@ -38,7 +46,7 @@ from .io.meshes import (
     write_mesh,
     write_prediction,
 )
-from .io.paths import full_suffix, stem, write_json
+from .io.paths import check_output, check_output_dir, full_suffix, stem, write_json
 from .metrics import group_report, truth_report
 from .regions import cell_mean, classify
 from .stack import StackGeometry
@@ -68,8 +76,9 @@ def synth(config: SynthConfig, output_dir: Path) -> dict[str, Path]:
     -------
     dict of output name -> path.
     """
-    case = make_case(config)
     out = Path(output_dir)
+    check_output_dir(out)
+    case = make_case(config)
     paths = {"mesh": out / "mesh.vtu", "facts": out / "case.json"}
     images: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # path key -> (values, affine)
     stacks = [("", case.stack)] + [(f"_la{v + 1}", la) for v, la in enumerate(case.long_axis)]
@@ -198,6 +207,10 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     InputError
         On unreadable inputs, no overlap between mesh and stacks (with the fix), or zero groups.
     """
+    if output is not None:
+        check_data_output(Path(output))
+        if config.align_slices:
+            check_output(alignment_picture_path(Path(output)), "alignment picture")
     mesh_obj, points = read_mesh(config.mesh)
     region = region_nodes(mesh_obj, config.mesh)
     alignments: dict[str, Alignment] = {}
@@ -240,12 +253,19 @@ def train(
     from .device import torch_threads
     from .training import fit
 
-    if output is not None and full_suffix(Path(output)) != ".pt":
-        raise InputError(f"{output}: models are written as .pt; name the output '*.pt'")  # before hours of work
+    if output is not None:
+        check_model_output(Path(output))  # before hours of work
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
-    with torch_threads(runtime):
-        fitted = fit(data, config, runtime)
+    try:
+        with torch_threads(runtime):
+            fitted = fit(data, config, runtime)
+    except Interrupted as exc:  # keep the best epoch so far, then stop
+        if output is None or exc.partial is None:
+            raise
+        save_model(exc.partial, Path(output))  # type: ignore[arg-type]
+        best = exc.partial.best_epoch  # type: ignore[attr-defined]
+        raise Interrupted(f"{exc}; best model (epoch {best}) saved to {output}", exc.cause, exc.partial) from None
     if output is not None:
         save_model(fitted, Path(output))
     return fitted
@@ -270,13 +290,21 @@ def predict(
     threshold, ``scar_binary``.
     """
     from .device import torch_threads
-    from .prediction import predict_nodes
+    from .prediction import mesh_mismatch, predict_nodes
 
     fitted = _load_fitted(model)
     if output is not None:
-        check_mesh_output(Path(output))
+        check_mesh_output(Path(output), _mesh_size_hint(mesh))
     mesh_obj, points = read_mesh(mesh)
+    if output is not None:
+        check_opencarp_cells(mesh_obj, Path(output))
     region = region_nodes(mesh_obj, mesh)
+    mismatch = mesh_mismatch(fitted, points if region is None else points[region])
+    if mismatch and not config.allow_extrapolation:
+        raise InputError(
+            f"{mesh.path}: {mismatch} (another patient's mesh, or a wrong `mesh_frame`/`mesh_units`?); "
+            "give the mesh the model was trained on, or set `allow_extrapolation`"
+        )
     with torch_threads(runtime):
         result = predict_nodes(
             fitted,
@@ -289,6 +317,8 @@ def predict(
             config.prior,
             region,
         )
+    if not (np.all(np.isfinite(result.probability)) and np.all(np.isfinite(result.uncertainty))):
+        raise InputError(f"{mesh.path}: the prediction is not finite; re-train the model (its weights may be broken)")
     if output is not None:
         write_prediction(
             mesh_obj,
@@ -308,6 +338,12 @@ def _region_arrays(mesh_obj: object, probability: np.ndarray, config: PredictCon
         return {}
     element_p = cell_mean(offsets, conn, probability)
     return {"scar_region": classify(element_p, config.border_threshold, config.core_threshold, config.tags)}
+
+
+def _mesh_size_hint(mesh: MeshConfig) -> int:
+    """Rough bytes of an output mesh: twice the input mesh file (the copy plus the new arrays)."""
+    path = Path(mesh.path)
+    return 2 * path.stat().st_size if path.is_file() else 0
 
 
 def output_paths(output: Path) -> dict[str, Path]:
@@ -338,7 +374,12 @@ def reconstruct(
     ``<stem>_report/``.
     """
     paths = output_paths(output)
-    check_mesh_output(paths["mesh"])
+    check_mesh_output(paths["mesh"], _mesh_size_hint(prepare_config.mesh))
+    check_model_output(paths["model"])
+    if with_report:
+        check_output_dir(paths["report"], "report folder")
+    if full_suffix(paths["mesh"]) == ".pts":
+        check_opencarp_cells(read_mesh(prepare_config.mesh)[0], paths["mesh"])
     data = prepare(prepare_config, output=paths["data"])
     fitted = train(data, train_config, output=paths["model"], runtime=runtime)
     result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config, runtime)
@@ -415,8 +456,10 @@ def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> 
     if method not in METHODS:
         raise InputError(f"unknown baseline method {method!r}; choose one of {', '.join(METHODS)}")
     if output is not None:
-        check_mesh_output(Path(output))
+        check_mesh_output(Path(output), _mesh_size_hint(config.mesh))
     mesh_obj, points = read_mesh(config.mesh)
+    if output is not None:
+        check_opencarp_cells(mesh_obj, Path(output))
     stacks = [read_stack(sc, _tissue_of(mesh_obj, points, config.mesh, sc)) for sc in config.stacks]
     if len(stacks) > 1:
         logger.warning("baselines use the first stack only (%s)", stacks[0].name)
@@ -446,9 +489,10 @@ def report(
     """
     from .figures import plot_mesh, plot_slices, plot_training
 
+    out = Path(output_dir)
+    check_output_dir(out, "report folder")
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
-    out = Path(output_dir)
     mesh_obj = read_mesh(mesh)[0]
     result = validate(data, config, mesh=mesh, mesh_obj=mesh_obj)
     result["slice_offsets_mm"] = slice_offsets_mm(data)

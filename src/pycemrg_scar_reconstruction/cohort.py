@@ -28,7 +28,7 @@ from typing import Any
 
 from .config import CohortConfig, RuntimeConfig
 from .errors import InputError
-from .io.paths import atomic_output, write_json
+from .io.paths import atomic_output, check_output_dir, write_json
 from .manifest import Patient, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -236,6 +236,7 @@ def run_cohort(
     from .device import cpu_cores
 
     output_dir = Path(output_dir)
+    check_output_dir(output_dir, "cohort folder")
     patients = read_manifest(Path(manifest))
     bad = [p for p in patients if p.error]
     if bad and config.strict:

@@ -46,8 +46,13 @@ def _flag(name: str) -> dict:
     return {"flag": name}
 
 
+#: Largest seed (torch and numpy take seeds up to 2**64 - 1; one bound for all).
+MAX_SEED = 2**63 - 1
+
+
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf is refused like NaN: no option of this package means anything at infinity
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MeshConfig(_Config):
@@ -186,7 +191,7 @@ class PrepareConfig(_Config):
 class SynthConfig(_Config):
     """A synthetic case: LV wall mesh, known scar, and an LGE stack made with the forward model."""
 
-    seed: int = Field(0, description="random seed: geometry, scar shape, orientation and noise")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed: geometry, scar shape, orientation and noise")
     n_nodes: PositiveInt = Field(75_000, description="approximate number of mesh nodes")
     slice_spacing: PositiveFloat = Field(10.0, description="distance between slice centres in mm")
     slice_thickness: PositiveFloat = Field(8.0, description="slice thickness in mm")
@@ -264,7 +269,7 @@ class TrainConfig(_Config):
     min_delta: float = Field(1e-3, ge=0, description="relative improvement of the epoch loss that counts")
     max_epochs: PositiveInt = Field(2000, description="upper bound on epochs")
     max_time: Optional[PositiveFloat] = Field(None, description="upper bound on training seconds")
-    seed: int = Field(0, description="seed for initialisation, shuffling and dropout")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed for initialisation, shuffling and dropout")
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
@@ -328,13 +333,18 @@ class PredictConfig(_Config):
 
     mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction")
     threshold: Optional[float] = Field(None, gt=0, lt=1, description="also write scar_binary = probability >= threshold")
-    mc_seed: int = Field(0, description="seed of the MC-dropout passes")
+    mc_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the MC-dropout passes")
     support_mm: Optional[PositiveFloat] = Field(
         None,
         description="nodes further than this from any supervised node get the prior instead of the network's "
         "extrapolation (default: half the largest slice spacing)",
     )
     prior: float = Field(0.0, ge=0, le=1, description="scar probability of nodes beyond support_mm (0: healthy)")
+    allow_extrapolation: bool = Field(
+        False,
+        description="predict even when most of the mesh lies outside the region the model was trained on "
+        "(otherwise refused: another patient's mesh, or a wrong mesh_frame/mesh_units)",
+    )
     border_threshold: float = Field(0.25, gt=0, lt=1, description="element mean probability from which it is border zone")
     core_threshold: float = Field(0.5, gt=0, lt=1, description="element mean probability from which it is core scar")
     tag_healthy: int = Field(1, description="element tag of healthy tissue (scar_region, openCARP .elem)")
@@ -360,7 +370,7 @@ class ValidateConfig(_Config):
     tolerance: PositiveFloat = Field(0.1, description="a group passes when |mean prediction - target| <= this")
     min_share: float = Field(0.9, ge=0, le=1, description="share of groups that must pass (exit 1 below it)")
     mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction, when checking a model")
-    mc_seed: int = Field(0, description="seed of the MC-dropout passes")
+    mc_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the MC-dropout passes")
     truth: Optional[str] = Field(None, description="point array of the mesh holding a ground truth (synthetic cases)")
 
 

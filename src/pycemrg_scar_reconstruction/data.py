@@ -81,8 +81,42 @@ def stack_arrays(stacks: tuple[StackGeometry, ...] | list[StackGeometry]) -> dic
     }
 
 
+#: The kind of every array of the file (numpy dtype kinds: f float, i/u integer, U/S text).
+_KINDS = {
+    "points": "f",
+    "member_node": "iu",
+    "member_group": "iu",
+    "group_target": "f",
+    "group_count": "iu",
+    "group_voxel": "iu",
+    "group_stack": "iu",
+    "group_slice": "iu",
+    "norm_center": "f",
+    "norm_scale": "f",
+    "stack_names": "US",
+    "stack_mapping": "US",
+    "stack_affines": "f",
+    "stack_shapes": "iu",
+    "stack_thickness": "f",
+    "stack_axis": "iu",
+    "stack_slice_offsets": "f",
+}
+
+
+def wrong_kind(arrays: dict[str, np.ndarray]) -> str | None:
+    """The first array whose dtype is not what the layout says (e.g. text points), or None."""
+    for key, kinds in _KINDS.items():
+        if key in arrays and np.asarray(arrays[key]).dtype.kind not in kinds:
+            names = {"f": "floats", "i": "integers", "u": "integers", "U": "text", "S": "text"}
+            return f"{key} holds {np.asarray(arrays[key]).dtype} values, expected {names[kinds[0]]}"
+    return None
+
+
 def stacks_from_arrays(arrays: dict[str, np.ndarray]) -> tuple[StackGeometry, ...]:
-    """Inverse of :func:`stack_arrays` (raises ValueError on inconsistent arrays)."""
+    """Inverse of :func:`stack_arrays` (raises ValueError on inconsistent or impossible arrays)."""
+    problem = wrong_kind(arrays)
+    if problem:
+        raise ValueError(problem)
     affines = np.asarray(arrays["stack_affines"], dtype=np.float64)
     shapes, thickness, axis = (np.asarray(arrays[k]) for k in ("stack_shapes", "stack_thickness", "stack_axis"))
     n = len(affines)
@@ -96,6 +130,12 @@ def stacks_from_arrays(arrays: dict[str, np.ndarray]) -> tuple[StackGeometry, ..
     if offsets.shape != (sum(counts), 3):
         raise ValueError(f"stack_slice_offsets has shape {offsets.shape}, expected ({sum(counts)}, 3)")
     per_stack = np.split(offsets, np.cumsum(counts)[:-1]) if counts else []
+    if not (np.all(np.isfinite(affines)) and np.all(np.isfinite(thickness)) and np.all(np.isfinite(offsets))):
+        raise ValueError("non-finite stack affine, thickness or offsets")
+    if np.any(shapes < 1) or np.any(thickness <= 0) or not np.all(np.isin(axis, (0, 1, 2))):
+        raise ValueError("stack shapes must be positive, thicknesses positive and axes 0, 1 or 2")
+    if n and np.min(np.abs(np.linalg.det(affines[:, :3, :3]))) < 1e-9:
+        raise ValueError("a stack affine is singular")
     return tuple(
         StackGeometry(
             affines[s],
@@ -175,7 +215,10 @@ class TrainingData:
         fix = "re-create it with `scar-reconstruct prepare`"
         if "format_version" not in arrays:
             raise InputError(f"{name}: not a training-data file (no format_version); {fix}")
-        version = int(np.asarray(arrays["format_version"]))
+        raw_version = np.asarray(arrays["format_version"])
+        if raw_version.shape != () or raw_version.dtype.kind not in "iu":
+            raise InputError(f"{name}: format_version is not an integer; {fix}")
+        version = int(raw_version)
         if version != FORMAT_VERSION:
             raise InputError(f"{name}: training-data format {version}, this version reads {FORMAT_VERSION}; {fix}")
         fields = [*_ARRAY_FIELDS, *STACK_KEYS]
@@ -183,6 +226,11 @@ class TrainingData:
         if missing:
             raise InputError(f"{name}: missing keys {', '.join(missing)}; {fix}")
         a: dict[str, Any] = {k: np.asarray(arrays[k]) for k in _ARRAY_FIELDS}
+        problem = wrong_kind(a)
+        if problem:
+            raise InputError(f"{name}: {problem}; {fix}")
+        if a["norm_scale"].shape != ():
+            raise InputError(f"{name}: norm_scale has shape {a['norm_scale'].shape}, expected one number; {fix}")
         a["norm_scale"] = float(a["norm_scale"])
         try:
             stacks = stacks_from_arrays({k: np.asarray(arrays[k]) for k in STACK_KEYS})
@@ -217,7 +265,7 @@ class TrainingData:
                 return f"{key} has shape {getattr(self, key).shape}, expected {shape}"
         if g == 0:
             return "no groups"
-        if not np.all(np.isfinite(self.points)):
+        if not (np.all(np.isfinite(self.points)) and np.all(np.isfinite(self.norm_center))):
             return "non-finite points"
         if m and (self.member_node.min() < 0 or self.member_node.max() >= n):
             return "member_node out of range"

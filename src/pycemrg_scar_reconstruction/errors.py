@@ -10,3 +10,19 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad input: a one-line message naming the file and the fix."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Work stopped by Ctrl-C (or SIGTERM, when the caller turns it into a KeyboardInterrupt)
+    after keeping what could be kept; the message says what (e.g. the best model so far).
+
+    Attributes
+    ----------
+    cause : the KeyboardInterrupt (subclass) that stopped the work.
+    partial : what was finished before it (e.g. the FittedModel of the best epoch), or None.
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None, partial: object = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.partial = partial

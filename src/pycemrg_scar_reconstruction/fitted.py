@@ -107,6 +107,19 @@ class FittedModel:
             raise ValueError("not a pycemrg_scar_reconstruction model")
         if ckpt.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"model format version {ckpt.get('version')}, this version reads {CHECKPOINT_VERSION}")
+        for key in ("state_dict", "stacks"):
+            if not isinstance(ckpt.get(key), dict) or not all(isinstance(v, torch.Tensor) for v in ckpt[key].values()):
+                raise ValueError(f"{key} is not a set of tensors")
+        if not isinstance(ckpt.get("group_keys"), torch.Tensor):
+            raise ValueError("group_keys is not a tensor")
+        if not all(bool(torch.isfinite(v).all()) for v in ckpt["state_dict"].values() if v.is_floating_point()):
+            raise ValueError("the network weights are not finite")
+        center = np.asarray(ckpt["norm_center"], dtype=np.float64)
+        scale = float(ckpt["norm_scale"])
+        if center.shape != (3,) or not np.all(np.isfinite(center)) or not (np.isfinite(scale) and scale > 0):
+            raise ValueError(
+                "the coordinate normalisation (norm_center, norm_scale) is not 3 finite numbers and a positive scale"
+            )
         stored = json.loads(ckpt["config"])
         config = TrainConfig.model_validate({k: v for k, v in stored.items() if k not in _RUNTIME_KEYS})
         net = ScarMLP(config.model, seed=config.seed)  # B is a buffer: the state dict restores its stretch
@@ -115,8 +128,8 @@ class FittedModel:
         return cls(
             net=net,
             config=config,
-            norm_center=np.asarray(ckpt["norm_center"], dtype=np.float64),
-            norm_scale=float(ckpt["norm_scale"]),
+            norm_center=center,
+            norm_scale=scale,
             stacks=stacks,
             group_keys=ckpt["group_keys"].numpy().astype(np.int64),
             data_hash=ckpt["data_hash"],

@@ -122,6 +122,26 @@ def extrapolated_share(fitted: FittedModel, points: np.ndarray) -> float:
     return float(np.mean(np.abs(x).max(axis=1) > 1.0 + EXTRAPOLATION_MARGIN))
 
 
+def mesh_mismatch(fitted: FittedModel, points: np.ndarray) -> str | None:
+    """Why ``points`` (world mm) are not the mesh the model was trained on, or None when they may be.
+
+    Refused: more than half of the nodes well outside the training box, or under half as large a
+    share of nodes inside the trained pixels' prisms as the training mesh had (a mirrored mesh or
+    another patient's lands in pixels that were never trained).
+    """
+    outside = extrapolated_share(fitted, points)
+    if outside > 0.5:
+        return f"{100 * outside:.0f}% of the mesh lies outside the region the model was trained on"
+    trained = fitted.data_summary.get("supervised_nodes", 0) / max(fitted.data_summary.get("nodes", 1), 1)
+    share = float(supervised_nodes(fitted, points).mean()) if len(points) else 0.0
+    if share < 0.5 * trained:
+        return (
+            f"only {100 * share:.0f}% of the mesh lies in the trained pixels' prisms "
+            f"({100 * trained:.0f}% of the training mesh did)"
+        )
+    return None
+
+
 def default_support_mm(fitted: FittedModel) -> float:
     """Half the largest slice spacing of the training stacks (of one-slice stacks: half their thickness)."""
     spacings = [float(g.spacing[g.axis]) for g in fitted.stacks if g.n_slices > 1]

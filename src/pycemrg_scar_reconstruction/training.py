@@ -20,6 +20,7 @@ from .batching import plan_epoch, shuffle_within_groups
 from .config import RuntimeConfig, TrainConfig
 from .data import TrainingData
 from .device import autocast_dtype, resolve_device
+from .errors import InputError, Interrupted
 from .fitted import FittedModel, data_fingerprint
 from .geometry import normalise
 from .loss import group_loss
@@ -140,55 +141,68 @@ def fit(
         dynamic_ncols=True,
         mininterval=0.5,
     )
-    for epoch in range(1, config.max_epochs + 1):
-        fast = epoch <= config.fast_start_epochs
-        if config.fast_start_epochs and epoch == config.fast_start_epochs + 1:
-            for group in opt.param_groups:
-                group["lr"] = config.lr
-        plan = plan_epoch(count, offset, max(config.batch_size // 2, 1) if fast else config.batch_size, gen, sample)
-        xs = member_x[plan.member_order]  # one gather per epoch; batches are views
-        gt, gc = target[plan.group_order], plan.group_size.float()
-        loss_sum = torch.zeros((), device=device)
-        for b in range(plan.n_batches):
-            m0, m1 = plan.member_bounds[b], plan.member_bounds[b + 1]
-            g0, g1 = plan.group_bounds[b], plan.group_bounds[b + 1]
-            ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-            with ctx:
-                masks = net.sample_masks(config.mc_samples, mask_gen) if step_masks else None
-                pred = forward(xs[m0:m1], samples=config.mc_samples, masks=masks, encoded=pre_encoded).mean(0)
-            loss = group_loss(pred.float(), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if step_sched is not None:
-                step_sched.step()
-            loss_sum += loss.detach() * (g1 - g0)
-        epoch_loss = float(loss_sum) / n_groups  # one host synchronisation per epoch
-        if plateau is not None:
-            plateau.step(epoch_loss)
-        elapsed = time.perf_counter() - t_start
-        history.append({"epoch": epoch, "loss": epoch_loss, "lr": opt.param_groups[0]["lr"], "seconds": elapsed})
-        if epoch_loss < best_loss * (1 - config.min_delta):
-            best_loss, best_epoch, bad = epoch_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            bad += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{epoch_loss:.5f}", best=f"{best_loss:.5f}", refresh=False)
-        if not np.isfinite(epoch_loss):
-            stop_reason = "non-finite loss"
-            break
-        if callback is not None and callback(epoch, net):
-            stop_reason = "callback"
-            break
-        if bad >= config.patience:
-            stop_reason = "patience"
-            break
-        if config.max_time is not None and elapsed >= config.max_time:
-            stop_reason = "max_time"
-            break
+    interrupted: KeyboardInterrupt | None = None
+    epoch = 0
+    try:  # Ctrl-C / SIGTERM: stop here and keep the best epoch (the caller saves it)
+        for epoch in range(1, config.max_epochs + 1):
+            fast = epoch <= config.fast_start_epochs
+            if config.fast_start_epochs and epoch == config.fast_start_epochs + 1:
+                for group in opt.param_groups:
+                    group["lr"] = config.lr
+            plan = plan_epoch(count, offset, max(config.batch_size // 2, 1) if fast else config.batch_size, gen, sample)
+            xs = member_x[plan.member_order]  # one gather per epoch; batches are views
+            gt, gc = target[plan.group_order], plan.group_size.float()
+            loss_sum = torch.zeros((), device=device)
+            for b in range(plan.n_batches):
+                m0, m1 = plan.member_bounds[b], plan.member_bounds[b + 1]
+                g0, g1 = plan.group_bounds[b], plan.group_bounds[b + 1]
+                ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+                with ctx:
+                    masks = net.sample_masks(config.mc_samples, mask_gen) if step_masks else None
+                    pred = forward(xs[m0:m1], samples=config.mc_samples, masks=masks, encoded=pre_encoded).mean(0)
+                loss = group_loss(pred.float(), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                if step_sched is not None:
+                    step_sched.step()
+                loss_sum += loss.detach() * (g1 - g0)
+            epoch_loss = float(loss_sum) / n_groups  # one host synchronisation per epoch
+            if plateau is not None:
+                plateau.step(epoch_loss)
+            elapsed = time.perf_counter() - t_start
+            history.append({"epoch": epoch, "loss": epoch_loss, "lr": opt.param_groups[0]["lr"], "seconds": elapsed})
+            if epoch_loss < best_loss * (1 - config.min_delta):
+                best_loss, best_epoch, bad = epoch_loss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                bad += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{epoch_loss:.5f}", best=f"{best_loss:.5f}", refresh=False)
+            if not np.isfinite(epoch_loss):
+                stop_reason = "non-finite loss"
+                break
+            if callback is not None and callback(epoch, net):
+                stop_reason = "callback"
+                break
+            if bad >= config.patience:
+                stop_reason = "patience"
+                break
+            if config.max_time is not None and elapsed >= config.max_time:
+                stop_reason = "max_time"
+                break
+    except KeyboardInterrupt as exc:
+        interrupted, stop_reason = exc, "interrupted"
     bar.close()
+    if best_epoch == 0:
+        if interrupted is not None:
+            raise interrupted
+        first = history[0]["loss"] if history else float("nan")
+        raise InputError(
+            f"training never reached a finite group loss (epoch 1: {first}); lower `lr` and `lr_max`, "
+            "or check the training data"
+        )
     net.load_state_dict(best_state)
     seconds = time.perf_counter() - t_start
     logger.info(
@@ -199,7 +213,7 @@ def fit(
         best_loss,
         seconds,
     )
-    return FittedModel(
+    fitted = FittedModel(
         net=net.cpu(),
         config=config,
         norm_center=np.asarray(data.norm_center, dtype=np.float64),
@@ -221,3 +235,6 @@ def fit(
         stop_reason=stop_reason,
         seconds=seconds,
     )
+    if interrupted is not None:
+        raise Interrupted(f"during epoch {epoch}", cause=interrupted, partial=fitted)
+    return fitted

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CohortConfig, SynthConfig, ValidateConfig
+from ..io.paths import output_lock
 from .configs import mesh_config, predict_config, prepare_config, runtime_config, train_config
 from .options import values
 from .parser import D_COHORT, D_SYNTH, D_VALIDATE
@@ -52,7 +53,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from ..api import prepare
     from ..data import summary
 
-    data = prepare(prepare_config(args), output=args.output)
+    with output_lock(args.output):
+        data = prepare(prepare_config(args), output=args.output)
     print(summary(data))
     print(f"wrote {args.output}")
     return 0
@@ -60,17 +62,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..api import train
+    from ..io.artifacts import history_path
 
-    fitted = train(args.data, train_config(args), output=args.output, runtime=runtime_config(args))
+    with output_lock(args.output):
+        fitted = train(args.data, train_config(args), output=args.output, runtime=runtime_config(args))
     _print_fit(fitted)
-    print(f"wrote {args.output} and {args.output.with_suffix('.history.json')}")
+    print(f"wrote {args.output} and {history_path(args.output)}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..api import predict
 
-    result = predict(args.model, mesh_config(args), args.output, predict_config(args), runtime_config(args))  # type: ignore[arg-type]
+    with output_lock(args.output):
+        result = predict(args.model, mesh_config(args), args.output, predict_config(args), runtime_config(args))  # type: ignore[arg-type]
     _print_prediction(result, args.output)
     return 0
 
@@ -78,15 +83,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..api import output_paths, reconstruct
 
-    result = reconstruct(
-        prepare_config(args),
-        train_config(args),
-        args.output,
-        predict_config(args),
-        with_report=args.report,
-        runtime=runtime_config(args),
-    )
     paths = output_paths(args.output)
+    with output_lock(*paths.values()):
+        result = reconstruct(
+            prepare_config(args),
+            train_config(args),
+            args.output,
+            predict_config(args),
+            with_report=args.report,
+            runtime=runtime_config(args),
+        )
     print(f"training data: {paths['data']}\nmodel: {paths['model']}")
     if args.report:
         print(f"report: {paths['report']}/")
@@ -96,9 +102,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from ..api import validate
-    from ..io.paths import write_json
+    from ..io.paths import check_output, write_json
     from ..metrics import format_report
 
+    if args.json:
+        check_output(args.json, "JSON report")
     report = validate(
         args.data, ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)), model=args.model, mesh=mesh_config(args)
     )
@@ -112,7 +120,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from ..api import baseline
 
-    result = baseline(args.method, prepare_config(args), args.output)
+    with output_lock(args.output):
+        result = baseline(args.method, prepare_config(args), args.output)
     print(f"{args.method}: nodes {len(result)}  mean {result.mean():.3f}  nodes >= 0.5: {int((result >= 0.5).sum())}")
     print(f"wrote {args.output}")
     return 0

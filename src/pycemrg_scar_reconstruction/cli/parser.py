@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NoReturn
 
 from .._version import __version__
 from ..config import (
@@ -39,6 +40,13 @@ D_MESH, D_STACK, D_TARGET, D_TRAIN, D_MODEL, D_PREDICT, D_RUNTIME, D_VALIDATE, D
 #: Runtime options that matter to each kind of work.
 TRAIN_RUNTIME = ("device", "amp", "compile", "deterministic", "threads", "quiet")
 PREDICT_RUNTIME = ("device", "deterministic", "threads", "memory_mb")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (with the valid choices, which argparse names), not the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
 
 
 def _mesh(parser: argparse.ArgumentParser, required: bool, help_text: str) -> None:
@@ -110,7 +118,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import commands as c
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="scar-reconstruct",
         description="Per-patient 3D scar reconstruction from 2D LGE slices onto a ventricular mesh.",
     )

@@ -9,17 +9,38 @@ import numpy as np
 
 from ..data import TrainingData
 from ..errors import InputError
-from .paths import atomic_output, full_suffix, require_file, write_json
+from .paths import atomic_output, check_output, full_suffix, require_file, write_json
 
 if TYPE_CHECKING:  # torch is imported only when a model is saved or loaded
     from ..fitted import FittedModel
 
 
-def save_training_data(data: TrainingData, path: Path) -> None:
-    """Write training data as a versioned ``.npz`` (layout: :mod:`.data`)."""
+def check_data_output(path: Path) -> None:
+    """Refuse, before any work, a training-data output that is not ``.npz`` or cannot be written."""
     path = Path(path)
     if full_suffix(path) != ".npz":
         raise InputError(f"{path}: training data is written as .npz; name the output '*.npz'")
+    check_output(path, "training data")
+
+
+def check_model_output(path: Path) -> None:
+    """Refuse, before training, a model output (and its loss curve) that is not ``.pt`` or cannot be written."""
+    path = Path(path)
+    if full_suffix(path) != ".pt":
+        raise InputError(f"{path}: models are written as .pt; name the output '*.pt'")
+    check_output(path, "model", size_hint=1 << 20)
+    check_output(history_path(path), "loss curve")
+
+
+def history_path(model: Path) -> Path:
+    """Where the loss curve of a model goes: ``<stem>.history.json`` beside it."""
+    return Path(model).with_suffix(".history.json")
+
+
+def save_training_data(data: TrainingData, path: Path) -> None:
+    """Write training data as a versioned ``.npz`` (layout: :mod:`.data`)."""
+    path = Path(path)
+    check_data_output(path)
     with atomic_output(path) as tmp:
         np.savez(tmp, **data.to_arrays())  # type: ignore[arg-type]
 
@@ -46,11 +67,10 @@ def save_model(fitted: FittedModel, path: Path) -> Path:
     import torch
 
     path = Path(path)
-    if full_suffix(path) != ".pt":
-        raise InputError(f"{path}: models are written as .pt; name the output '*.pt'")
+    check_model_output(path)
     with atomic_output(path) as tmp:
         torch.save(fitted.to_checkpoint(), tmp)
-    history = path.with_suffix(".history.json")
+    history = history_path(path)
     write_json(
         {
             "best_epoch": fitted.best_epoch,
@@ -80,5 +100,5 @@ def load_model(path: Path) -> FittedModel:
         raise InputError(f"{path}: not a pycemrg_scar_reconstruction model; {fix}")
     try:
         return FittedModel.from_checkpoint(ckpt)
-    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+    except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
         raise InputError(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; {fix}") from exc

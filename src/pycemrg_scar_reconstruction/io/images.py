@@ -43,26 +43,78 @@ def load_image(path: Path, what: str = "image", dicom_series: str | None = None)
     path = Path(path)
     suffix = full_suffix(path)
     if path.is_dir():
-        return _load_itk(path, what, dicom_series)
+        return _checked(*_load_itk(path, what, dicom_series), path, what)
     require_file(path, what)
     if suffix in NIFTI_SUFFIXES:
-        return _load_nifti(path, what)
+        return _checked(*_load_nifti(path, what), path, what)
     if suffix in ITK_SUFFIXES:
-        return _load_itk(path, what, None)
+        return _checked(*_load_itk(path, what, None), path, what)
     if suffix in VTK_LAYER_SUFFIXES:
-        return _load_vtk_layer(path, what)
+        try:
+            return _checked(*_load_vtk_layer(path, what), path, what)
+        except InputError:
+            raise
+        except Exception as exc:  # VTK readers fail in many ways
+            raise InputError(
+                f"{path}: cannot read the {what} as a VTK slice layer ({type(exc).__name__}); check the file"
+            ) from exc
     raise InputError(
         f"{path}: unknown image extension '{suffix}'; use NIfTI (.nii .nii.gz), NRRD/MetaImage "
         f"({' '.join(ITK_SUFFIXES)}), a DICOM folder, or a VTK slice layer ({' '.join(VTK_LAYER_SUFFIXES)})"
     )
 
 
+#: Voxel sizes outside this range (mm) are taken as a broken header, not an image.
+VOXEL_MM_RANGE = (1e-3, 1e3)
+
+
+def _checked(values: np.ndarray, affine: np.ndarray, path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse what no stack can be: +-inf pixels and an affine that is not finite, not invertible,
+    or has absurd voxel sizes. (NaN pixels are allowed: they mean "no value".)"""
+    if np.isinf(values).any():
+        raise InputError(
+            f"{path}: {what} has {int(np.isinf(values).sum())} infinite pixel values; "
+            "replace them (NaN marks pixels without a value)"
+        )
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        raise InputError(f"{path}: the {what}'s affine (voxel -> world) is not finite; repair the header")
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    if sizes.min() < VOXEL_MM_RANGE[0] or sizes.max() > VOXEL_MM_RANGE[1]:
+        raise InputError(
+            f"{path}: the {what}'s voxel sizes are {np.round(sizes, 6).tolist()} mm; repair the header (pixdim / affine)"
+        )
+    if abs(np.linalg.det(affine[:3, :3] / sizes)) < 1e-6:
+        raise InputError(f"{path}: the {what}'s affine is singular (two axes point the same way); repair the header")
+    return values, affine
+
+
+def _verify_gzip(path: Path) -> None:
+    """Read a gzip file to its end, so that a corrupt stream or a wrong checksum is found now."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: the gzip stream is corrupt ({exc}); copy the file again or re-export it") from exc
+
+
 def _load_nifti(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     import nibabel as nib
 
+    if full_suffix(path) == ".nii.gz":
+        _verify_gzip(path)
     try:
         img: Any = nib.load(str(path))
+        if np.dtype(img.get_data_dtype()).kind == "c":
+            raise InputError(f"{path}: {what} has complex values; give the magnitude image")
         values = np.asarray(img.dataobj, dtype=np.float64)
+    except InputError:
+        raise
+    except PermissionError as exc:
+        raise InputError(f"{path}: cannot read the {what}: permission denied; check the file's permissions") from exc
     except Exception as exc:
         raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}); check the file is complete") from exc
     return _as_3d(values, path, what), np.asarray(img.affine, dtype=np.float64)
@@ -80,6 +132,8 @@ def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarr
         raise InputError(
             f"{path}: reading this format needs SimpleITK: pip install 'pycemrg_scar_reconstruction[itk]'"
         ) from exc
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK prints warnings to stderr; our errors say it in one line
     try:
         if path.is_dir():
             ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path)))
@@ -97,13 +151,18 @@ def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarr
         raise
     except Exception as exc:
         raise InputError(f"{path}: cannot read the {what} with SimpleITK ({type(exc).__name__}); check the file") from exc
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"{path}: {what} has {img.GetNumberOfComponentsPerPixel()} components per pixel; give a scalar image"
         )
     if img.GetDimension() != 3:
         raise InputError(f"{path}: {what} is {img.GetDimension()}D; give one 3D stack (I, J, K slices) per file")
-    values = sitk.GetArrayFromImage(img).astype(np.float64).transpose(2, 1, 0)  # ITK arrays are (k, j, i)
+    array = sitk.GetArrayFromImage(img)
+    if np.iscomplexobj(array):
+        raise InputError(f"{path}: {what} has complex values; give the magnitude image")
+    values = array.astype(np.float64).transpose(2, 1, 0)  # ITK arrays are (k, j, i)
     direction = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
     affine_lps = np.eye(4)
     affine_lps[:3, :3] = direction @ np.diag(img.GetSpacing())

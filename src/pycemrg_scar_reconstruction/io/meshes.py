@@ -15,12 +15,16 @@ import numpy as np
 from ..config import MeshConfig
 from ..errors import InputError
 from ..geometry import FRAME_TO_RAS, UNIT_TO_MM, to_world_mm
-from .opencarp import read_opencarp, write_opencarp_elements, write_opencarp_points
-from .paths import atomic_output, full_suffix, require_file
+from .opencarp import check_element_types, read_opencarp, write_opencarp_elements, write_opencarp_points
+from .paths import atomic_output, check_output, full_suffix, require_file
 
 PYVISTA_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp", ".ply", ".stl", ".obj")
 MESH_SUFFIXES = PYVISTA_MESH_SUFFIXES + (".pts",)
 WRITABLE_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp", ".pts")
+
+
+#: A legacy .vtk file stores each point in at least this many bytes ("0 0 0\n" in ASCII, 3 floats in binary).
+MIN_BYTES_PER_POINT = 6
 
 
 def read_mesh(config: MeshConfig) -> tuple[Any, np.ndarray]:
@@ -48,6 +52,11 @@ def read_mesh(config: MeshConfig) -> tuple[Any, np.ndarray]:
         raise InputError(f"{path}: mesh has no points; give a mesh with nodes")
     if not np.all(np.isfinite(raw)):
         raise InputError(f"{path}: mesh has non-finite (NaN/inf) coordinates; repair the mesh")
+    if len(raw) < 4 or np.ptp(raw, axis=0).max() == 0:
+        raise InputError(f"{path}: mesh has {len(raw)} points, all in one place; give a ventricular mesh")
+    _, conn, _ = mesh_cells(mesh)
+    if len(conn) and (conn.min() < 0 or conn.max() >= len(raw)):
+        raise InputError(f"{path}: a cell refers to node {int(conn.max())}, the mesh has {len(raw)}; repair the mesh")
     return mesh, to_world_mm(raw, config.frame, config.resolved_units)
 
 
@@ -57,17 +66,40 @@ def quiet_vtk_read(path: Path) -> Any:
 
     with warnings.catch_warnings(), pv.vtk_verbosity("off"):
         warnings.simplefilter("error")  # pyvista reports some reader failures as warnings
-        with pv.VtkErrorCatcher(raise_errors=True, send_to_logging=False):
-            return pv.read(str(path))
+        with pv.VtkErrorCatcher(raise_errors=True, send_to_logging=False) as caught:
+            mesh = pv.read(str(path))
+    # some readers report a failed read ("Error reading binary data!") only as a warning
+    failed = [e.alert for e in caught.events if "error" in e.alert.lower()]
+    if failed:
+        raise InputError(f"{path}: {failed[0].splitlines()[-1].strip()}; check the file is complete")
+    n_points = int(getattr(mesh, "n_points", 0))
+    if full_suffix(path) == ".vtk" and path.stat().st_size < MIN_BYTES_PER_POINT * n_points:
+        # the legacy ASCII reader fills a truncated file's missing points with zeros, silently
+        raise InputError(
+            f"{path}: {path.stat().st_size} bytes cannot hold the {n_points} points the file declares; "
+            "the file is truncated, copy it again"
+        )
+    return mesh
 
 
-def check_mesh_output(path: Path) -> None:
-    """Refuse an output mesh name we cannot write, before any work is done."""
-    suffix = full_suffix(Path(path))
+def check_mesh_output(path: Path, size_hint: int = 0) -> None:
+    """Refuse, before any work is done, an output mesh we cannot write: an unknown extension, or
+    a path that cannot be written (see :func:`.paths.check_output`; openCARP's ``.elem`` too)."""
+    path = Path(path)
+    suffix = full_suffix(path)
     if suffix not in WRITABLE_MESH_SUFFIXES:
         raise InputError(
             f"{path}: cannot write '{suffix}' meshes; name the output with one of {' '.join(WRITABLE_MESH_SUFFIXES)}"
         )
+    check_output(path, "output mesh", size_hint)
+    if suffix == ".pts":
+        check_output(path.with_suffix(".elem"), "openCARP elements")
+
+
+def check_opencarp_cells(mesh: Any, path: Path) -> None:
+    """Refuse, before any work, an openCARP output of a mesh with cells openCARP has no element for."""
+    if full_suffix(Path(path)) == ".pts":
+        check_element_types(mesh_cells(mesh)[2], path.with_suffix(".elem"))
 
 
 def write_mesh(mesh: Any, path: Path) -> None:
@@ -78,8 +110,13 @@ def write_mesh(mesh: Any, path: Path) -> None:
         raise InputError(f"{path}: openCARP output is written by write_prediction; use .vtu for a plain mesh")
     if full_suffix(path) == ".vtp" and not hasattr(mesh, "faces"):
         raise InputError(f"{path}: a volumetric mesh cannot be written as .vtp; use .vtu")
+    import pyvista as pv
+
     with atomic_output(path) as tmp:
-        mesh.save(str(tmp))
+        with pv.VtkErrorCatcher(raise_errors=True, send_to_logging=False):
+            mesh.save(str(tmp))
+        if tmp.stat().st_size == 0:  # a writer that failed without saying so
+            raise InputError(f"{path}: the mesh writer wrote nothing; check the free space of {path.parent}")
 
 
 def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,22 +164,32 @@ def write_prediction(
         return
     base = path.with_suffix("")
     units = source.resolved_units if source is not None else "mm"
-    write_opencarp_points(np.asarray(mesh.points, np.float64) * (UNIT_TO_MM[units] * 1000.0), base.with_suffix(".pts"))
     offsets, conn, types = mesh_cells(mesh)
-    if len(types):
-        tags = cell_arrays.get("scar_region")
-        if tags is None and "elem_tag" in mesh.cell_data:
-            tags = np.asarray(mesh.cell_data["elem_tag"])
-        write_opencarp_elements(
-            offsets, conn, types, np.zeros(len(types), np.int32) if tags is None else tags, base.with_suffix(".elem")
-        )
-    for name, values in point_arrays.items():
-        if np.issubdtype(np.asarray(values).dtype, np.floating):
-            with atomic_output(Path(f"{base}.{name}.dat")) as tmp:
-                np.savetxt(tmp, np.asarray(values), fmt="%.6g")
-    if source is not None and Path(source.path).with_suffix(".lon").exists():
-        with atomic_output(base.with_suffix(".lon")) as tmp:
-            tmp.write_bytes(Path(source.path).with_suffix(".lon").read_bytes())
+    check_element_types(types, base.with_suffix(".elem"))  # before any file is written
+    written: list[Path] = []
+    try:  # all files of the output, or none
+        write_opencarp_points(np.asarray(mesh.points, np.float64) * (UNIT_TO_MM[units] * 1000.0), base.with_suffix(".pts"))
+        written.append(base.with_suffix(".pts"))
+        if len(types):
+            tags = cell_arrays.get("scar_region")
+            if tags is None and "elem_tag" in mesh.cell_data:
+                tags = np.asarray(mesh.cell_data["elem_tag"])
+            write_opencarp_elements(
+                offsets, conn, types, np.zeros(len(types), np.int32) if tags is None else tags, base.with_suffix(".elem")
+            )
+            written.append(base.with_suffix(".elem"))
+        for name, values in point_arrays.items():
+            if np.issubdtype(np.asarray(values).dtype, np.floating):
+                with atomic_output(Path(f"{base}.{name}.dat")) as tmp:
+                    np.savetxt(tmp, np.asarray(values), fmt="%.6g")
+                written.append(Path(f"{base}.{name}.dat"))
+        if source is not None and Path(source.path).with_suffix(".lon").exists():
+            with atomic_output(base.with_suffix(".lon")) as tmp:
+                tmp.write_bytes(Path(source.path).with_suffix(".lon").read_bytes())
+    except BaseException:
+        for f in written:
+            f.unlink(missing_ok=True)
+        raise
 
 
 def region_nodes(mesh: Any, config: MeshConfig) -> np.ndarray | None:

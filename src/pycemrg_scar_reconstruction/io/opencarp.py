@@ -65,11 +65,16 @@ def write_opencarp_points(points_um: np.ndarray, path: Path) -> None:
         np.savetxt(f, points_um, fmt="%.6f")
 
 
-def write_opencarp_elements(offsets: np.ndarray, conn: np.ndarray, types: np.ndarray, tags: np.ndarray, path: Path) -> None:
-    """openCARP ``.elem``: the element count, then ``Type n1 .. nk tag`` per line, element order kept."""
+def check_element_types(types: np.ndarray, path: Path) -> None:
+    """Refuse VTK cell types that have no openCARP element (``path``: the ``.elem`` to be written)."""
     unknown = sorted(set(np.unique(types).tolist()) - set(_VTK_TO_OPENCARP))
     if unknown:
         raise InputError(f"{path}: VTK cell types {unknown} have no openCARP element; write .vtu instead")
+
+
+def write_opencarp_elements(offsets: np.ndarray, conn: np.ndarray, types: np.ndarray, tags: np.ndarray, path: Path) -> None:
+    """openCARP ``.elem``: the element count, then ``Type n1 .. nk tag`` per line, element order kept."""
+    check_element_types(types, path)
     lines = np.empty(len(types), dtype=object)
     for vtk_type in np.unique(types):  # one pass per element type (a handful), not per element
         sel = np.flatnonzero(types == vtk_type)

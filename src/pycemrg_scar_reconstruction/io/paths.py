@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,15 +39,76 @@ def require_file(path: Path, what: str) -> None:
         raise InputError(f"{path}: {what} is not a file; give the path of the file itself")
 
 
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest part of ``path`` (itself included) that exists."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_dir(path: Path, what: str = "output folder", size_hint: int = 0) -> None:
+    """Refuse, before any work, a folder that cannot hold outputs: a file in the way, no write
+    permission, or less free space than ``size_hint`` bytes."""
+    path = Path(path)
+    base = _existing_ancestor(path)
+    if not base.is_dir():
+        if base == Path(os.path.abspath(path)):
+            raise InputError(f"{path}: {what} is a file; give a folder (or a new name)")
+        raise InputError(f"{base}: is a file, so the {what} {path} cannot be made there; choose another path")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InputError(f"{base}: folder not writable, so the {what} {path} cannot be written; choose another path")
+    free = shutil.disk_usage(base).free
+    if free < size_hint:
+        raise InputError(
+            f"{base}: {free / 1e6:.0f} MB free, the {what} needs about {size_hint / 1e6:.0f} MB; "
+            "free some space or write elsewhere"
+        )
+
+
+def check_output(path: Path, what: str = "output", size_hint: int = 0) -> None:
+    """Refuse, before any work, an output file that cannot be written (a folder of that name, a
+    file where its folder should be, no permission, no space for about ``size_hint`` bytes)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: the {what} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{path}: the {what} exists and is read-only; remove it or choose another name")
+    check_output_dir(path.parent, f"folder of the {what}", size_hint)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_stale(path: Path, suffix: str) -> None:
+    """Remove temporary files of ``path`` left by a process that was killed while writing it."""
+    for tmp in path.parent.glob(f".{path.name}.*{suffix}"):
+        parts = tmp.name[len(path.name) + 2 :].split(".", 1)
+        if parts and parts[0].isdigit() and not _alive(int(parts[0])):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is left
+    untouched. The temporary name carries the process id, so that one left by a killed process
+    is removed by the next write to the same place.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=full_suffix(path) or ".tmp", dir=path.parent)
+    suffix = full_suffix(path) or ".tmp"
+    _remove_stale(path, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -58,6 +120,45 @@ def atomic_output(path: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+#: Lock files this process holds (a command's orchestrators nest: run -> prepare, train, predict).
+_HELD: set[Path] = set()
+
+
+@contextlib.contextmanager
+def output_lock(*paths: Path) -> Iterator[None]:
+    """Hold an exclusive lock on each output for the duration of the block, so that two processes
+    writing the same output cannot interleave: the second is refused at once (no waiting).
+
+    The lock is ``.<name>.lock`` beside the output (``flock``: released by the system even when
+    the process is killed) and is removed when the block ends.
+    """
+    import fcntl
+
+    taken: list[tuple[Path, int]] = []
+    try:
+        for path in paths:
+            lock = Path(os.path.abspath(path)).with_name(f".{Path(path).name}.lock")
+            if lock in _HELD or not lock.parent.is_dir():
+                continue
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise InputError(
+                    f"{path}: another process is writing this output now; wait for it to finish or choose another name"
+                ) from None
+            taken.append((lock, fd))
+            _HELD.add(lock)
+        yield
+    finally:
+        for lock, fd in taken:
+            _HELD.discard(lock)
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            os.close(fd)
 
 
 def write_json(obj: Any, path: Path) -> None:

@@ -1,0 +1,561 @@
+"""A corpus of bad inputs, bad options, crafted files and unwritable outputs, one per kind.
+
+Each case makes what it needs in a fresh folder (next to copies of a small good patient: mesh,
+stack, mask, training data, model and result mesh) and returns the ``scar-reconstruct`` arguments
+to run. ``tests/test_reliability.py`` runs every case and checks the promise: exit 2, exactly one
+stderr line ``error: ...``, no traceback, and no new or changed file in the folder (hidden files
+included).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+#: name -> case(folder) -> argv. The good files are in ``folder``: mesh.vtu, lge.nii.gz,
+#: lge_mask.nii.gz, data.npz, model.pt, out.vtu.
+CASES: dict[str, Callable[[Path], list[str]]] = {}
+#: name -> the command the case runs.
+COMMANDS: dict[str, str] = {}
+
+
+def case(command: str) -> Callable[[Callable[[Path], list[str]]], Callable[[Path], list[str]]]:
+    def register(fn: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
+        CASES[fn.__name__], COMMANDS[fn.__name__] = fn, command
+        return fn
+
+    return register
+
+
+def prep(d: Path, *extra: str, mesh: str = "mesh.vtu", image: str = "lge.nii.gz") -> list[str]:
+    return ["prepare", "--mesh", str(d / mesh), "--image", str(d / image), "--slice-thickness", "8", *extra]
+
+
+def run(d: Path, *extra: str) -> list[str]:
+    return ["run", "--mesh", str(d / "mesh.vtu"), "--image", str(d / "lge.nii.gz"), "--slice-thickness", "8", *extra]
+
+
+def _nifti(d: Path, name: str, values: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    import nibabel as nib
+
+    ref = nib.load(str(d / "lge.nii.gz"))
+    out = d / name
+    img = nib.Nifti1Image(values, ref.affine if affine is None else affine)
+    nib.save(img, str(out))
+    return out
+
+
+def _lge(d: Path) -> tuple[np.ndarray, np.ndarray]:
+    import nibabel as nib
+
+    img = nib.load(str(d / "lge.nii.gz"))
+    return np.asarray(img.dataobj, np.float64), np.asarray(img.affine)
+
+
+def _npz(d: Path, name: str, **changes: object) -> Path:
+    with np.load(d / "data.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays.update({k: np.asarray(v) for k, v in changes.items()})
+    np.savez(d / name, **arrays)  # type: ignore[arg-type]
+    return d / name
+
+
+def _ckpt(d: Path, name: str, change: Callable[[dict], None]) -> Path:
+    import torch
+
+    ckpt = torch.load(d / "model.pt", weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, d / name)
+    return d / name
+
+
+def _mesh(d: Path, name: str, change: Callable[[object], object]) -> Path:
+    import pyvista as pv
+
+    mesh = change(pv.read(str(d / "mesh.vtu")))
+    mesh.save(str(d / name))  # type: ignore[attr-defined]
+    return d / name
+
+
+# 1. outputs that cannot be written, in every command ------------------------------------------
+
+
+@case("prepare")
+def prepare_output_under_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return prep(d, "--output", str(d / "afile" / "data.npz"))
+
+
+@case("prepare")
+def prepare_output_is_a_folder(d: Path) -> list[str]:
+    (d / "folder.npz").mkdir()
+    return prep(d, "--output", str(d / "folder.npz"))
+
+
+@case("train")
+def train_output_under_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "afile" / "m.pt"), "--max-epochs", "2"]
+
+
+@case("train")
+def train_output_is_a_folder(d: Path) -> list[str]:
+    (d / "m.pt").mkdir()
+    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--max-epochs", "2"]
+
+
+@case("train")
+def train_history_is_a_folder(d: Path) -> list[str]:
+    (d / "m.history.json").mkdir()
+    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--max-epochs", "2"]
+
+
+@case("predict")
+def predict_output_under_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "afile" / "o.vtu")]
+
+
+@case("predict")
+def predict_output_is_a_folder(d: Path) -> list[str]:
+    (d / "o.vtu").mkdir()
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+
+
+@case("run")
+def run_output_under_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return run(d, "--output", str(d / "afile" / "o.vtu"))
+
+
+@case("run")
+def run_report_folder_is_a_file(d: Path) -> list[str]:
+    (d / "o_report").write_text("x")
+    return run(d, "--output", str(d / "o.vtu"), "--max-epochs", "2")
+
+
+@case("synth")
+def synth_output_dir_is_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return ["synth", "--output-dir", str(d / "afile"), "--n-nodes", "2000"]
+
+
+@case("report")
+def report_output_dir_is_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return ["report", "--data", str(d / "data.npz"), "--mesh", str(d / "out.vtu"), "--output-dir", str(d / "afile")]
+
+
+@case("validate")
+def validate_json_under_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return ["validate", "--data", str(d / "data.npz"), "--mesh", str(d / "out.vtu"), "--json", str(d / "afile" / "r.json")]
+
+
+@case("baseline")
+def baseline_output_under_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return ["baseline", "--method", "linear", *prep(d)[1:], "--output", str(d / "afile" / "b.vtu")]
+
+
+@case("cohort")
+def cohort_output_dir_is_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    (d / "m.csv").write_text(f"id,mesh,image,slice_thickness\np,{d / 'mesh.vtu'},{d / 'lge.nii.gz'},8\n")
+    return ["cohort", "--manifest", str(d / "m.csv"), "--output-dir", str(d / "afile")]
+
+
+# 3. corrupt or degenerate inputs ---------------------------------------------------------------
+
+
+@case("prepare")
+def mesh_truncated_vtk(d: Path) -> list[str]:
+    import pyvista as pv
+
+    pv.read(str(d / "mesh.vtu")).save(str(d / "full.vtk"), binary=False)
+    text = (d / "full.vtk").read_bytes()
+    (d / "cut.vtk").write_bytes(text[: len(text) // 20])
+    (d / "full.vtk").unlink()
+    return prep(d, "--output", str(d / "x.npz"), mesh="cut.vtk")
+
+
+@case("prepare")
+def mesh_garbage_vtu(d: Path) -> list[str]:
+    (d / "g.vtu").write_bytes(os.urandom(3000))
+    return prep(d, "--output", str(d / "x.npz"), mesh="g.vtu")
+
+
+@case("prepare")
+def mesh_one_point(d: Path) -> list[str]:
+    import pyvista as pv
+
+    pv.PolyData(np.zeros((1, 3))).save(str(d / "one.vtp"))
+    return prep(d, "--output", str(d / "x.npz"), mesh="one.vtp")
+
+
+@case("prepare")
+def mesh_duplicate_points(d: Path) -> list[str]:
+    import pyvista as pv
+
+    pv.PolyData(np.tile(np.asarray(pv.read(str(d / "mesh.vtu")).points[:1]), (500, 1))).save(str(d / "dup.vtp"))
+    return prep(d, "--output", str(d / "x.npz"), mesh="dup.vtp")
+
+
+@case("predict")
+def mesh_cell_with_a_missing_node(d: Path) -> list[str]:
+    import pyvista as pv
+
+    mesh = pv.read(str(d / "mesh.vtu"))
+    cells = np.array(mesh.cells)
+    cells[1] = mesh.n_points + 1000  # the first node of the first cell does not exist
+    pv.UnstructuredGrid(cells, np.asarray(mesh.celltypes), np.asarray(mesh.points)).save(str(d / "bad.vtu"))
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "bad.vtu"), "--output", str(d / "o.vtu")]
+
+
+@case("prepare")
+def nifti_corrupted_gzip(d: Path) -> list[str]:
+    raw = bytearray((d / "lge.nii.gz").read_bytes())
+    mid = len(raw) // 2
+    raw[mid : mid + 64] = bytes(64)
+    (d / "bad.nii.gz").write_bytes(bytes(raw))
+    return prep(d, "--output", str(d / "x.npz"), "--target", "probability", image="bad.nii.gz")
+
+
+@case("prepare")
+def nifti_crc_error_only(d: Path) -> list[str]:
+    raw = gzip.decompress((d / "lge.nii.gz").read_bytes())
+    data = bytearray(gzip.compress(raw))
+    data[-8] ^= 0xFF  # the stored CRC-32 no longer matches
+    (d / "crc.nii.gz").write_bytes(bytes(data))
+    return prep(d, "--output", str(d / "x.npz"), image="crc.nii.gz")
+
+
+@case("prepare")
+def nifti_complex_values(d: Path) -> list[str]:
+    v, _ = _lge(d)
+    _nifti(d, "c.nii.gz", (v + 1j * v).astype(np.complex64))
+    return prep(d, "--output", str(d / "x.npz"), image="c.nii.gz")
+
+
+@case("prepare")
+def nifti_inf_pixels(d: Path) -> list[str]:
+    v, _ = _lge(d)
+    v[v.shape[0] // 2, v.shape[1] // 2, :] = np.inf
+    _nifti(d, "inf.nii.gz", v.astype(np.float32))
+    return prep(d, "--output", str(d / "x.npz"), image="inf.nii.gz")
+
+
+def _sform(d: Path, name: str, change: Callable[[np.ndarray], None]) -> Path:
+    """A copy of lge.nii.gz whose stored sform rows are changed (nibabel would refuse to build it)."""
+    import nibabel as nib
+
+    img = nib.load(str(d / "lge.nii.gz"))
+    hdr = img.header.copy()
+    rows = np.stack([hdr["srow_x"], hdr["srow_y"], hdr["srow_z"]])
+    change(rows)
+    hdr["srow_x"], hdr["srow_y"], hdr["srow_z"] = rows
+    hdr["sform_code"], hdr["qform_code"] = 1, 0
+    out = nib.Nifti1Image(np.asarray(img.dataobj), None, hdr)
+    nib.save(out, str(d / name))
+    return d / name
+
+
+@case("prepare")
+def nifti_zero_voxel_size(d: Path) -> list[str]:
+    _sform(d, "z.nii.gz", lambda rows: rows.__setitem__((slice(None), 0), 0.0))
+    return prep(d, "--output", str(d / "x.npz"), image="z.nii.gz")
+
+
+@case("prepare")
+def nifti_singular_affine(d: Path) -> list[str]:
+    def same(rows: np.ndarray) -> None:
+        rows[:, 1] = rows[:, 0]
+
+    _sform(d, "s.nii.gz", same)
+    return prep(d, "--output", str(d / "x.npz"), image="s.nii.gz")
+
+
+@case("prepare")
+def nifti_nan_affine(d: Path) -> list[str]:
+    v, a = _lge(d)
+    a = a.copy()
+    a[0, 3] = np.nan
+    _nifti(d, "n.nii.gz", v.astype(np.float32), a)
+    return prep(d, "--output", str(d / "x.npz"), image="n.nii.gz")
+
+
+@case("prepare")
+def vti_layer_unreadable(d: Path) -> list[str]:
+    (d / "layer.vti").write_bytes(b"<?xml version='1.0'?>\n<VTKFile type='ImageData'>" + os.urandom(500))
+    return prep(d, "--output", str(d / "x.npz"), image="layer.vti")
+
+
+@case("prepare")
+def image_is_a_folder_without_dicom(d: Path) -> list[str]:
+    (d / "imgdir").mkdir()
+    (d / "imgdir" / "notes.txt").write_text("no dicom here")
+    return prep(d, "--output", str(d / "x.npz"), image="imgdir")
+
+
+@case("prepare")
+def option_slice_thickness_inf(d: Path) -> list[str]:
+    return [
+        "prepare",
+        "--mesh",
+        str(d / "mesh.vtu"),
+        "--image",
+        str(d / "lge.nii.gz"),
+        "--slice-thickness",
+        "inf",
+        "--output",
+        str(d / "x.npz"),
+    ]
+
+
+@case("train")
+def option_lr_inf(d: Path) -> list[str]:
+    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--lr", "inf"]
+
+
+@case("train")
+def option_fourier_scale_inf(d: Path) -> list[str]:
+    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--fourier-scale", "inf"]
+
+
+@case("train")
+def option_seed_huge(d: Path) -> list[str]:
+    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--seed", str(2**70)]
+
+
+@case("predict")
+def option_mc_seed_huge(d: Path) -> list[str]:
+    return [
+        "predict",
+        "--model",
+        str(d / "model.pt"),
+        "--mesh",
+        str(d / "mesh.vtu"),
+        "--output",
+        str(d / "o.vtu"),
+        "--mc-seed",
+        str(2**70),
+    ]
+
+
+@case("synth")
+def option_synth_seed_huge(d: Path) -> list[str]:
+    return ["synth", "--output-dir", str(d / "s"), "--seed", str(2**70), "--n-nodes", "2000"]
+
+
+@case("prepare")
+def option_wrong_choice(d: Path) -> list[str]:
+    return [*prep(d, "--output", str(d / "x.npz")), "--target", "probabilty"]
+
+
+@case("prepare")
+def option_unknown(d: Path) -> list[str]:
+    return [*prep(d, "--output", str(d / "x.npz")), "--slice-thicknes", "8"]
+
+
+@case("prepare")
+def option_required_missing(d: Path) -> list[str]:
+    return ["prepare", "--mesh", str(d / "mesh.vtu"), "--output", str(d / "x.npz")]
+
+
+@case("train")
+def option_not_a_number(d: Path) -> list[str]:
+    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--max-epochs", "many"]
+
+
+# 6. crafted training data and checkpoints ------------------------------------------------------
+
+
+@case("train")
+def npz_string_version(d: Path) -> list[str]:
+    _npz(d, "v.npz", format_version=np.asarray("three"))
+    return ["train", "--data", str(d / "v.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_string_points(d: Path) -> list[str]:
+    with np.load(d / "data.npz") as f:
+        n = f["points"].shape[0]
+    _npz(d, "p.npz", points=np.full((n, 3), "a"))
+    return ["train", "--data", str(d / "p.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_float_member_node(d: Path) -> list[str]:
+    with np.load(d / "data.npz") as f:
+        mn = f["member_node"].astype(np.float64) + 0.5
+    _npz(d, "f.npz", member_node=mn)
+    return ["train", "--data", str(d / "f.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_vector_norm_scale(d: Path) -> list[str]:
+    _npz(d, "s.npz", norm_scale=np.ones(3))
+    return ["train", "--data", str(d / "s.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_stack_axis_5(d: Path) -> list[str]:
+    with np.load(d / "data.npz") as f:
+        axis = f["stack_axis"].copy()
+    axis[:] = 5
+    _npz(d, "a.npz", stack_axis=axis)
+    return ["train", "--data", str(d / "a.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_string_targets(d: Path) -> list[str]:
+    with np.load(d / "data.npz") as f:
+        g = f["group_target"].shape[0]
+    _npz(d, "t.npz", group_target=np.full(g, "x"))
+    return ["train", "--data", str(d / "t.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_zero_stack_shape(d: Path) -> list[str]:
+    with np.load(d / "data.npz") as f:
+        shape = np.zeros_like(f["stack_shapes"])
+    _npz(d, "z.npz", stack_shapes=shape)
+    return ["train", "--data", str(d / "z.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_singular_stack_affine(d: Path) -> list[str]:
+    with np.load(d / "data.npz") as f:
+        aff = f["stack_affines"].copy()
+    aff[:, :3, 1] = aff[:, :3, 0]
+    _npz(d, "sa.npz", stack_affines=aff)
+    return ["train", "--data", str(d / "sa.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_nan_norm_scale(d: Path) -> list[str]:
+    _npz(d, "ns.npz", norm_scale=np.asarray(np.nan))
+    return ["train", "--data", str(d / "ns.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_not_a_zip(d: Path) -> list[str]:
+    (d / "g.npz").write_bytes(os.urandom(2000))
+    return ["train", "--data", str(d / "g.npz"), "--output", str(d / "m.pt")]
+
+
+@case("train")
+def npz_pickled_object(d: Path) -> list[str]:
+    with zipfile.ZipFile(d / "o.npz", "w") as z:
+        z.writestr("format_version.npy", b"\x93NUMPY" + os.urandom(100))
+    return ["train", "--data", str(d / "o.npz"), "--output", str(d / "m.pt")]
+
+
+@case("predict")
+def ckpt_lists_for_arrays(d: Path) -> list[str]:
+    def change(c: dict) -> None:
+        c["norm_center"] = [0.0, 0.0, 0.0, 1.0]
+
+    _ckpt(d, "l.pt", change)
+    return ["predict", "--model", str(d / "l.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+
+
+@case("predict")
+def ckpt_nan_scale(d: Path) -> list[str]:
+    def change(c: dict) -> None:
+        c["norm_scale"] = float("nan")
+
+    _ckpt(d, "n.pt", change)
+    return ["predict", "--model", str(d / "n.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+
+
+@case("predict")
+def ckpt_nan_weights(d: Path) -> list[str]:
+    def change(c: dict) -> None:
+        for v in c["state_dict"].values():
+            v.fill_(float("nan"))
+
+    _ckpt(d, "w.pt", change)
+    return ["predict", "--model", str(d / "w.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+
+
+@case("predict")
+def ckpt_truncated(d: Path) -> list[str]:
+    raw = (d / "model.pt").read_bytes()
+    (d / "t.pt").write_bytes(raw[: len(raw) // 3])
+    return ["predict", "--model", str(d / "t.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+
+
+# 9. predicting onto a mesh the model was not trained on ------------------------------------------
+
+
+@case("predict")
+def predict_mesh_two_metres_away(d: Path) -> list[str]:
+    _mesh(d, "far.vtu", lambda m: m.translate((2000.0, 0.0, 0.0), inplace=False))  # type: ignore[attr-defined]
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "far.vtu"), "--output", str(d / "o.vtu")]
+
+
+@case("predict")
+def predict_mesh_wrong_frame(d: Path) -> list[str]:
+    return [
+        "predict",
+        "--model",
+        str(d / "model.pt"),
+        "--mesh",
+        str(d / "mesh.vtu"),
+        "--mesh-frame",
+        "lps",
+        "--output",
+        str(d / "o.vtu"),
+    ]
+
+
+# 10. multi-file outputs --------------------------------------------------------------------------
+
+
+@case("baseline")
+def pts_output_with_cells_opencarp_lacks(d: Path) -> list[str]:
+    import pyvista as pv
+
+    mesh = pv.read(str(d / "mesh.vtu")).extract_surface().triangulate()
+    poly = pv.PolyData(np.asarray(mesh.points), faces=np.hstack([[5, 0, 1, 2, 3, 4], np.asarray(mesh.faces)]))
+    poly.save(str(d / "poly.vtp"))
+    return ["baseline", "--method", "nearest", *prep(d, mesh="poly.vtp")[1:], "--output", str(d / "o.pts")]
+
+
+@case("run")
+def run_pts_output_with_cells_opencarp_lacks(d: Path) -> list[str]:
+    pts_output_with_cells_opencarp_lacks(d)
+    return ["run", *prep(d, mesh="poly.vtp")[1:], "--output", str(d / "o.pts"), "--max-epochs", "2"]
+
+
+# other commands ----------------------------------------------------------------------------------
+
+
+@case("validate")
+def validate_mesh_without_probability(d: Path) -> list[str]:
+    return ["validate", "--data", str(d / "data.npz"), "--mesh", str(d / "mesh.vtu")]
+
+
+@case("validate")
+def validate_truth_array_missing(d: Path) -> list[str]:
+    return ["validate", "--data", str(d / "data.npz"), "--mesh", str(d / "out.vtu"), "--truth", "nothere"]
+
+
+@case("cohort")
+def cohort_manifest_unknown_column(d: Path) -> list[str]:
+    (d / "m.csv").write_text("id,meshh\np,mesh.vtu\n")
+    return ["cohort", "--manifest", str(d / "m.csv"), "--output-dir", str(d / "co")]
+
+
+@case("report")
+def report_mesh_of_another_patient(d: Path) -> list[str]:
+    import pyvista as pv
+
+    pv.read(str(d / "out.vtu")).extract_points(np.arange(100)).save(str(d / "small.vtu"))
+    return ["report", "--data", str(d / "data.npz"), "--mesh", str(d / "small.vtu"), "--output-dir", str(d / "rep")]
