@@ -522,7 +522,7 @@ def predict_mesh_wrong_frame(d: Path) -> list[str]:
 def pts_output_with_cells_opencarp_lacks(d: Path) -> list[str]:
     import pyvista as pv
 
-    mesh = pv.read(str(d / "mesh.vtu")).extract_surface().triangulate()
+    mesh = pv.read(str(d / "mesh.vtu")).extract_surface(algorithm="dataset_surface").triangulate()
     poly = pv.PolyData(np.asarray(mesh.points), faces=np.hstack([[5, 0, 1, 2, 3, 4], np.asarray(mesh.faces)]))
     poly.save(str(d / "poly.vtp"))
     return ["baseline", "--method", "nearest", *prep(d, mesh="poly.vtp")[1:], "--output", str(d / "o.pts")]

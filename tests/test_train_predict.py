@@ -188,12 +188,16 @@ def test_predict_keeps_cells_and_arrays(fitted, data, small_case, tmp_path):
     np.testing.assert_array_equal(out.point_data["scar_binary"], (result.probability >= 0.5).astype(np.uint8))
 
 
-def test_extrapolation_warning(fitted, small_case, tmp_path, caplog):
+def test_a_mesh_mostly_outside_the_trained_region_is_refused_unless_allowed(fitted, small_case, tmp_path, caplog):
     mesh = pv.read(small_case["mesh"])
     mesh.points = np.asarray(mesh.points) * 1.6
     mesh.save(tmp_path / "big.vtu")
-    predict(fitted, MeshConfig(path=tmp_path / "big.vtu"), None, PredictConfig(mc_samples=2))
-    assert "outside the region the model was trained on" in caplog.text
+    big = MeshConfig(path=tmp_path / "big.vtu")
+    with pytest.raises(InputError, match="outside the region the model was trained on.*`allow_extrapolation`"):
+        predict(fitted, big, None, PredictConfig(mc_samples=2))
+    result = predict(fitted, big, None, PredictConfig(mc_samples=2, allow_extrapolation=True))
+    assert np.all(np.isfinite(result.probability))
+    assert "outside the region the model was trained on" in caplog.text  # still said, as a warning
 
 
 def prepare_args(case) -> list[str]:

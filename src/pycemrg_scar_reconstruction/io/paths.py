@@ -37,6 +37,8 @@ def require_file(path: Path, what: str) -> None:
         raise InputError(f"{path}: {what} not found; check the path")
     if not path.is_file():
         raise InputError(f"{path}: {what} is not a file; give the path of the file itself")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: cannot read the {what}: permission denied; check the file's permissions")
 
 
 def _existing_ancestor(path: Path) -> Path:
