@@ -36,6 +36,16 @@ def prep(d: Path, *extra: str, mesh: str = "mesh.vtu", image: str = "lge.nii.gz"
     return ["prepare", "--mesh", str(d / mesh), "--image", str(d / image), "--slice-thickness", "8", *extra]
 
 
+def trn(d: Path, data: str, *extra: str) -> list[str]:
+    """``train`` on ``data`` into m.pt."""
+    return ["train", "--data", str(d / data), "--output", str(d / "m.pt"), *extra]
+
+
+def pred(d: Path, model: str, mesh: str, *extra: str) -> list[str]:
+    """``predict`` with ``model`` onto ``mesh`` into o.vtu."""
+    return ["predict", "--model", str(d / model), "--mesh", str(d / mesh), "--output", str(d / "o.vtu"), *extra]
+
+
 def run(d: Path, *extra: str) -> list[str]:
     return ["run", "--mesh", str(d / "mesh.vtu"), "--image", str(d / "lge.nii.gz"), "--slice-thickness", "8", *extra]
 
@@ -106,13 +116,13 @@ def train_output_under_a_file(d: Path) -> list[str]:
 @case("train")
 def train_output_is_a_folder(d: Path) -> list[str]:
     (d / "m.pt").mkdir()
-    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--max-epochs", "2"]
+    return trn(d, "data.npz", "--max-epochs", "2")
 
 
 @case("train")
 def train_history_is_a_folder(d: Path) -> list[str]:
     (d / "m.history.json").mkdir()
-    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--max-epochs", "2"]
+    return trn(d, "data.npz", "--max-epochs", "2")
 
 
 @case("predict")
@@ -124,7 +134,7 @@ def predict_output_under_a_file(d: Path) -> list[str]:
 @case("predict")
 def predict_output_is_a_folder(d: Path) -> list[str]:
     (d / "o.vtu").mkdir()
-    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+    return pred(d, "model.pt", "mesh.vtu")
 
 
 @case("run")
@@ -214,7 +224,7 @@ def mesh_cell_with_a_missing_node(d: Path) -> list[str]:
     cells = np.array(mesh.cells)
     cells[1] = mesh.n_points + 1000  # the first node of the first cell does not exist
     pv.UnstructuredGrid(cells, np.asarray(mesh.celltypes), np.asarray(mesh.points)).save(str(d / "bad.vtu"))
-    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "bad.vtu"), "--output", str(d / "o.vtu")]
+    return pred(d, "model.pt", "bad.vtu")
 
 
 @case("prepare")
@@ -319,17 +329,17 @@ def option_slice_thickness_inf(d: Path) -> list[str]:
 
 @case("train")
 def option_lr_inf(d: Path) -> list[str]:
-    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--lr", "inf"]
+    return trn(d, "data.npz", "--lr", "inf")
 
 
 @case("train")
 def option_fourier_scale_inf(d: Path) -> list[str]:
-    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--fourier-scale", "inf"]
+    return trn(d, "data.npz", "--fourier-scale", "inf")
 
 
 @case("train")
 def option_seed_huge(d: Path) -> list[str]:
-    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--seed", str(2**70)]
+    return trn(d, "data.npz", "--seed", str(2**70))
 
 
 @case("predict")
@@ -369,7 +379,7 @@ def option_required_missing(d: Path) -> list[str]:
 
 @case("train")
 def option_not_a_number(d: Path) -> list[str]:
-    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "m.pt"), "--max-epochs", "many"]
+    return trn(d, "data.npz", "--max-epochs", "many")
 
 
 # 6. crafted training data and checkpoints ------------------------------------------------------
@@ -378,7 +388,7 @@ def option_not_a_number(d: Path) -> list[str]:
 @case("train")
 def npz_string_version(d: Path) -> list[str]:
     _npz(d, "v.npz", format_version=np.asarray("three"))
-    return ["train", "--data", str(d / "v.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "v.npz")
 
 
 @case("train")
@@ -386,7 +396,7 @@ def npz_string_points(d: Path) -> list[str]:
     with np.load(d / "data.npz") as f:
         n = f["points"].shape[0]
     _npz(d, "p.npz", points=np.full((n, 3), "a"))
-    return ["train", "--data", str(d / "p.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "p.npz")
 
 
 @case("train")
@@ -394,13 +404,13 @@ def npz_float_member_node(d: Path) -> list[str]:
     with np.load(d / "data.npz") as f:
         mn = f["member_node"].astype(np.float64) + 0.5
     _npz(d, "f.npz", member_node=mn)
-    return ["train", "--data", str(d / "f.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "f.npz")
 
 
 @case("train")
 def npz_vector_norm_scale(d: Path) -> list[str]:
     _npz(d, "s.npz", norm_scale=np.ones(3))
-    return ["train", "--data", str(d / "s.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "s.npz")
 
 
 @case("train")
@@ -409,7 +419,7 @@ def npz_stack_axis_5(d: Path) -> list[str]:
         axis = f["stack_axis"].copy()
     axis[:] = 5
     _npz(d, "a.npz", stack_axis=axis)
-    return ["train", "--data", str(d / "a.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "a.npz")
 
 
 @case("train")
@@ -417,7 +427,7 @@ def npz_string_targets(d: Path) -> list[str]:
     with np.load(d / "data.npz") as f:
         g = f["group_target"].shape[0]
     _npz(d, "t.npz", group_target=np.full(g, "x"))
-    return ["train", "--data", str(d / "t.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "t.npz")
 
 
 @case("train")
@@ -425,7 +435,7 @@ def npz_zero_stack_shape(d: Path) -> list[str]:
     with np.load(d / "data.npz") as f:
         shape = np.zeros_like(f["stack_shapes"])
     _npz(d, "z.npz", stack_shapes=shape)
-    return ["train", "--data", str(d / "z.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "z.npz")
 
 
 @case("train")
@@ -434,26 +444,26 @@ def npz_singular_stack_affine(d: Path) -> list[str]:
         aff = f["stack_affines"].copy()
     aff[:, :3, 1] = aff[:, :3, 0]
     _npz(d, "sa.npz", stack_affines=aff)
-    return ["train", "--data", str(d / "sa.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "sa.npz")
 
 
 @case("train")
 def npz_nan_norm_scale(d: Path) -> list[str]:
     _npz(d, "ns.npz", norm_scale=np.asarray(np.nan))
-    return ["train", "--data", str(d / "ns.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "ns.npz")
 
 
 @case("train")
 def npz_not_a_zip(d: Path) -> list[str]:
     (d / "g.npz").write_bytes(os.urandom(2000))
-    return ["train", "--data", str(d / "g.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "g.npz")
 
 
 @case("train")
 def npz_pickled_object(d: Path) -> list[str]:
     with zipfile.ZipFile(d / "o.npz", "w") as z:
         z.writestr("format_version.npy", b"\x93NUMPY" + os.urandom(100))
-    return ["train", "--data", str(d / "o.npz"), "--output", str(d / "m.pt")]
+    return trn(d, "o.npz")
 
 
 @case("predict")
@@ -462,7 +472,7 @@ def ckpt_lists_for_arrays(d: Path) -> list[str]:
         c["norm_center"] = [0.0, 0.0, 0.0, 1.0]
 
     _ckpt(d, "l.pt", change)
-    return ["predict", "--model", str(d / "l.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+    return pred(d, "l.pt", "mesh.vtu")
 
 
 @case("predict")
@@ -471,7 +481,7 @@ def ckpt_nan_scale(d: Path) -> list[str]:
         c["norm_scale"] = float("nan")
 
     _ckpt(d, "n.pt", change)
-    return ["predict", "--model", str(d / "n.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+    return pred(d, "n.pt", "mesh.vtu")
 
 
 @case("predict")
@@ -481,14 +491,14 @@ def ckpt_nan_weights(d: Path) -> list[str]:
             v.fill_(float("nan"))
 
     _ckpt(d, "w.pt", change)
-    return ["predict", "--model", str(d / "w.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+    return pred(d, "w.pt", "mesh.vtu")
 
 
 @case("predict")
 def ckpt_truncated(d: Path) -> list[str]:
     raw = (d / "model.pt").read_bytes()
     (d / "t.pt").write_bytes(raw[: len(raw) // 3])
-    return ["predict", "--model", str(d / "t.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "o.vtu")]
+    return pred(d, "t.pt", "mesh.vtu")
 
 
 # 9. predicting onto a mesh the model was not trained on ------------------------------------------
@@ -497,7 +507,7 @@ def ckpt_truncated(d: Path) -> list[str]:
 @case("predict")
 def predict_mesh_two_metres_away(d: Path) -> list[str]:
     _mesh(d, "far.vtu", lambda m: m.translate((2000.0, 0.0, 0.0), inplace=False))  # type: ignore[attr-defined]
-    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "far.vtu"), "--output", str(d / "o.vtu")]
+    return pred(d, "model.pt", "far.vtu")
 
 
 @case("predict")

@@ -36,24 +36,103 @@ def test_vtk_to_opencarp_and_back(tmp_path):
     grid = mixed_grid()
     prob = np.linspace(0, 1, grid.n_points).astype(np.float32)
     tags = np.array([2, 3], dtype=np.int32)
+    supervised = (np.arange(grid.n_points) % 2).astype(np.uint8)
     write_prediction(
         grid,
-        {"scar_probability": prob, "scar_supervised": np.ones(grid.n_points, np.uint8)},
+        {"scar_probability": prob, "scar_supervised": supervised},
         tmp_path / "heart.pts",
-        cell_arrays={"scar_region": tags},
         source=MeshConfig(path=tmp_path / "in.vtu"),
+        element_tags=tags,
     )
     lines = (tmp_path / "heart.elem").read_text().splitlines()
     assert lines[0] == "2" and lines[1].startswith("Hx 0 1 2 3 4 5 6 7 2") and lines[2] == "Tt 1 2 6 8 3"
     dat = np.loadtxt(tmp_path / "heart.scar_probability.dat")
     np.testing.assert_allclose(dat, prob, atol=1e-6)
-    assert not (tmp_path / "heart.scar_supervised.dat").exists()  # flags are not .dat scalars
+    assert (tmp_path / "heart.scar_supervised.dat").read_text().split() == [str(v) for v in supervised]
 
     back, points_mm = read_mesh(MeshConfig(path=tmp_path / "heart.pts"))  # .pts default: micrometres
     np.testing.assert_allclose(points_mm, grid.points, atol=1e-6)
     for a, b in zip(mesh_cells(back), mesh_cells(grid)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(back.cell_data["elem_tag"], tags)
+    np.testing.assert_allclose(back.point_data["scar_probability"], prob, atol=1e-6)  # the .dat files read back
+
+
+def every_element_kind() -> pv.UnstructuredGrid:
+    """A hexahedron, a wedge (prism), a pyramid and a tetrahedron, each with a positive volume, and a
+    cell array of input tags."""
+    hexa = np.array([[0, 0, 0], [2, 0, 0], [2, 1, 0], [0, 1, 0], [0, 0, 3], [2, 0, 3], [2, 1, 3], [0, 1, 3]], float)
+    wedge = np.array([[5, 0, 0], [7, 0, 0], [5, 2, 0], [5, 0, 1], [7, 0, 1], [5, 2, 1]], float)
+    pyramid = np.array([[10, 0, 0], [12, 0, 0], [12, 2, 0], [10, 2, 0], [11, 1, 3]], float)
+    tet = np.array([[15, 0, 0], [16, 0, 0], [15, 1, 0], [15, 0, 1]], float)
+    points = np.vstack([hexa, wedge, pyramid, tet])
+    cells = np.hstack([[8, *range(0, 8)], [6, *range(8, 14)], [5, *range(14, 19)], [4, *range(19, 23)]])
+    types = np.array([pv.CellType.HEXAHEDRON, pv.CellType.WEDGE, pv.CellType.PYRAMID, pv.CellType.TETRA], np.uint8)
+    grid = pv.UnstructuredGrid(cells, types, points)
+    grid.cell_data["region"] = np.array([1, 5, 5, 7], np.int32)
+    return grid
+
+
+def test_every_element_kind_keeps_its_volume_through_opencarp(tmp_path):
+    grid = every_element_kind()
+    volumes = grid.compute_cell_sizes(length=False, area=False)["Volume"]
+    np.testing.assert_allclose(volumes, [6.0, 2.0, 4.0, 1 / 6])  # by hand: box, half box, base x h / 3, corner
+    write_prediction(grid, {}, tmp_path / "k.pts", source=MeshConfig(path=tmp_path / "k.vtu", units="mm"))
+    kinds = [line.split()[0] for line in (tmp_path / "k.elem").read_text().splitlines()[1:]]
+    assert kinds == ["Hx", "Pr", "Py", "Tt"]
+    back, _ = read_mesh(MeshConfig(path=tmp_path / "k.pts"))
+    back_volumes = back.compute_cell_sizes(length=False, area=False)["Volume"]
+    np.testing.assert_allclose(back_volumes, volumes * 1000.0**3, rtol=1e-9)  # the same cells, now in um
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [("offset", [1, 105, 205, 7]), ("keep", [1, 5, 5, 7]), ("replace", [1, 2, 3, 1])],
+)
+def test_tag_modes_keep_or_offset_the_input_tags(tmp_path, mode, expected):
+    from pycemrg_scar_reconstruction.api import _element_outputs
+
+    grid = every_element_kind()
+    # node probabilities that make the cells healthy, border zone, core scar, healthy
+    prob = np.zeros(grid.n_points)
+    prob[8:14], prob[14:19] = 0.3, 0.9
+    mesh = MeshConfig(path=tmp_path / "k.vtu", tag_array="region")
+    out = _element_outputs(grid, prob, PredictConfig(tag_mode=mode), mesh)
+    np.testing.assert_array_equal(out["element_tags"], expected)
+    np.testing.assert_array_equal(out["cell_arrays"]["scar_region"], [1, 2, 3, 1])
+    with pytest.raises(InputError, match="no cell array 'nothere'"):
+        _element_outputs(grid, prob, PredictConfig(), mesh.model_copy(update={"tag_array": "nothere"}))
+
+
+def test_fibres_become_a_lon_and_their_absence_is_said(tmp_path, caplog):
+    grid = every_element_kind()
+    write_prediction(grid, {}, tmp_path / "a.pts", source=MeshConfig(path=tmp_path / "a.vtu"))
+    assert not (tmp_path / "a.lon").exists() and "no fibre array" in caplog.text
+    grid.cell_data["fibres"] = np.tile([1.0, 0.0, 0.0], (grid.n_cells, 1))
+    write_prediction(grid, {}, tmp_path / "b.pts", source=MeshConfig(path=tmp_path / "b.vtu"))
+    lines = (tmp_path / "b.lon").read_text().splitlines()
+    assert lines[0] == "1" and len(lines) == 1 + grid.n_cells and lines[1].split() == ["1", "0", "0"]
+
+
+def test_output_units_of_a_vtk_output(tmp_path):
+    grid = mixed_grid()
+    write_prediction(grid, {}, tmp_path / "in.pts")  # openCARP copy in micrometres
+    um, _ = read_mesh(MeshConfig(path=tmp_path / "in.pts"))
+    write_prediction(um, {}, tmp_path / "mm.vtu", source=MeshConfig(path=tmp_path / "in.pts"), output_units="mm")
+    write_prediction(um, {}, tmp_path / "um.vtu", source=MeshConfig(path=tmp_path / "in.pts"))
+    np.testing.assert_allclose(pv.read(tmp_path / "mm.vtu").points, grid.points, atol=1e-4)
+    np.testing.assert_allclose(pv.read(tmp_path / "um.vtu").points, grid.points * 1000.0, atol=1e-1)
+
+
+def test_run_with_an_opencarp_output_reports_and_validates(small_case, tmp_path):
+    base = ["--mesh", str(small_case["mesh"]), "--image", str(small_case["image"]), "--slice-thickness", "8"]
+    out = tmp_path / "heart.pts"
+    assert main(["run", *base, "--output", str(out), "--max-epochs", "3", "--quiet", "--mc-samples", "2"]) == 0
+    assert (tmp_path / "heart_report" / "report.json").exists() and (tmp_path / "heart_report" / "report.html").exists()
+    for name in ("heart.elem", "heart.scar_probability.dat", "heart.scar_supervised.dat", "heart.scar_truth.dat"):
+        assert (tmp_path / name).exists(), name
+    argv = ["validate", "--data", str(tmp_path / "heart_data.npz"), "--mesh", str(out), "--truth", "scar_truth"]
+    assert main(argv) in (0, 1)  # read back from the .dat files
 
 
 def test_predict_on_an_opencarp_mesh_writes_dat_elem_and_lon(small_case, tmp_path):
@@ -101,6 +180,8 @@ def test_predict_on_an_opencarp_mesh_writes_dat_elem_and_lon(small_case, tmp_pat
         "11",
         "--tag-core",
         "12",
+        "--tag-mode",
+        "replace",
     ]
     assert main(argv) == 0
     out = tmp_path / "out"

@@ -46,9 +46,9 @@ from .io.meshes import (
     write_mesh,
     write_prediction,
 )
-from .io.paths import check_output, check_output_dir, full_suffix, stem, write_json
+from .io.paths import atomic_output, check_output, check_output_dir, full_suffix, stem, write_json
 from .metrics import group_report, truth_report
-from .regions import cell_mean, classify
+from .regions import cell_mean, classify, element_tags
 from .stack import StackGeometry
 from .synthetic import case_mesh, make_case
 from .tissue import tissue_fractions
@@ -324,20 +324,37 @@ def predict(
             mesh_obj,
             result.point_arrays(config.threshold),
             Path(output),
-            cell_arrays=_region_arrays(mesh_obj, result.probability, config),
             source=mesh,
             field_arrays={"scar_support_mm": np.array([result.support_mm]), "scar_prior": np.array([result.prior])},
+            output_units=config.output_units,
+            **_element_outputs(mesh_obj, result.probability, config, mesh),
         )
     return result
 
 
-def _region_arrays(mesh_obj: object, probability: np.ndarray, config: PredictConfig) -> dict[str, np.ndarray]:
-    """``scar_region`` per cell (healthy / border zone / core scar tags), when the mesh has cells."""
+def _element_outputs(mesh_obj: Any, probability: np.ndarray, config: PredictConfig, mesh: MeshConfig) -> dict[str, Any]:
+    """Per element, when the mesh has cells: ``cell_arrays`` {``scar_region``: the healthy / border
+    zone / core scar tags} and the openCARP ``element_tags`` (``tag_mode`` applied to the input tags:
+    ``tag_array``, an openCARP mesh's own tags, or 0)."""
     offsets, conn, types = mesh_cells(mesh_obj)
     if len(types) == 0:
-        return {}
-    element_p = cell_mean(offsets, conn, probability)
-    return {"scar_region": classify(element_p, config.border_threshold, config.core_threshold, config.tags)}
+        return {"cell_arrays": {}, "element_tags": None}
+    element_class = classify(cell_mean(offsets, conn, probability), config.border_threshold, config.core_threshold)
+    if mesh.tag_array is not None:
+        if mesh.tag_array not in mesh_obj.cell_data:
+            names = ", ".join(mesh_obj.cell_data.keys()) or "none"
+            raise InputError(
+                f"{mesh.path}: no cell array '{mesh.tag_array}' (it has: {names}); name an existing `tag_array`"
+            )
+        input_tags = np.asarray(mesh_obj.cell_data[mesh.tag_array])
+    else:
+        input_tags = np.asarray(mesh_obj.cell_data.get("elem_tag", np.zeros(len(types))))
+    return {
+        "cell_arrays": {"scar_region": np.asarray(config.tags, np.int32)[element_class]},
+        "element_tags": element_tags(
+            input_tags, element_class, config.tag_mode, (config.tag_offset_border, config.tag_offset_core), config.tags
+        ),
+    }
 
 
 def _mesh_size_hint(mesh: MeshConfig) -> int:
@@ -366,6 +383,7 @@ def reconstruct(
     with_report: bool = True,
     runtime: RuntimeConfig = RuntimeConfig(),
     check: ValidateConfig = ValidateConfig(),
+    command: str | None = None,
 ) -> Prediction:
     """The whole patient: prepare, train and predict.
 
@@ -385,7 +403,7 @@ def reconstruct(
     result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config, runtime)
     if with_report:
         mesh = prepare_config.mesh.model_copy(update={"path": paths["mesh"]})
-        report(paths["report"], data, mesh, fitted, check)
+        report(paths["report"], data, mesh, fitted, check, command)
     return result
 
 
@@ -470,8 +488,8 @@ def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> 
             mesh_obj,
             {"scar_probability": values, "scar_supervised": supervised},
             Path(output),
-            cell_arrays=_region_arrays(mesh_obj, values, PredictConfig()),
             source=config.mesh,
+            **_element_outputs(mesh_obj, values, PredictConfig(), config.mesh),
         )
     return values
 
@@ -482,12 +500,16 @@ def report(
     mesh: MeshConfig,
     model: FittedModel | Path | None = None,
     config: ValidateConfig = ValidateConfig(),
+    command: str | None = None,
 ) -> dict:
-    """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model) and ``report.json``.
+    """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model), ``report.json`` and
+    ``report.html`` (all of it on one self-contained page).
 
     ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
+    ``command`` (the command line that made the result) is recorded when given.
     """
     from .figures import plot_mesh, plot_slices, plot_training
+    from .report_page import report_page, versions
 
     out = Path(output_dir)
     check_output_dir(out, "report folder")
@@ -521,5 +543,18 @@ def report(
             "stop_reason": fitted.stop_reason,
             "seconds": fitted.seconds,
         }
+    if command:
+        result["command"] = command
+    result["versions"] = versions()
     write_json(result, out / "report.json")
+    pictures = {
+        "Slices: input pixels, reconstruction's group means, difference": out / "slices.png",
+        "Mesh: scar probability and uncertainty": out / "mesh.png",
+        "Training: group loss per epoch": out / "training.png",
+    }
+    page = report_page(
+        result, pictures if model is not None else dict(list(pictures.items())[:2]), f"Scar reconstruction: {mesh.path}"
+    )
+    with atomic_output(out / "report.html") as tmp:
+        tmp.write_text(page)
     return result

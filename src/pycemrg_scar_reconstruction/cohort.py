@@ -13,7 +13,6 @@ pictures) at the end.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -177,37 +176,20 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> None:
 def write_summary(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """``cohort.html``: counts, the pictures (embedded) and the table, one self-contained page."""
     from .figures import plot_cohort
+    from .report_page import embed_png, page, table
 
     buffer = io.BytesIO()
     plot_cohort(rows, buffer)
-    image = base64.b64encode(buffer.getvalue()).decode()
     counts = ", ".join(f"{sum(r['status'] == s for r in rows)} {s}" for s in ("done", "skipped", "failed", "pending"))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS if c != "output")
-    body = "".join(
-        f'<tr class="{html.escape(str(r["status"]))}">'
-        + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in COLUMNS if c != "output")
-        + "</tr>"
-        for r in rows
+    body = "\n".join(
+        [
+            f"<p>{len(rows)} patients: {html.escape(counts)}.</p>",
+            embed_png(buffer.getvalue(), "per-patient figures"),
+            table(rows, [c for c in COLUMNS if c != "output"], row_class="status"),
+        ]
     )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }}
-td:nth-child(-n+3), th:nth-child(-n+3) {{ text-align: left; }}
-tr.failed td {{ background: #fde2e1; }}
-tr.skipped td {{ color: #666; }}
-img {{ max-width: 100%; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>{len(rows)} patients: {counts}.</p>
-<img alt="per-patient figures" src="data:image/png;base64,{image}">
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-</body></html>
-"""
     with atomic_output(Path(path)) as tmp:
-        tmp.write_text(page)
+        tmp.write_text(page(title, body))
 
 
 def run_cohort(

@@ -74,6 +74,12 @@ class MeshConfig(_Config):
         description="the values of region_array that make the region, comma-separated (default: 1)",
         json_schema_extra=_flag("region_values"),
     )
+    tag_array: Optional[str] = Field(
+        None,
+        description="cell array of a VTK mesh holding its element tags, for the openCARP .elem output "
+        "(an openCARP mesh's own .elem tags are used without it)",
+        json_schema_extra=_flag("tag_array"),
+    )
 
     @field_validator("region_values", mode="before")
     @classmethod
@@ -350,6 +356,16 @@ class PredictConfig(_Config):
     tag_healthy: int = Field(1, description="element tag of healthy tissue (scar_region, openCARP .elem)")
     tag_border: int = Field(2, description="element tag of border zone")
     tag_core: int = Field(3, description="element tag of core scar")
+    tag_mode: Literal["offset", "keep", "replace"] = Field(
+        "offset",
+        description="openCARP .elem tags: offset (border zone and core scar get the input tag + tag_offset_border "
+        "/ tag_offset_core; healthy keeps it), keep (the input tags), replace (tag_healthy / tag_border / tag_core)",
+    )
+    tag_offset_border: int = Field(100, description="added to the input tag of border-zone elements (tag_mode offset)")
+    tag_offset_core: int = Field(200, description="added to the input tag of core-scar elements (tag_mode offset)")
+    output_units: Optional[Literal["mm", "um", "m"]] = Field(
+        None, description="units of a VTK output's coordinates (default: the input mesh's; openCARP .pts is always um)"
+    )
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> PredictConfig:

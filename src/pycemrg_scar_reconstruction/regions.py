@@ -26,8 +26,28 @@ def cell_mean(offsets: np.ndarray, connectivity: np.ndarray, node_values: np.nda
 
 
 def classify(
-    element_probability: np.ndarray, border_threshold: float, core_threshold: float, tags: tuple[int, int, int]
+    element_probability: np.ndarray, border_threshold: float, core_threshold: float, tags: tuple[int, int, int] = (0, 1, 2)
 ) -> np.ndarray:
-    """(C,) int32 tag per element: tags = (healthy, border zone, core scar)."""
+    """(C,) int32 tag per element: tags = (healthy, border zone, core scar); by default the class 0, 1, 2."""
     cls = np.digitize(element_probability, [border_threshold, core_threshold])
     return np.asarray(tags, dtype=np.int32)[cls]
+
+
+def element_tags(
+    input_tags: np.ndarray, element_class: np.ndarray, mode: str, offsets: tuple[int, int], tags: tuple[int, int, int]
+) -> np.ndarray:
+    """(C,) int32 element tags of an openCARP output.
+
+    Parameters
+    ----------
+    input_tags : (C,) the input mesh's tags (0 where it has none).
+    element_class : (C,) 0 healthy, 1 border zone, 2 core scar (:func:`classify`).
+    mode : ``offset`` (input tag, + offsets[0] for border zone, + offsets[1] for core), ``keep``
+        (the input tags) or ``replace`` (``tags`` by class).
+    """
+    input_tags = np.asarray(input_tags, np.int64)
+    if mode == "keep":
+        return input_tags.astype(np.int32)
+    if mode == "replace":
+        return np.asarray(tags, np.int32)[element_class]
+    return (input_tags + np.array([0, offsets[0], offsets[1]], np.int64)[element_class]).astype(np.int32)

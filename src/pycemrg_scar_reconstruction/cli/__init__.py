@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -115,6 +116,7 @@ def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
     except SystemExit as exc:  # --help, --version, or a usage error (already printed as one line)
         return (exc.code if isinstance(exc.code, int) else 2), False
     _setup_logging(args.verbose)
+    args.command_line = shlex.join(["scar-reconstruct", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.func(args) or 0), args.verbose
     except (InputError, _RepeatError) as exc:

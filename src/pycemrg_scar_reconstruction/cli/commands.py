@@ -92,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             predict_config(args),
             with_report=args.report,
             runtime=runtime_config(args),
+            command=args.command_line,
         )
     print(f"training data: {paths['data']}\nmodel: {paths['model']}")
     if args.report:
@@ -137,6 +138,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         mesh_config(args),  # type: ignore[arg-type]
         model=args.model,
         config=ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)),
+        command=args.command_line,
     )
     print(format_report(result))
     print(f"wrote {args.output_dir}/")

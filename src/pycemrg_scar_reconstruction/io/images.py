@@ -130,7 +130,7 @@ def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarr
         import SimpleITK as sitk
     except ImportError as exc:
         raise InputError(
-            f"{path}: reading this format needs SimpleITK: pip install 'pycemrg_scar_reconstruction[itk]'"
+            f"{path}: reading this format needs SimpleITK: pip install 'pycemrg-scar-reconstruction[itk]'"
         ) from exc
     shown = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK prints warnings to stderr; our errors say it in one line

@@ -5,6 +5,7 @@ Every read error becomes an :class:`~..errors.InputError` naming the file and th
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,16 @@ import numpy as np
 from ..config import MeshConfig
 from ..errors import InputError
 from ..geometry import FRAME_TO_RAS, UNIT_TO_MM, to_world_mm
-from .opencarp import check_element_types, read_opencarp, write_opencarp_elements, write_opencarp_points
+from .opencarp import (
+    check_element_types,
+    read_opencarp,
+    write_opencarp_elements,
+    write_opencarp_fibres,
+    write_opencarp_points,
+)
 from .paths import atomic_output, check_output, full_suffix, require_file
+
+logger = logging.getLogger(__name__)
 
 PYVISTA_MESH_SUFFIXES = (".vtk", ".vtu", ".vtp", ".ply", ".stl", ".obj")
 MESH_SUFFIXES = PYVISTA_MESH_SUFFIXES + (".pts",)
@@ -134,6 +143,10 @@ def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
+#: Cell arrays taken as fibre directions for an openCARP ``.lon`` (3 or 6 values per element).
+FIBRE_ARRAYS = ("fibres", "fibers", "fibre", "fiber", "lon")
+
+
 def write_prediction(
     mesh: Any,
     point_arrays: dict[str, np.ndarray],
@@ -141,19 +154,27 @@ def write_prediction(
     cell_arrays: dict[str, np.ndarray] | None = None,
     source: MeshConfig | None = None,
     field_arrays: dict[str, np.ndarray] | None = None,
+    element_tags: np.ndarray | None = None,
+    output_units: str | None = None,
 ) -> None:
     """Write the prediction.
 
     ``.vtk/.vtu/.vtp``: a copy of ``mesh`` (cells and arrays kept) with the extra point and cell
-    arrays, and ``field_arrays`` as field data (settings of the whole prediction).
-    ``.pts`` (openCARP, NAME.pts): ``NAME.pts`` (micrometres, node order kept), ``NAME.elem`` with the
-    ``scar_region`` cell array as region tags, one ``NAME.<array>.dat`` per float point array, and the
-    source's ``.lon`` copied when present. ``source`` gives the mesh's units and where it came from.
+    arrays, and ``field_arrays`` as field data (settings of the whole prediction); coordinates in
+    ``output_units`` (default: the source's).
+    ``.pts`` (openCARP, NAME.pts): ``NAME.pts`` (micrometres, node order kept), ``NAME.elem`` with
+    ``element_tags`` (0 without), one ``NAME.<array>.dat`` per point array (the mesh's own scalar
+    point arrays too), and ``NAME.lon`` from a
+    fibre cell array (:data:`FIBRE_ARRAYS`) or the source's ``.lon`` (a warning when there is
+    neither). ``source`` gives the mesh's units and where it came from. All files, or none.
     """
     path = Path(path)
     cell_arrays = cell_arrays or {}
+    units = source.resolved_units if source is not None else "mm"
     if full_suffix(path) != ".pts":
         out = mesh.copy(deep=True)
+        if output_units is not None and output_units != units:
+            out.points = np.asarray(mesh.points, np.float64) * (UNIT_TO_MM[units] / UNIT_TO_MM[output_units])
         for name, values in point_arrays.items():
             out.point_data[name] = values
         for name, values in cell_arrays.items():
@@ -163,29 +184,41 @@ def write_prediction(
         write_mesh(out, path)
         return
     base = path.with_suffix("")
-    units = source.resolved_units if source is not None else "mm"
     offsets, conn, types = mesh_cells(mesh)
     check_element_types(types, base.with_suffix(".elem"))  # before any file is written
+    fibres = next((np.asarray(mesh.cell_data[n]) for n in FIBRE_ARRAYS if n in mesh.cell_data), None)
+    if fibres is not None and (len(fibres) != len(types) or fibres.reshape(len(fibres), -1).shape[1] not in (3, 6)):
+        fibres = None
+    source_lon = Path(source.path).with_suffix(".lon") if source is not None else None
+    if len(types) and fibres is None and not (source_lon is not None and source_lon.exists()):
+        logger.warning(
+            "%s: the mesh has no fibre array (%s) and no .lon beside it, so no %s is written; openCARP needs one",
+            source.path if source is not None else path,
+            "/".join(FIBRE_ARRAYS),
+            base.with_suffix(".lon").name,
+        )
     written: list[Path] = []
     try:  # all files of the output, or none
         write_opencarp_points(np.asarray(mesh.points, np.float64) * (UNIT_TO_MM[units] * 1000.0), base.with_suffix(".pts"))
         written.append(base.with_suffix(".pts"))
         if len(types):
-            tags = cell_arrays.get("scar_region")
-            if tags is None and "elem_tag" in mesh.cell_data:
-                tags = np.asarray(mesh.cell_data["elem_tag"])
-            write_opencarp_elements(
-                offsets, conn, types, np.zeros(len(types), np.int32) if tags is None else tags, base.with_suffix(".elem")
-            )
+            tags = np.zeros(len(types), np.int32) if element_tags is None else element_tags
+            write_opencarp_elements(offsets, conn, types, tags, base.with_suffix(".elem"))
             written.append(base.with_suffix(".elem"))
-        for name, values in point_arrays.items():
-            if np.issubdtype(np.asarray(values).dtype, np.floating):
-                with atomic_output(Path(f"{base}.{name}.dat")) as tmp:
-                    np.savetxt(tmp, np.asarray(values), fmt="%.6g")
-                written.append(Path(f"{base}.{name}.dat"))
-        if source is not None and Path(source.path).with_suffix(".lon").exists():
+        own = {n: np.asarray(mesh.point_data[n]) for n in mesh.point_data}  # kept, as in a VTK output
+        own = {n: v for n, v in own.items() if v.shape == (mesh.n_points,) and v.dtype.kind in "iuf"}
+        for name, values in {**own, **point_arrays}.items():
+            values = np.asarray(values)
+            with atomic_output(Path(f"{base}.{name}.dat")) as tmp:
+                np.savetxt(tmp, values, fmt="%d" if np.issubdtype(values.dtype, np.integer) else "%.6g")
+            written.append(Path(f"{base}.{name}.dat"))
+        if fibres is not None:
+            write_opencarp_fibres(fibres, base.with_suffix(".lon"))
+            written.append(base.with_suffix(".lon"))
+        elif source_lon is not None and source_lon.exists() and len(types):
             with atomic_output(base.with_suffix(".lon")) as tmp:
-                tmp.write_bytes(Path(source.path).with_suffix(".lon").read_bytes())
+                tmp.write_bytes(source_lon.read_bytes())
+            written.append(base.with_suffix(".lon"))
     except BaseException:
         for f in written:
             f.unlink(missing_ok=True)

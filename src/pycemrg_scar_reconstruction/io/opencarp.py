@@ -31,31 +31,67 @@ def read_opencarp(path: Path) -> Any:
     if pts.shape[0] != count:
         raise InputError(f"{path}: header says {count} nodes, file has {pts.shape[0]}; repair the file")
     elem = path.with_suffix(".elem")
-    if not elem.exists():
-        return pv.PolyData(pts) if count else pv.PolyData()
-    cells, types, tags = [], [], []
-    with open(elem) as f:
-        f.readline()
-        for line in f:  # element lines may mix types; this is file parsing, not a hot path
-            tok = line.split()
-            if not tok:
-                continue
-            if tok[0] not in _OPENCARP_ELEMENTS:
-                raise InputError(f"{elem}: unknown element type '{tok[0]}'; expected one of {' '.join(_OPENCARP_ELEMENTS)}")
-            n, vtk_type = _OPENCARP_ELEMENTS[tok[0]]
-            cells.append([n, *map(int, tok[1 : 1 + n])])
-            types.append(vtk_type)
-            tags.append(int(tok[1 + n]) if len(tok) > 1 + n else 0)
-    flat = np.concatenate([np.asarray(c, dtype=np.int64) for c in cells]) if cells else np.zeros(0, np.int64)
-    sizes = np.asarray([c[0] for c in cells], dtype=np.int64) + 1
-    is_node = np.ones(len(flat), dtype=bool)
-    is_node[np.cumsum(sizes) - sizes] = False  # drop the per-cell size entries
+    mesh = pv.PolyData(pts) if count else pv.PolyData()
+    if elem.exists():
+        mesh = _read_elements(elem, pts)
+    base = path.with_suffix("")
+    for dat in sorted(path.parent.glob(f"{base.name}.*.dat")):  # NAME.<array>.dat: one value per node
+        name = dat.name[len(base.name) + 1 : -len(".dat")]
+        values = np.loadtxt(dat, ndmin=1)
+        if values.shape == (count,):
+            mesh.point_data[name] = values
+    return mesh
+
+
+def _read_elements(elem: Path, pts: np.ndarray) -> Any:
+    """An openCARP ``.elem`` (element types may be mixed) on the nodes ``pts``, one vectorised pass
+    per element type; the region tags become the cell array ``elem_tag``."""
+    import pyvista as pv
+
+    lines = np.array(elem.read_text().splitlines()[1:])
+    lines = lines[np.char.str_len(np.char.strip(lines)) > 0]
+    kinds = np.array([line.lstrip()[:2] for line in lines])  # the type token is two letters
+    unknown = sorted(set(np.unique(kinds).tolist()) - set(_OPENCARP_ELEMENTS))
+    if unknown:
+        raise InputError(f"{elem}: unknown element type '{unknown[0]}'; expected one of {' '.join(_OPENCARP_ELEMENTS)}")
+    count = len(pts)
+    cells = np.zeros((len(lines), 9), np.int64)  # size + up to 8 nodes, per element in file order
+    tags = np.zeros(len(lines), np.int32)
+    types = np.zeros(len(lines), np.uint8)
+    for kind in np.unique(kinds):  # a handful of element types
+        n, vtk_type = _OPENCARP_ELEMENTS[str(kind)]
+        sel = np.flatnonzero(kinds == kind)
+        try:
+            table = np.loadtxt(lines[sel], usecols=range(1, n + 2), dtype=np.int64, ndmin=2)
+        except ValueError:
+            try:  # no region tags
+                table = np.column_stack(
+                    [np.loadtxt(lines[sel], usecols=range(1, n + 1), dtype=np.int64, ndmin=2), np.zeros(len(sel), np.int64)]
+                )
+            except ValueError as exc:
+                raise InputError(
+                    f"{elem}: '{kind}' elements need {n} node numbers and a tag per line; repair the file"
+                ) from exc
+        cells[sel, 0], cells[sel, 1 : n + 1] = n, table[:, :n]
+        tags[sel], types[sel] = table[:, n], vtk_type
+    sizes = cells[:, 0]
+    flat = cells[np.arange(9)[None, :] <= sizes[:, None]]  # row by row: size then its nodes
+    is_node = np.ones(len(flat), bool)
+    is_node[np.cumsum(sizes + 1) - sizes - 1] = False  # the size entries
     conn = flat[is_node]
     if conn.size and (conn.min() < 0 or conn.max() >= count):
-        raise InputError(f"{elem}: elements refer to nodes outside 0..{count - 1}; check it matches {path.name}")
-    grid = pv.UnstructuredGrid(flat, np.asarray(types, dtype=np.uint8), pts)
-    grid.cell_data["elem_tag"] = np.asarray(tags, dtype=np.int32)
+        raise InputError(f"{elem}: elements refer to nodes outside 0..{count - 1}; check it matches the .pts")
+    grid = pv.UnstructuredGrid(flat, types, pts)
+    grid.cell_data["elem_tag"] = tags
     return grid
+
+
+def write_opencarp_fibres(fibres: np.ndarray, path: Path) -> None:
+    """openCARP ``.lon``: the number of directions per element (1 or 2), then 3 or 6 values per element."""
+    fibres = np.asarray(fibres, np.float64).reshape(len(fibres), -1)
+    with atomic_output(Path(path)) as tmp, open(tmp, "w") as f:
+        f.write(f"{fibres.shape[1] // 3}\n")
+        np.savetxt(f, fibres, fmt="%.6g")
 
 
 def write_opencarp_points(points_um: np.ndarray, path: Path) -> None:

@@ -1,0 +1,128 @@
+"""Self-contained HTML pages (pictures embedded, no external file or URL), readable offline.
+
+:func:`report_page` turns a patient's ``report.json`` figures and its pictures into one page;
+the cohort page is built from the same pieces (:func:`embed_png`, :func:`table`, :func:`page`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import platform
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.failed td, td.fail { background: #fde2e1; } td.pass { background: #e3f6e3; }
+tr.skipped td { color: #666; }
+img { max-width: 100%; border: 1px solid #eee; }
+code { background: #f5f5f5; padding: 0.1em 0.3em; word-break: break-all; }
+"""
+
+#: Packages whose versions a report names.
+_PACKAGES = ("pycemrg-scar-reconstruction", "torch", "numpy", "scipy", "pyvista", "nibabel", "pydantic")
+
+
+def embed_png(data: bytes | Path, alt: str) -> str:
+    """An ``<img>`` with the PNG inside it (base64), from bytes or a file."""
+    raw = Path(data).read_bytes() if isinstance(data, Path) else data
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(raw).decode()}">'
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], row_class: str | None = None) -> str:
+    """An HTML table of ``rows`` (dicts) with ``columns``; ``row_class`` names a key whose value is
+    each row's CSS class (e.g. the status of a cohort row)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        (f'<tr class="{html.escape(str(r.get(row_class, "")))}">' if row_class else "<tr>")
+        + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in columns)
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def page(title: str, body: str) -> str:
+    """A whole page: ``title`` and ``body`` (HTML) with the shared style."""
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+
+
+def versions() -> dict[str, str]:
+    """Python and the installed versions of the packages a result depends on."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: str) -> str:
+    """One patient's report as a page: the group check, truth figures, training, support, slice
+    offsets and stacks as tables; the pictures; the command and versions that made it.
+
+    ``report`` is what ``report.json`` holds; ``pictures`` maps a heading to a PNG file.
+    """
+    o = report["overall"]
+    verdict = "pass" if report["passed"] else "fail"
+    parts = [
+        "<h2>Fit to the pixels (group constraints)</h2>",
+        table(
+            [
+                {"figure": "groups", "value": o["groups"]},
+                {"figure": "RMSE of group mean vs pixel", "value": o["rmse"]},
+                {"figure": "largest group error", "value": o["max"]},
+                {"figure": f"share within {report['tolerance']:g}", "value": f"{100 * o['share_within']:.1f}%"},
+                {"figure": f"required share ({100 * report['min_share']:.0f}%)", "value": verdict.upper()},
+            ],
+            ("figure", "value"),
+        ).replace(f"<td>{verdict.upper()}</td>", f'<td class="{verdict}">{verdict.upper()}</td>'),
+        "<p>These figures say how well the reconstruction reproduces the pixels it was trained on, "
+        "not how right it is between the slices.</p>",
+    ]
+    if "truth" in report:
+        t = report["truth"]
+        parts += ["<h2>Against the ground truth</h2>", table([{k: v for k, v in t.items()}], list(t))]
+    if "training" in report:
+        tr = report["training"]
+        parts += ["<h2>Training</h2>", table([tr], list(tr))]
+    if "support" in report:
+        sp = report["support"]
+        parts += ["<h2>Support (nodes far from every slice get the prior)</h2>", table([sp], list(sp))]
+    per_slice = report.get("per_slice", [])
+    if per_slice:
+        parts += ["<h2>Per slice</h2>", table(per_slice, list(per_slice[0]))]
+    for name, offsets in report.get("slice_offsets_mm", {}).items():
+        rows = [{"slice": k, "di mm": d[0], "dj mm": d[1], "dn mm": d[2]} for k, d in enumerate(offsets)]
+        parts += [f"<h2>Slice offsets of {html.escape(name)}</h2>", table(rows, ("slice", "di mm", "dj mm", "dn mm"))]
+    stacks = report.get("stacks", [])
+    if stacks:
+        rows = [{"stack": s["name"], "thickness mm": s["thickness_mm"], "targets": s["targets"]} for s in stacks]
+        parts += ["<h2>Stacks</h2>", table(rows, ("stack", "thickness mm", "targets"))]
+    for heading, path in pictures.items():
+        if Path(path).exists():
+            parts += [f"<h2>{html.escape(heading)}</h2>", embed_png(Path(path), heading)]
+    parts += ["<h2>Made by</h2>"]
+    if report.get("command"):
+        parts += [f"<p><code>{html.escape(str(report['command']))}</code></p>"]
+    parts += [
+        table([{"package": k, "version": v} for k, v in report.get("versions", versions()).items()], ("package", "version"))
+    ]
+    return page(title, "\n".join(parts))
