@@ -135,7 +135,39 @@ def test_run_writes_the_report_and_pictures(fitted_case):
     for name in ("slices.png", "mesh.png", "training.png"):
         _not_blank(rep / name)
     report = json.loads((rep / "report.json").read_text())
-    assert {"overall", "per_slice", "tolerance", "min_share", "passed", "training"} <= set(report)
+    assert {"overall", "per_slice", "tolerance", "min_share", "passed", "training", "command", "versions"} <= set(report)
+    assert report["command"].startswith("scar-reconstruct run --mesh")
+
+
+def test_the_html_report_is_self_contained(fitted_case):
+    import base64
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.images: list[str] = []
+            self.links: list[str] = []
+            self.tables = 0
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "img":
+                self.images.append(a.get("src") or "")
+            self.links += [v for k, v in attrs if k in ("href", "src") and v and not v.startswith("data:")]
+            self.tables += tag == "table"
+
+    text = (fitted_case / "rec_report" / "report.html").read_text()
+    page = Page()
+    page.feed(text)
+    assert len(page.images) == 3  # slices, mesh, training
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert page.links == [] and "http://" not in text and "https://" not in text
+    assert page.tables >= 4  # fit, training, per slice, versions
+    report = json.loads((fitted_case / "rec_report" / "report.json").read_text())
+    assert f"{report['overall']['rmse']:.4g}" in text and "scar-reconstruct run" in text
 
 
 def test_report_and_baseline_commands(fitted_case, small_case, tmp_path):

@@ -48,6 +48,7 @@ from .io.meshes import (
 )
 from .io.paths import atomic_output, check_output, check_output_dir, full_suffix, stem, write_json
 from .metrics import group_report, truth_report
+from .progress import Ticker
 from .regions import cell_mean, classify, element_tags
 from .stack import StackGeometry
 from .synthetic import case_mesh, make_case
@@ -211,7 +212,9 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
         check_data_output(Path(output))
         if config.align_slices:
             check_output(alignment_picture_path(Path(output)), "alignment picture")
+    ticker = Ticker()
     mesh_obj, points = read_mesh(config.mesh)
+    ticker.tick("prepare: read %s (%d nodes) in %.1f s", config.mesh.path, len(points), ticker.elapsed)
     region = region_nodes(mesh_obj, config.mesh)
     alignments: dict[str, Alignment] = {}
     offsets_of = _offsets_of(mesh_obj, points, config, region, alignments)
@@ -226,7 +229,9 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
             config.mesh.path,
             100 * share,
         )
+    ticker.tick("prepare: read %d stack(s) at %.1f s", len(stacks), ticker.elapsed)
     data = build_training_data(points, stacks, region)
+    ticker.tick("prepare: %d groups, %d memberships at %.1f s", data.n_groups, data.n_members, ticker.elapsed)
     if data.n_groups == 0:
         names = ", ".join(str(sc.path) for sc in config.stacks)
         raise InputError(

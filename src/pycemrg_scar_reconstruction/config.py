@@ -10,9 +10,18 @@ This module imports no logic of the package: every other module may import it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 #: What the pixel values of a stack mean (see :mod:`.targets`).
 TargetKind = Literal["probability", "mask", "label", "intensity"]
@@ -38,7 +47,8 @@ def _label_list(value: Any) -> Any:
     return tuple(out)
 
 
-Device = Literal["auto", "cpu", "cuda"]
+#: "auto", "cpu", "cuda" or "cuda:N" (the N-th GPU).
+Device = Annotated[str, StringConstraints(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")]
 
 
 def _flag(name: str) -> dict:
@@ -316,7 +326,11 @@ class RuntimeConfig(_Config):
     """Where and how the work runs: never saved with a model, never changes what is computed
     (except ``amp`` and ``threads``, which change float rounding)."""
 
-    device: Device = Field("auto", description="device for training and prediction (auto: cuda when present)")
+    device: Device = Field(
+        "auto",
+        description="device for training and prediction: auto (cuda when present), cpu, cuda or cuda:N",
+        json_schema_extra={"metavar": "auto|cpu|cuda[:N]"},
+    )
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="mixed precision (auto: on for cuda, off on cpu)"
     )
@@ -326,7 +340,9 @@ class RuntimeConfig(_Config):
         description="one CPU thread: bit-identical results across processes (slower; within a process they always are)",
     )
     threads: Optional[PositiveInt] = Field(
-        None, description="CPU threads for torch (default: torch's own count, at most the cores this process may use)"
+        None,
+        description="CPU threads for torch (default: OMP_NUM_THREADS when set, else the physical cores left free "
+        "by the machine's load, at least 1)",
     )
     memory_mb: Optional[PositiveInt] = Field(
         None, description="activation memory budget for prediction batches, MiB (default: a quarter of the free memory)"

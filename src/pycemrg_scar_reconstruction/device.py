@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import RuntimeConfig
@@ -22,7 +24,13 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"`device` {name}: no CUDA device is available here; use cpu or auto")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(
+            f"`device` {name}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 .. "
+            f"cuda:{torch.cuda.device_count() - 1}; choose one of them"
+        )
+    return device
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -44,25 +52,65 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def thread_count(runtime: RuntimeConfig, current: int) -> int:
-    """CPU threads for torch under ``runtime``, given torch's ``current`` count.
+def physical_cores() -> int:
+    """Physical cores (not hyper-threads) among those this process may use (Linux: /proc/cpuinfo)."""
+    allowed = cpu_cores()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return allowed
+    pairs = set()
+    physical = core = None
+    for line in text.splitlines():  # a few lines per logical CPU; not a hot path
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical = value.strip()
+        elif key == "core id":
+            core = value.strip()
+        elif not line.strip() and core is not None:
+            pairs.add((physical, core))
+            physical = core = None
+    if core is not None:
+        pairs.add((physical, core))
+    return max(1, min(allowed, len(pairs))) if pairs else allowed
+
+
+def _omp_threads() -> int | None:
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def thread_count(runtime: RuntimeConfig, load: float | None = None) -> int:
+    """CPU threads for torch under ``runtime``.
 
     ``deterministic``: 1 (threaded float reductions can differ between processes); ``threads``
-    when given; otherwise ``current`` capped at :func:`cpu_cores` (more threads than cores only
-    adds contention).
+    when given; ``OMP_NUM_THREADS`` when set; otherwise the physical cores left free by the other
+    work on the machine: ``physical cores - load`` rounded, at least 1 (``load``: the 1-minute load
+    average, read when not given). Measured under load on 2 cores: the same 201 epochs took 190 s
+    with two threads and 21 s with one, so a busy machine gets one thread.
     """
     if runtime.deterministic:
         return 1
     if runtime.threads is not None:
         return runtime.threads
-    return min(current, cpu_cores())
+    omp = _omp_threads()
+    if omp is not None:
+        return omp
+    cores = physical_cores()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    return max(1, min(cores, int(np.floor(cores - load + 0.5))))
 
 
 @contextlib.contextmanager
 def torch_threads(runtime: RuntimeConfig) -> Iterator[int]:
     """Set torch's CPU thread count for the duration of the block (restored after); yields it."""
     before = torch.get_num_threads()
-    n = thread_count(runtime, before)
+    n = thread_count(runtime)
     if n != before:
         torch.set_num_threads(n)
     try:

@@ -30,7 +30,6 @@ from .errors import InputError
 RESERVED = ("id", "truth")
 #: ``run`` options a manifest may not set: the cohort decides where each patient's outputs go.
 REFUSED = ("output",)
-_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
 @dataclass(frozen=True)
@@ -86,27 +85,6 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _columns(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """Column name (long flag, underscores) -> the parser's action."""
-    out = {}
-    for action in parser._actions:
-        longs = [o for o in action.option_strings if o.startswith("--") and not o.startswith("--no-")]
-        if longs:
-            out[longs[0][2:].replace("-", "_")] = action
-    return out
-
-
-def _text(value: Any) -> str:
-    """A YAML or CSV cell as text (lists joined with ``;``; booleans as true/false)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ";".join(_text(v) for v in value)
-    return str(value).strip()
-
-
 def _rows(path: Path) -> list[dict[str, str]]:
     """The manifest's rows as column -> text (empty cells dropped)."""
     try:
@@ -132,7 +110,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"{path}: not a readable YAML file ({type(exc).__name__}); check its syntax") from None
-    rows = [{str(k).strip(): _text(v) for k, v in r.items() if k is not None} for r in raw]
+    from .cli.options import text_of
+
+    rows = [{str(k).strip(): text_of(v) for k, v in r.items() if k is not None} for r in raw]
     return [{k: v for k, v in r.items() if v != ""} for r in rows if any(v != "" for v in r.values())]
 
 
@@ -145,14 +125,14 @@ def read_manifest(path: Path) -> list[Patient]:
     """
     from .cli import _validation_line
     from .cli.configs import predict_config, prepare_config, runtime_config, train_config
-    from .cli.options import _RepeatError
+    from .cli.options import _RepeatError, columns_of, to_argv
 
     path = Path(path)
     rows = _rows(path)
     if not rows:
         raise InputError(f"{path}: no patients in the manifest; add one row per patient")
     parser = run_parser()
-    columns = _columns(parser)
+    columns = columns_of(parser)
     for name in sorted({k for r in rows for k in r}):
         if name in REFUSED:
             raise InputError(f"{path}: column '{name}' is set by the cohort (<output-dir>/<id>/); remove it")
@@ -172,33 +152,12 @@ def read_manifest(path: Path) -> list[Patient]:
 
     patients = []
     for i, row in enumerate(rows, start=1):
-        argv: list[str] = []
-        inputs: list[Path] = []
-        error = None
-        for name, text in row.items():
-            if name in RESERVED:
-                continue
-            action = columns[name]
-            flag = action.option_strings[0]
-            if isinstance(action, argparse.BooleanOptionalAction):
-                if text.lower() not in _TRUE + _FALSE:
-                    error = f"'{name}' is {text!r}; use true or false"
-                    break
-                argv.append(flag if text.lower() in _TRUE else "--no-" + flag[2:])
-                continue
-            cells = [c.strip() for c in text.split(";")] if isinstance(action, argparse._AppendAction) else [text]
-            for cell in cells:
-                if action.type is Path:
-                    p = Path(cell).expanduser()
-                    p = p if p.is_absolute() else path.parent / p
-                    if not p.exists():
-                        error = f"'{name}' {cell}: not found (paths are relative to the manifest); fix the path"
-                        break
-                    inputs.append(p)
-                    cell = str(p)
-                argv += [flag, cell]
-            if error:
-                break
+        options = {k: v for k, v in row.items() if k not in RESERVED}
+        try:
+            argv, inputs = to_argv(options, columns, path.parent)
+            error = None
+        except ValueError as exc:
+            argv, inputs, error = [], [], str(exc)
         if error is None:
             try:
                 args = parser.parse_args([*argv, "--output", "patient.vtu"])

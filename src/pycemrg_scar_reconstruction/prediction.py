@@ -14,6 +14,7 @@ import torch
 from .device import memory_budget_mb, resolve_device
 from .fitted import FittedModel
 from .forward import group_memberships, supervised
+from .progress import Ticker
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,10 @@ def mc_predict(
     mean = np.empty(n, dtype=np.float32)
     std = np.empty(n, dtype=np.float32)
     masks = [m.to(dev) for m in net.sample_masks(samples, torch.Generator().manual_seed(seed))]
+    ticker = Ticker()
     with torch.no_grad():
         for start in range(0, n, step):  # batches of nodes, not single nodes
+            ticker.tick("predicting: %d of %d nodes, %.0f s", start, n, ticker.elapsed)
             x = x_all[start : start + step].to(dev)
             p = net(x, samples=samples, dropout=samples > 1, masks=masks)
             mean[start : start + step] = p.mean(0).cpu().numpy()

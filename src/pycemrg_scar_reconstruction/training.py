@@ -25,6 +25,7 @@ from .fitted import FittedModel, data_fingerprint
 from .geometry import normalise
 from .loss import group_loss
 from .model import FourierFeatures, ScarMLP, n_parameters
+from .progress import Ticker
 from .stack import main_slice_normal
 
 logger = logging.getLogger(__name__)
@@ -133,8 +134,9 @@ def fit(
     stop_reason = "max_epochs"
     show = (not runtime.quiet) if progress is None else progress
     # disable=None: no bar when stderr is not a terminal (logs, CI)
+    # the bar's total is the epoch at which training stops if the loss does not improve again
     bar = tqdm(
-        total=config.max_epochs,
+        total=min(config.max_epochs, config.patience),
         unit="epoch",
         disable=True if not show else None,
         leave=False,
@@ -142,7 +144,7 @@ def fit(
         mininterval=0.5,
     )
     interrupted: KeyboardInterrupt | None = None
-    epoch = 0
+    epoch, ticker = 0, Ticker()
     try:  # Ctrl-C / SIGTERM: stop here and keep the best epoch (the caller saves it)
         for epoch in range(1, config.max_epochs + 1):
             fast = epoch <= config.fast_start_epochs
@@ -178,8 +180,19 @@ def fit(
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 bad += 1
+            bar.total = min(config.max_epochs, best_epoch + config.patience)
             bar.update(1)
             bar.set_postfix(loss=f"{epoch_loss:.5f}", best=f"{best_loss:.5f}", refresh=False)
+            if show:
+                ticker.tick(
+                    "epoch %d (stops by epoch %d unless the loss improves): loss %.5f, best %.5f at epoch %d, %.0f s",
+                    epoch,
+                    bar.total,
+                    epoch_loss,
+                    best_loss,
+                    best_epoch,
+                    elapsed,
+                )
             if not np.isfinite(epoch_loss):
                 stop_reason = "non-finite loss"
                 break

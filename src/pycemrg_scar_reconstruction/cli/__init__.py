@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import logging
 import re
@@ -17,6 +18,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -26,25 +28,95 @@ from .options import _RepeatError, field_flag, flags_in_message
 log = logging.getLogger("pycemrg_scar_reconstruction")
 
 
-class _CliHandler(logging.StreamHandler):
-    """Writes the package's log records to the current stderr as ``warning: ...`` lines."""
+#: Progress lines (training epochs, prediction batches, prepare stages): shown on stderr when it is
+#: not a terminal (cluster logs, where no progress bar is drawn) or with -v; never with -q.
+PROGRESS_LOGGER = "pycemrg_scar_reconstruction.progress"
 
-    def __init__(self) -> None:
+
+class _CliHandler(logging.StreamHandler):
+    """Writes the package's log records to the current stderr as ``warning: ...`` lines; progress
+    records pass when ``progress`` is on, whatever the level."""
+
+    def __init__(self, level: int, progress: bool) -> None:
         super().__init__(sys.stderr)
         self.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        self.min_level, self.progress = level, progress
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == PROGRESS_LOGGER:
+            return self.progress
+        return record.levelno >= self.min_level
 
     def format(self, record: logging.LogRecord) -> str:
-        record.levelname = record.levelname.lower()
+        record = logging.makeLogRecord(record.__dict__)  # other handlers see the record unchanged
+        record.levelname = "progress" if record.name == PROGRESS_LOGGER else record.levelname.lower()
         record.msg = flags_in_message(str(record.msg))
         return super().format(record)
 
 
-def _setup_logging(verbose: bool) -> None:
-    for handler in [h for h in log.handlers if isinstance(h, _CliHandler)]:
+def _setup_logging(verbose: bool, silent: bool = False, log_file: Path | None = None) -> None:
+    """Where the package's log goes for this command: stderr (errors only with ``silent``,
+    info with ``verbose``, else warnings; progress lines when stderr is not a terminal) and,
+    with ``log_file``, everything with times."""
+    for handler in [h for h in log.handlers if isinstance(h, (_CliHandler, logging.FileHandler))]:
         log.removeHandler(handler)
-    log.addHandler(_CliHandler())
-    log.setLevel(logging.INFO if verbose else logging.WARNING)
+        handler.close()
+    level = logging.ERROR if silent else logging.INFO if verbose else logging.WARNING
+    progress = not silent and (verbose or not sys.stderr.isatty())
+    log.addHandler(_CliHandler(level, progress))
+    if log_file is not None:
+        from ..io.paths import check_output
+
+        check_output(log_file, "log file")
+        file_handler = logging.FileHandler(log_file, mode="a")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(file_handler)
+    log.setLevel(logging.INFO)  # the handlers choose what they show
     log.propagate = False
+
+
+def _with_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with the options of a ``--config`` YAML file inserted after the command's name;
+    an option also given on the command line keeps the command line's value."""
+    if not any(a == "--config" or a.startswith("--config=") for a in argv):
+        return argv
+    import yaml
+
+    from .options import columns_of, text_of, to_argv
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    position, skip, path = None, False, None
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+            if argv[i - 1] == "--config":
+                path = Path(token)
+            continue
+        if token in ("--config", "--log-file"):
+            skip = True
+        elif token.startswith("--config="):
+            path = Path(token.split("=", 1)[1])
+        elif position is None and token in sub.choices:
+            position = i
+    if path is None or position is None:
+        return argv  # argparse will say what is missing
+    command = sub.choices[argv[position]]
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the config file ({exc.strerror}); check the path") from None
+    except yaml.YAMLError:
+        raise InputError(f"{path}: not a readable YAML file; check its syntax") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: a config file is a YAML mapping of option names to values (slice_thickness: 8)")
+    given = {a.split("=")[0][2:].replace("-", "_").removeprefix("no_") for a in argv if a.startswith("--")}
+    columns = {k: v for k, v in columns_of(command).items() if k not in ("config", "help")}
+    options = {str(k).replace("-", "_"): text_of(v) for k, v in doc.items()}
+    try:
+        extra, _ = to_argv({k: v for k, v in options.items() if k not in given and v != ""}, columns, path.parent)
+    except ValueError as exc:
+        raise InputError(f"{path}: {exc}; see scar-reconstruct {argv[position]} --help") from None
+    return [*argv[: position + 1], *extra, *argv[position + 1 :]]
 
 
 def _validation_line(exc: ValidationError) -> str:
@@ -111,13 +183,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
     from .parser import build_parser
 
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(_with_config(parser, given))
     except SystemExit as exc:  # --help, --version, or a usage error (already printed as one line)
         return (exc.code if isinstance(exc.code, int) else 2), False
-    _setup_logging(args.verbose)
-    args.command_line = shlex.join(["scar-reconstruct", *(sys.argv[1:] if argv is None else argv)])
+    except InputError as exc:  # an unusable --config file
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, False
+    args.command_line = shlex.join(["scar-reconstruct", *given])
     try:
+        _setup_logging(args.verbose, args.silent, args.log_file)
+        if args.json not in (None, "-"):
+            from ..io.paths import check_output
+
+            check_output(Path(args.json), "JSON summary")
         return int(args.func(args) or 0), args.verbose
     except (InputError, _RepeatError) as exc:
         for line in str(exc).splitlines():  # several lines: one per bad row of a manifest

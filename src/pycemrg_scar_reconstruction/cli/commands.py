@@ -1,41 +1,75 @@
-"""The subcommands: turn parsed options into config models, call :mod:`..api`, print a summary.
+"""The subcommands: turn parsed options into config models, call :mod:`..api`, report the result.
 
-The API (and torch under it) is imported inside each command, so ``--help`` stays fast.
+Each command builds a summary (a dict) and the text a person reads; :func:`emit` prints the text,
+or, with ``--json``, the summary as JSON on stdout (``--json PATH`` writes it there too). The API
+(and torch under it) is imported inside each command, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..config import CohortConfig, SynthConfig, ValidateConfig
-from ..io.paths import output_lock
+from ..io.paths import output_lock, write_json
 from .configs import mesh_config, predict_config, prepare_config, runtime_config, train_config
 from .options import values
 from .parser import D_COHORT, D_SYNTH, D_VALIDATE
 
 
-def _print_fit(fitted: Any) -> None:
+def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
+    """The command's result: ``text`` on stdout, or with ``--json`` the ``summary`` as one JSON
+    object instead; with ``--json PATH`` the text and the summary written to PATH."""
+    target = getattr(args, "json", None)
+    if target == "-":
+        print(json.dumps(summary, default=str))
+        return
+    print(text)
+    if target:
+        write_json(summary, Path(target))
+        print(f"wrote {target}")
+
+
+def _fit(fitted: Any) -> tuple[dict[str, Any], str]:
     h = fitted.history[fitted.best_epoch - 1] if fitted.best_epoch else {"loss": float("nan")}
-    print(
+    summary = {
+        "epochs": len(fitted.history),
+        "best_epoch": fitted.best_epoch,
+        "stop_reason": fitted.stop_reason,
+        "seconds": round(fitted.seconds, 3),
+        "group_loss": h["loss"],
+    }
+    text = (
         f"trained {len(fitted.history)} epochs in {fitted.seconds:.1f} s (stopped: {fitted.stop_reason}); "
         f"best epoch {fitted.best_epoch}, group loss {h['loss']:.5f} (RMSE {h['loss'] ** 0.5:.4f})"
     )
+    return summary, text
 
 
-def _print_prediction(result: Any, output: Path) -> None:
+def _prediction(result: Any, output: Path) -> tuple[dict[str, Any], str]:
     p = result.probability
-    print(
-        f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
-        f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}"
-    )
+    summary = {
+        "output": str(output),
+        "nodes": len(p),
+        "mean_probability": float(p.mean()),
+        "scar_nodes": int((p >= 0.5).sum()),
+        "mean_uncertainty": float(result.uncertainty.mean()),
+        "supervised_nodes": int(result.supervised.sum()),
+        "support_mm": result.support_mm,
+        "prior": result.prior,
+        "prior_share": result.prior_share,
+    }
     region = f" of the {int(result.in_region.sum())} in the region" if not result.in_region.all() else ""
-    print(
+    text = (
+        f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
+        f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}\n"
         f"beyond {result.support_mm:.3g} mm from any supervised node (prior {result.prior:g}): "
-        f"{100 * result.prior_share:.1f}% of the nodes{region}"
+        f"{100 * result.prior_share:.1f}% of the nodes{region}\nwrote {output}"
     )
-    print(f"wrote {output}")
+    return summary, text
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -44,19 +78,27 @@ def cmd_synth(args: argparse.Namespace) -> int:
     config = values(args, SynthConfig, D_SYNTH)
     if args.axial:
         config["oblique"] = False
-    for name, path in synth(SynthConfig(**config), args.output_dir).items():
-        print(f"{name}: {path}")
+    files = synth(SynthConfig(**config), args.output_dir)
+    emit(args, {"files": {k: str(v) for k, v in files.items()}}, "\n".join(f"{k}: {v}" for k, v in files.items()))
     return 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from ..api import prepare
+    from ..api import prepare, slice_offsets_mm
     from ..data import summary
 
     with output_lock(args.output):
         data = prepare(prepare_config(args), output=args.output)
-    print(summary(data))
-    print(f"wrote {args.output}")
+    facts = {
+        "output": str(args.output),
+        "nodes": data.n_nodes,
+        "supervised_nodes": int(data.supervised().sum()),
+        "groups": data.n_groups,
+        "memberships": data.n_members,
+        "stacks": [str(s) for s in data.stack_names],
+        "slice_offsets_mm": slice_offsets_mm(data),
+    }
+    emit(args, facts, f"{summary(data)}\nwrote {args.output}")
     return 0
 
 
@@ -66,8 +108,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     with output_lock(args.output):
         fitted = train(args.data, train_config(args), output=args.output, runtime=runtime_config(args))
-    _print_fit(fitted)
-    print(f"wrote {args.output} and {history_path(args.output)}")
+    summary, text = _fit(fitted)
+    summary.update(output=str(args.output), history=str(history_path(args.output)))
+    emit(args, summary, f"{text}\nwrote {args.output} and {history_path(args.output)}")
     return 0
 
 
@@ -76,7 +119,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     with output_lock(args.output):
         result = predict(args.model, mesh_config(args), args.output, predict_config(args), runtime_config(args))  # type: ignore[arg-type]
-    _print_prediction(result, args.output)
+    emit(args, *_prediction(result, args.output))
     return 0
 
 
@@ -94,27 +137,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             runtime=runtime_config(args),
             command=args.command_line,
         )
-    print(f"training data: {paths['data']}\nmodel: {paths['model']}")
+    summary, text = _prediction(result, args.output)
+    summary.update(data=str(paths["data"]), model=str(paths["model"]), report=str(paths["report"]) if args.report else None)
+    lines = [f"training data: {paths['data']}", f"model: {paths['model']}"]
     if args.report:
-        print(f"report: {paths['report']}/")
-    _print_prediction(result, args.output)
+        lines.append(f"report: {paths['report']}/")
+    emit(args, summary, "\n".join([*lines, text]))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from ..api import validate
-    from ..io.paths import check_output, write_json
     from ..metrics import format_report
 
-    if args.json:
-        check_output(args.json, "JSON report")
     report = validate(
         args.data, ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)), model=args.model, mesh=mesh_config(args)
     )
-    print(format_report(report))
-    if args.json:
-        write_json(report, args.json)
-        print(f"wrote {args.json}")
+    emit(args, report, format_report(report))
     return 0 if report["passed"] else 1
 
 
@@ -123,8 +162,15 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     with output_lock(args.output):
         result = baseline(args.method, prepare_config(args), args.output)
-    print(f"{args.method}: nodes {len(result)}  mean {result.mean():.3f}  nodes >= 0.5: {int((result >= 0.5).sum())}")
-    print(f"wrote {args.output}")
+    summary = {
+        "method": args.method,
+        "output": str(args.output),
+        "nodes": len(result),
+        "mean_probability": float(result.mean()),
+        "scar_nodes": int((result >= 0.5).sum()),
+    }
+    text = f"{args.method}: nodes {len(result)}  mean {result.mean():.3f}  nodes >= 0.5: {int((result >= 0.5).sum())}"
+    emit(args, summary, f"{text}\nwrote {args.output}")
     return 0
 
 
@@ -140,8 +186,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         config=ValidateConfig(**values(args, ValidateConfig, D_VALIDATE)),
         command=args.command_line,
     )
-    print(format_report(result))
-    print(f"wrote {args.output_dir}/")
+    emit(args, result, f"{format_report(result)}\nwrote {args.output_dir}/")
     return 0
 
 
@@ -156,7 +201,8 @@ def cmd_cohort(args: argparse.Namespace) -> int:
             what += f" in {row['seconds']} s, Dice {row['dice']}, group RMSE {row['group_rmse']}"
         elif row.get("group_rmse") not in ("", None):
             what += f" in {row['seconds']} s, group RMSE {row['group_rmse']}"
-        print(f"[{finished}/{total}] {row['id']}: {what}", flush=True)
+        # progress goes to stderr when stdout carries the JSON summary
+        print(f"[{finished}/{total}] {row['id']}: {what}", flush=True, file=sys.stderr if args.json == "-" else sys.stdout)
 
     result = run_cohort(
         args.manifest,
@@ -166,8 +212,18 @@ def cmd_cohort(args: argparse.Namespace) -> int:
         on_row=line,
     )
     failed = result.count("failed")
-    print(
-        f"{len(result.rows)} patients: {result.count('done')} done, {result.count('skipped')} skipped, {failed} failed"
-        f"\nwrote {result.table} and {result.summary}"
+    summary = {
+        "patients": len(result.rows),
+        "done": result.count("done"),
+        "skipped": result.count("skipped"),
+        "failed": failed,
+        "table": str(result.table),
+        "summary": str(result.summary),
+        "rows": result.rows,
+    }
+    text = (
+        f"{len(result.rows)} patients: {result.count('done')} done, {result.count('skipped')} skipped, "
+        f"{failed} failed\nwrote {result.table} and {result.summary}"
     )
+    emit(args, summary, text)
     return 1 if failed else 0

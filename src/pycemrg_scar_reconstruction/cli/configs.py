@@ -42,7 +42,10 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
-    return RuntimeConfig(**values(args, RuntimeConfig, D_RUNTIME))
+    given = values(args, RuntimeConfig, D_RUNTIME)
+    if getattr(args, "silent", False):  # -q: no progress bar either
+        given["quiet"] = True
+    return RuntimeConfig(**given)
 
 
 def predict_config(args: argparse.Namespace) -> PredictConfig:

@@ -95,6 +95,9 @@ def add_options(
         else:
             kwargs["type"] = ann if ann in _METAVAR else str
             kwargs["metavar"] = _METAVAR.get(ann, "TEXT")
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and "metavar" in extra:
+            kwargs["metavar"] = str(extra["metavar"])
         if repeat:
             kwargs["action"] = "append"
         parser.add_argument(flag_name(model, name, flag_prefix), **kwargs)
@@ -150,3 +153,68 @@ def field_flag(name: str) -> str:
 def flags_in_message(message: str) -> str:
     """Replace each backticked field name (`scar_label`) with its flag (--scar-label)."""
     return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: field_flag(m.group(1)), message)
+
+
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def text_of(value: Any) -> str:
+    """A YAML or CSV value as option text (lists joined with ``;``; booleans as true/false)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ";".join(text_of(v) for v in value)
+    return str(value).strip()
+
+
+def columns_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """Option name (long flag without dashes, with underscores) -> the parser's action."""
+    out = {}
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--") and not o.startswith("--no-")]
+        if longs:
+            out[longs[0][2:].replace("-", "_")] = action
+    return out
+
+
+def to_argv(options: dict[str, str], columns: dict[str, argparse.Action], base: Path) -> tuple[list[str], list[Path]]:
+    """Options by name (text values, as in a manifest row or a ``--config`` file) -> command-line
+    arguments, and the input paths they name (made absolute against ``base``).
+
+    Repeatable (per-stack) options take several values separated by ``;``; on/off options take
+    true/false. Raises ValueError (one line) on an unknown name, a bad on/off value or a path
+    that does not exist.
+    """
+    argv: list[str] = []
+    inputs: list[Path] = []
+    for name, text in options.items():
+        if name not in columns:
+            raise ValueError(f"unknown option '{name}'")
+        action = columns[name]
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            if text.lower() not in _TRUE + _FALSE:
+                raise ValueError(f"'{name}' is {text!r}; use true or false")
+            argv.append(flag if text.lower() in _TRUE else "--no-" + flag[2:])
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            if text.lower() not in _TRUE + _FALSE:
+                raise ValueError(f"'{name}' is {text!r}; use true or false")
+            argv += [flag] if text.lower() in _TRUE else []
+            continue
+        cells = [c.strip() for c in text.split(";")] if isinstance(action, argparse._AppendAction) else [text]
+        for cell in cells:
+            if action.type is Path:
+                p = Path(cell).expanduser()
+                p = p if p.is_absolute() else base / p
+                if not p.exists() and name not in ("output", "output_dir", "json"):
+                    raise ValueError(
+                        f"'{name}' {cell}: not found (paths are relative to the file that names them); fix the path"
+                    )
+                if name not in ("output", "output_dir", "json"):
+                    inputs.append(p)
+                cell = str(p)
+            argv += [flag, cell]
+    return argv, inputs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .._version import __version__
 from ..config import (
@@ -115,6 +115,30 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     _runtime(p, tuple(RuntimeConfig.model_fields))
 
 
+def _global_options(parser: argparse.ArgumentParser, at_top: bool) -> None:
+    """Options every command takes, before or after the command's name."""
+    default: Any = {} if at_top else {"default": argparse.SUPPRESS}
+    g = parser.add_argument_group("general (before or after the command)")
+    g.add_argument("-v", "--verbose", action="store_true", help="log progress details", **default)
+    g.add_argument("-q", "--silent", action="store_true", help="errors only: no warnings, no progress", **default)
+    g.add_argument("--log-file", type=Path, metavar="PATH", help="also log everything (with times) to this file", **default)
+    g.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="YAML file of this command's options by name (slice_thickness: 8); the command line overrides it",
+        **default,
+    )
+    g.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="a machine-readable summary: on stdout instead of the text (--json), or into PATH (--json PATH)",
+        **default,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import commands as c
 
@@ -123,8 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Per-patient 3D scar reconstruction from 2D LGE slices onto a ventricular mesh.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    _global_options(parser, at_top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    shared = _Parser(add_help=False)  # the same options after the command, not overriding those before it
+    _global_options(shared, at_top=False)
+    _add = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return _add(name, parents=[shared], **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign,assignment]
 
     p = sub.add_parser("synth", help="generate a synthetic case (mesh, scar truth, LGE stack)")
     p.add_argument(
@@ -186,7 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, metavar="PATH", help="model checkpoint (.pt) to check")
     _mesh(p, False, "or a reconstructed mesh with scar_probability (also the mesh that holds --truth)")
     add_options(p.add_argument_group("check"), ValidateConfig, D_VALIDATE)
-    p.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     p.set_defaults(func=c.cmd_validate)
 
     p = sub.add_parser("baseline", help="a reference reconstruction (nearest slice, linear, log-odds)")

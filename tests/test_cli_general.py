@@ -1,0 +1,107 @@
+"""Options every command takes: --config, -v/-q/--log-file before or after the command, --json,
+progress lines for logs; and a fast --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pycemrg_scar_reconstruction.cli import main
+from pycemrg_scar_reconstruction.io.artifacts import load_training_data
+
+
+def _prepare_argv(case: dict, out: Path) -> list[str]:
+    return [
+        "prepare",
+        "--mesh",
+        str(case["mesh"]),
+        "--image",
+        str(case["image"]),
+        "--slice-thickness",
+        "8",
+        "--output",
+        str(out),
+    ]
+
+
+def test_a_config_file_gives_the_options_and_the_command_line_overrides_it(small_case, tmp_path):
+    config = tmp_path / "case.yaml"
+    mesh, image = Path(small_case["mesh"]), Path(small_case["image"])
+    config.write_text(f"mesh: {mesh}\nimage: [{image}]\nslice_thickness: 8\nmask: {small_case['mask']}\n")
+    assert main(["prepare", "--config", str(config), "--output", str(tmp_path / "a.npz")]) == 0
+    # before the command, and a command-line value winning over the file's
+    assert main(["--config", str(config), "prepare", "--slice-thickness", "4", "--output", str(tmp_path / "b.npz")]) == 0
+    a, b = load_training_data(tmp_path / "a.npz"), load_training_data(tmp_path / "b.npz")
+    assert a.stacks[0].thickness == 8.0 and b.stacks[0].thickness == 4.0
+    direct = tmp_path / "c.npz"
+    assert main([*_prepare_argv(small_case, direct), "--mask", str(small_case["mask"])]) == 0
+    np.testing.assert_array_equal(load_training_data(direct).member_node, a.member_node)
+
+
+def test_a_bad_config_file_is_one_error_line(small_case, tmp_path, capfd):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("slice_thicknes: 8\n")
+    assert main(["prepare", "--config", str(bad), "--output", str(tmp_path / "x.npz")]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown option 'slice_thicknes'" in err[0]
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    assert main(["prepare", "--config", str(tmp_path / "list.yaml"), "--output", str(tmp_path / "x.npz")]) == 2
+    assert "a config file is a YAML mapping" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_general_options_go_before_or_after_the_command(small_case, tmp_path, capfd, where):
+    log = tmp_path / "log.txt"
+    general = ["-v", "--log-file", str(log)]
+    assert main(_prepare_argv(small_case, tmp_path / "d.npz")) == 0
+    argv = ["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), "--max-epochs", "2"]
+    capfd.readouterr()
+    assert main([*general, *argv] if where == "before" else [*argv, *general]) == 0
+    assert "info: model: " in capfd.readouterr().err  # -v
+    assert "pycemrg_scar_reconstruction.training: model: " in log.read_text() and " INFO " in log.read_text()
+    assert main([*argv, "-q"]) == 0
+    assert capfd.readouterr().err == ""  # -q: errors only
+
+
+def test_json_prints_one_machine_readable_object(small_case, tmp_path, capfd):
+    assert main([*_prepare_argv(small_case, tmp_path / "d.npz"), "--json"]) == 0
+    out = capfd.readouterr().out
+    facts = json.loads(out)  # stdout holds the JSON and nothing else
+    assert facts["groups"] > 0 and facts["output"] == str(tmp_path / "d.npz")
+    summary = tmp_path / "s.json"
+    argv = ["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), "--max-epochs", "2"]
+    assert main([*argv, "--quiet", "--json", str(summary)]) == 0
+    assert "trained 2 epochs" in capfd.readouterr().out
+    assert json.loads(summary.read_text())["epochs"] == 2
+
+
+def test_progress_lines_for_logs(small_case, tmp_path, capfd, monkeypatch):
+    import pycemrg_scar_reconstruction.progress as progress
+
+    monkeypatch.setattr(progress, "PROGRESS_EVERY_S", 0.0)
+    assert main(_prepare_argv(small_case, tmp_path / "d.npz")) == 0  # stderr is not a terminal here
+    assert "progress: prepare: " in capfd.readouterr().err
+    argv = ["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), "--max-epochs", "3"]
+    assert main(argv) == 0
+    lines = [x for x in capfd.readouterr().err.splitlines() if x.startswith("progress: epoch")]
+    assert len(lines) == 3 and "stops by epoch" in lines[0]
+    assert main([*argv, "-q"]) == 0
+    assert capfd.readouterr().err == ""
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys, contextlib, io\n"
+        "from pycemrg_scar_reconstruction.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for cmd in ([], ['run'], ['cohort'], ['prepare']):\n"
+        "        main([*cmd, '--help'])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
