@@ -342,3 +342,25 @@ def test_deterministic_runs_are_bit_identical_across_processes(small_case, tmp_p
         states.append(torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"])
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_reconstruct_takes_explicit_output_paths(small_case, tmp_path):
+    from pycemrg_scar_reconstruction.api import reconstruct
+
+    config = PrepareConfig(
+        mesh=MeshConfig(path=small_case["mesh"]), stacks=[StackConfig(path=small_case["image"], slice_thickness=8.0)]
+    )
+    out = tmp_path / "meshes" / "scar.vtu"
+    reconstruct(
+        config,
+        TrainConfig(max_epochs=3),
+        out,
+        PredictConfig(mc_samples=2),
+        runtime=QUIET,
+        data_path=tmp_path / "data" / "patient.npz",
+        model_path=tmp_path / "models" / "patient.pt",
+        report_dir=tmp_path / "reports" / "patient",
+    )
+    assert sorted(p.name for p in out.parent.iterdir()) == ["scar.vtu"]
+    assert (tmp_path / "data" / "patient.npz").exists() and (tmp_path / "models" / "patient.pt").exists()
+    assert (tmp_path / "reports" / "patient" / "report.html").exists()

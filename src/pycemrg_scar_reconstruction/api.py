@@ -389,14 +389,21 @@ def reconstruct(
     runtime: RuntimeConfig = RuntimeConfig(),
     check: ValidateConfig = ValidateConfig(),
     command: str | None = None,
+    data_path: Path | None = None,
+    model_path: Path | None = None,
+    report_dir: Path | None = None,
 ) -> Prediction:
     """The whole patient: prepare, train and predict.
 
-    Training data and model are saved beside ``output`` (see :func:`output_paths`), and, unless
-    ``with_report`` is False, the pictures and ``report.json`` (group check with ``check``) in
-    ``<stem>_report/``.
+    The training data, the model and (unless ``with_report`` is False) the report folder go to
+    ``data_path``, ``model_path`` and ``report_dir``; each one not given goes beside ``output``
+    (see :func:`output_paths`). The report holds the pictures, ``report.json`` and ``report.html``
+    (group check with ``check``; ``command`` recorded when given).
     """
-    paths = output_paths(output)
+    paths = {
+        **output_paths(output),
+        **{k: Path(v) for k, v in (("data", data_path), ("model", model_path), ("report", report_dir)) if v is not None},
+    }
     check_mesh_output(paths["mesh"], _mesh_size_hint(prepare_config.mesh))
     check_model_output(paths["model"])
     if with_report:
