@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "baseline": "api",
     "report": "api",
     "output_paths": "api",
+    "crossval": "api",
     "run_cohort": "cohort",
     "read_manifest": "manifest",
     # configuration
@@ -42,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "PredictConfig": "config",
     "ValidateConfig": "config",
     "CohortConfig": "config",
+    "CrossvalConfig": "config",
     "PRESETS": "config",
     # result and data types
     "TrainingData": "data",
@@ -67,6 +69,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "CohortConfig",
+    "CrossvalConfig",
     "FittedModel",
     "InputError",
     "MeshConfig",
@@ -88,6 +91,7 @@ __all__ = [
     "__version__",
     "baseline",
     "build_training_data",
+    "crossval",
     "dice",
     "fit",
     "format_report",

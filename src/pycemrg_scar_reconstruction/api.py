@@ -14,6 +14,7 @@ import numpy as np
 
 from .alignment import Alignment, estimate_offsets
 from .config import (
+    CrossvalConfig,
     MeshConfig,
     PredictConfig,
     PrepareConfig,
@@ -276,6 +277,29 @@ def train(
     return fitted
 
 
+def crossval(
+    data: TrainingData | Path,
+    config: TrainConfig,
+    runtime: RuntimeConfig = RuntimeConfig(),
+    folds: CrossvalConfig = CrossvalConfig(),
+    mc_samples: int = 20,
+    mc_seed: int = 0,
+) -> dict:
+    """Held-out accuracy of a patient's reconstruction from its own data (see :mod:`.heldout`):
+    leave out whole slices (or views), train on the rest, score the left-out pixels."""
+    from .device import torch_threads
+    from .heldout import crossval as run_folds
+
+    if not isinstance(data, TrainingData):
+        data = load_training_data(Path(data))
+    with torch_threads(runtime):
+        return run_folds(data, config, runtime, folds.folds, folds.holdout, mc_samples, mc_seed)
+
+
+#: The figures of a cross-validation that go into report.json (``heldout``).
+HELDOUT_KEYS = ("holdout", "folds", "pixels", "holdout_dice", "holdout_mae", "holdout_rmse", "interior", "end")
+
+
 def _load_fitted(model: FittedModel | Path) -> FittedModel:
     from .fitted import FittedModel
 
@@ -392,13 +416,16 @@ def reconstruct(
     data_path: Path | None = None,
     model_path: Path | None = None,
     report_dir: Path | None = None,
+    calibration: CrossvalConfig = CrossvalConfig(),
 ) -> Prediction:
     """The whole patient: prepare, train and predict.
 
     The training data, the model and (unless ``with_report`` is False) the report folder go to
     ``data_path``, ``model_path`` and ``report_dir``; each one not given goes beside ``output``
     (see :func:`output_paths`). The report holds the pictures, ``report.json`` and ``report.html``
-    (group check with ``check``; ``command`` recorded when given).
+    (group check with ``check``; ``command`` recorded when given). With ``calibration.calibrate``
+    the model is cross-validated after training (one training per fold), the held-out calibration
+    factor of its spread is stored in it, and the held-out figures go into the report.
     """
     paths = {
         **output_paths(output),
@@ -412,10 +439,16 @@ def reconstruct(
         check_opencarp_cells(read_mesh(prepare_config.mesh)[0], paths["mesh"])
     data = prepare(prepare_config, output=paths["data"])
     fitted = train(data, train_config, output=paths["model"], runtime=runtime)
+    heldout = None
+    if calibration.calibrate:
+        heldout = crossval(data, train_config, runtime, calibration, predict_config.mc_samples, predict_config.mc_seed)
+        fitted.uncertainty_scale = heldout["calibration"]["scale"]
+        save_model(fitted, paths["model"])
+        logger.info("held-out calibration: the spread is scaled by %.3f", fitted.uncertainty_scale)
     result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config, runtime)
     if with_report:
         mesh = prepare_config.mesh.model_copy(update={"path": paths["mesh"]})
-        report(paths["report"], data, mesh, fitted, check, command)
+        report(paths["report"], data, mesh, fitted, check, command, heldout)
     return result
 
 
@@ -513,6 +546,7 @@ def report(
     model: FittedModel | Path | None = None,
     config: ValidateConfig = ValidateConfig(),
     command: str | None = None,
+    heldout: dict | None = None,
 ) -> dict:
     """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model), ``report.json`` and
     ``report.html`` (all of it on one self-contained page).
@@ -557,6 +591,11 @@ def report(
         }
     if command:
         result["command"] = command
+    if heldout is not None:  # a cross-validation's figures (see :func:`crossval`)
+        result["heldout"] = {k: heldout[k] for k in HELDOUT_KEYS if k in heldout}
+        for key in ("baseline_dice", "baseline_mae", "calibration"):
+            if key in heldout:
+                result["heldout"][key] = heldout[key]
     result["versions"] = versions()
     write_json(result, out / "report.json")
     pictures = {

@@ -420,3 +420,17 @@ class CohortConfig(_Config):
         description="refuse the whole manifest (exit 2, no work) when any row is bad; default: record bad rows as "
         "failed and run the rest",
     )
+
+
+class CrossvalConfig(_Config):
+    """Held-out accuracy (cross-validation over whole slices or views) and the calibration of the spread."""
+
+    folds: Optional[int] = Field(
+        None, ge=2, description="deal the slices into this many folds (default: every slice its own)"
+    )
+    holdout: Literal["slices", "views"] = Field("slices", description="leave out whole slices, or whole stacks (views)")
+    calibrate: bool = Field(
+        False,
+        description="run: cross-validate after training, store the spread's held-out calibration factor in the "
+        "model (predict applies it) and put the held-out figures in the report (one training per fold)",
+    )

@@ -15,6 +15,7 @@ data_hash           fingerprint of the training data
 data_summary        nodes, groups, memberships, supervised nodes, stacks, group sampling
 history             per-epoch loss, learning rate and seconds
 best_epoch, stop_reason, seconds, package_version, torch_version
+uncertainty_scale   factor on the MC-dropout spread from held-out calibration (absent: 1)
 ==================  =====================================================================
 """
 
@@ -73,6 +74,8 @@ class FittedModel:
     best_epoch: int = 0
     stop_reason: str = ""
     seconds: float = 0.0
+    #: Factor on the MC-dropout spread that calibrates it on held-out pixels (1: not calibrated).
+    uncertainty_scale: float = 1.0
 
     def normalised(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) normalised coordinates of world-mm points."""
@@ -96,6 +99,7 @@ class FittedModel:
             "best_epoch": self.best_epoch,
             "stop_reason": self.stop_reason,
             "seconds": self.seconds,
+            "uncertainty_scale": float(self.uncertainty_scale),
             "package_version": __version__,
             "torch_version": str(torch.__version__),
         }
@@ -120,6 +124,9 @@ class FittedModel:
             raise ValueError(
                 "the coordinate normalisation (norm_center, norm_scale) is not 3 finite numbers and a positive scale"
             )
+        uncertainty_scale = float(ckpt.get("uncertainty_scale", 1.0))
+        if not (np.isfinite(uncertainty_scale) and uncertainty_scale > 0):
+            raise ValueError("uncertainty_scale is not a positive number")
         stored = json.loads(ckpt["config"])
         config = TrainConfig.model_validate({k: v for k, v in stored.items() if k not in _RUNTIME_KEYS})
         net = ScarMLP(config.model, seed=config.seed)  # B is a buffer: the state dict restores its stretch
@@ -138,4 +145,5 @@ class FittedModel:
             best_epoch=int(ckpt["best_epoch"]),
             stop_reason=str(ckpt["stop_reason"]),
             seconds=float(ckpt["seconds"]),
+            uncertainty_scale=uncertainty_scale,
         )

@@ -214,6 +214,7 @@ def predict_nodes(
         )
     mean, std = np.zeros(n, np.float32), np.zeros(n, np.float32)
     mean[in_region], std[in_region] = mc_predict(fitted, points[in_region], samples, seed, device, memory_mb)
+    std *= np.float32(fitted.uncertainty_scale)  # held-out calibration (1 when the model was not calibrated)
     sup = supervised_nodes(fitted, points).astype(bool) & in_region
     distance = support_distance(points, sup)
     cutoff = default_support_mm(fitted) if support_mm is None else float(support_mm)

@@ -97,6 +97,45 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
         "<p>These figures say how well the reconstruction reproduces the pixels it was trained on, "
         "not how right it is between the slices.</p>",
     ]
+    if "heldout" in report:
+        h = report["heldout"]
+        rows = [
+            {
+                "pixels": "all held-out",
+                "count": h["pixels"],
+                "Dice": h["holdout_dice"],
+                "MAE": h["holdout_mae"],
+                "RMSE": h["holdout_rmse"],
+            },
+            {
+                "pixels": "interior slices",
+                "count": h["interior"]["pixels"],
+                "Dice": h["interior"]["dice"],
+                "MAE": h["interior"]["mae"],
+                "RMSE": h["interior"]["rmse"],
+            },
+            {
+                "pixels": "end slices (extrapolation)",
+                "count": h["end"]["pixels"],
+                "Dice": h["end"]["dice"],
+                "MAE": h["end"]["mae"],
+                "RMSE": h["end"]["rmse"],
+            },
+        ]
+        for name, d in h.get("baseline_dice", {}).items():
+            rows.append({"pixels": f"baseline {name}", "count": "", "Dice": d, "MAE": h["baseline_mae"][name], "RMSE": ""})
+        cal = h.get("calibration", {})
+        parts += [
+            f"<h2>Held-out accuracy ({h['folds']} folds of whole {html.escape(str(h['holdout']))})</h2>",
+            table(rows, ("pixels", "count", "Dice", "MAE", "RMSE")),
+            "<p>Each fold was trained without its slices and predicted them: this is how right the scar is "
+            "between the slices, unlike the fit above.</p>",
+        ]
+        if cal:
+            parts.append(
+                f"<p>Uncertainty calibration on the held-out pixels: ECE {cal['ece_before']:.3f}; the spread scaled by "
+                f"{cal['scale']:.3g} (stored in the model): ECE {cal['ece_after']:.3f}.</p>"
+            )
     if "truth" in report:
         t = report["truth"]
         parts += ["<h2>Against the ground truth</h2>", table([{k: v for k, v in t.items()}], list(t))]

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import CohortConfig, SynthConfig, ValidateConfig
+from ..config import CohortConfig, CrossvalConfig, SynthConfig, ValidateConfig
 from ..io.paths import output_lock, write_json
 from .configs import mesh_config, predict_config, prepare_config, runtime_config, train_config
 from .options import values
-from .parser import D_COHORT, D_SYNTH, D_VALIDATE
+from .parser import D_COHORT, D_CROSSVAL, D_SYNTH, D_VALIDATE
 
 
 def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
@@ -136,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             with_report=args.report,
             runtime=runtime_config(args),
             command=args.command_line,
+            calibration=CrossvalConfig(**values(args, CrossvalConfig, D_CROSSVAL)),
         )
     summary, text = _prediction(result, args.output)
     summary.update(data=str(paths["data"]), model=str(paths["model"]), report=str(paths["report"]) if args.report else None)
@@ -227,3 +228,44 @@ def cmd_cohort(args: argparse.Namespace) -> int:
     )
     emit(args, summary, text)
     return 1 if failed else 0
+
+
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from ..api import crossval
+
+    prediction = predict_config(args)
+    result = crossval(
+        args.data,
+        train_config(args),
+        runtime_config(args),
+        CrossvalConfig(**values(args, CrossvalConfig, D_CROSSVAL)),
+        prediction.mc_samples,
+        prediction.mc_seed,
+    )
+
+    def line(name: str, r: dict) -> str:
+        return f"{name}: {r['pixels']} pixels  Dice {r['dice']:.3f}  MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}"
+
+    lines = [
+        f"{result['folds']} folds ({result['holdout']}), {result['seconds']:.1f} s",
+        line(
+            "held-out pixels",
+            {
+                "pixels": result["pixels"],
+                "dice": result["holdout_dice"],
+                "mae": result["holdout_mae"],
+                "rmse": result["holdout_rmse"],
+            },
+        ),
+        line("  interior slices", result["interior"]),
+        line("  end slices (extrapolation)", result["end"]),
+    ]
+    for name, d in result.get("baseline_dice", {}).items():
+        mae = result["baseline_mae"][name]
+        lines.append(f"baseline {name}: {result['baseline_pixels'][name]} pixels  Dice {d:.3f}  MAE {mae:.4f}")
+    cal = result["calibration"]
+    lines.append(
+        f"uncertainty calibration: ECE {cal['ece_before']:.3f}; scaled by {cal['scale']:.2f}: ECE {cal['ece_after']:.3f}"
+    )
+    emit(args, result, "\n".join(lines))
+    return 0

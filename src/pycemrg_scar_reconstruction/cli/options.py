@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..config import (
+    CohortConfig,
+    CrossvalConfig,
     MeshConfig,
     ModelConfig,
     PredictConfig,
@@ -39,6 +41,8 @@ _MODELS: tuple[type[BaseModel], ...] = (
     PredictConfig,
     RuntimeConfig,
     ValidateConfig,
+    CrossvalConfig,
+    CohortConfig,
 )
 #: Readable metavars by type.
 _METAVAR = {Path: "PATH", int: "N", float: "X", str: "TEXT"}

@@ -10,6 +10,7 @@ from .._version import __version__
 from ..config import (
     PRESETS,
     CohortConfig,
+    CrossvalConfig,
     MeshConfig,
     ModelConfig,
     PredictConfig,
@@ -26,6 +27,7 @@ from .options import add_options
 #: Destination prefixes of each model's options in the parsed namespace.
 D_PREPARE = "prepare."
 D_COHORT = "cohort."
+D_CROSSVAL = "crossval."
 D_MESH, D_STACK, D_TARGET, D_TRAIN, D_MODEL, D_PREDICT, D_RUNTIME, D_VALIDATE, D_SYNTH = (
     "mesh.",
     "stack.",
@@ -112,6 +114,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     _training(p)
     _prediction(p)
+    add_options(p.add_argument_group("held-out accuracy and calibration"), CrossvalConfig, D_CROSSVAL)
     _runtime(p, tuple(RuntimeConfig.model_fields))
 
 
@@ -212,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p.add_argument_group("cohort"), CohortConfig, D_COHORT)
     _runtime(p, ("device", "amp", "compile", "deterministic", "threads", "memory_mb"))
     p.set_defaults(func=c.cmd_cohort)
+
+    p = sub.add_parser(
+        "crossval",
+        help="held-out accuracy: leave out whole slices (or views), train on the rest, score the left-out pixels",
+    )
+    p.add_argument("--data", required=True, type=Path, metavar="PATH", help="training data (.npz) from prepare")
+    add_options(p.add_argument_group("folds"), CrossvalConfig, D_CROSSVAL, skip=("calibrate",))
+    add_options(p.add_argument_group("prediction"), PredictConfig, D_PREDICT, only=("mc_samples", "mc_seed"))
+    _training(p)
+    _runtime(p, TRAIN_RUNTIME)
+    p.set_defaults(func=c.cmd_crossval)
 
     p = sub.add_parser("validate", help="check the group constraints (exit 0 pass, 1 fail, 2 bad input)")
     p.add_argument("--data", required=True, type=Path, metavar="PATH", help="training data (.npz) from prepare")

@@ -1,0 +1,228 @@
+"""Held-out accuracy from a patient's own data: cross-validation over whole slices (or views).
+
+Each fold leaves out whole slices, trains on the rest with the same settings, and predicts the
+left-out pixels (their groups' mean, with its MC-dropout spread over the same passes). A pixel's
+error there says how right the reconstruction is *between* the slices it was trained on, which
+the fit to the training pixels (the group check) cannot say.
+
+The slice baselines are computed on the same left-out pixels from the pixels of the neighbouring
+slices of the same stack (nearest: the slice before, or the one after at the stack's ends;
+linear: the mean of the two, or the one there is at the ends).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import norm
+
+from .config import RuntimeConfig, TrainConfig
+from .data import TrainingData
+from .metrics import dice
+from .training import fit
+
+logger = logging.getLogger(__name__)
+
+#: Central-interval levels at which the calibration of the spread is checked.
+CALIBRATION_LEVELS = np.linspace(0.1, 0.9, 9)
+
+
+def slice_folds(data: TrainingData, folds: int | None = None) -> np.ndarray:
+    """(G,) fold of each group: every (stack, slice) its own fold (leave-one-slice-out), or with
+    ``folds`` the slices dealt round-robin into that many folds (neighbouring slices apart)."""
+    pairs, index = np.unique(np.column_stack([data.group_stack, data.group_slice]), axis=0, return_inverse=True)
+    index = np.asarray(index).ravel()
+    return index if folds is None else index % folds
+
+
+def view_folds(data: TrainingData) -> np.ndarray:
+    """(G,) fold of each group: its stack (each view left out whole)."""
+    return np.asarray(data.group_stack, np.int64)
+
+
+def subset(data: TrainingData, keep: np.ndarray) -> TrainingData:
+    """The training data of the groups where ``keep`` ((G,) bool) is True, memberships re-indexed."""
+    keep = np.asarray(keep, bool)
+    new_index = np.cumsum(keep) - 1
+    members = keep[data.member_group]
+    return TrainingData(
+        points=data.points,
+        member_node=data.member_node[members],
+        member_group=new_index[data.member_group[members]],
+        group_target=data.group_target[keep],
+        group_count=data.group_count[keep],
+        group_voxel=data.group_voxel[keep],
+        group_stack=data.group_stack[keep],
+        group_slice=data.group_slice[keep],
+        norm_center=data.norm_center,
+        norm_scale=data.norm_scale,
+        stacks=data.stacks,
+        stack_names=data.stack_names,
+        stack_mapping=data.stack_mapping,
+    )
+
+
+def heldout_group_means(
+    fitted: Any, data: TrainingData, groups: np.ndarray, samples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """MC-dropout mean and spread of the group means of ``groups`` (indices into ``data``).
+
+    Each pass predicts the groups' nodes with one dropout mask; a group's mean is taken per pass,
+    and its mean and standard deviation over the passes are returned ((g,) each).
+    """
+    sel = np.isin(data.member_group, groups)
+    nodes, local = data.member_node[sel], np.searchsorted(groups, data.member_group[sel])
+    net = fitted.net.cpu().eval()
+    x = torch.as_tensor(fitted.normalised(data.points[nodes]), dtype=torch.float32)
+    masks = net.sample_masks(samples, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        p = net(x, samples=samples, dropout=samples > 1, masks=masks).numpy().astype(np.float64)  # (T, M)
+    sums = np.zeros((samples, len(groups)))
+    np.add.at(sums.T, local, p.T)  # per pass and group: the sum over its memberships
+    means = sums / np.bincount(local, minlength=len(groups))[None, :]
+    return means.mean(axis=0), means.std(axis=0)
+
+
+def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.ndarray]:
+    """Nearest-slice and linear predictions of the ``held`` groups ((G,) bool) from the other
+    slices' pixels at the same in-plane position of the same stack (NaN where neither neighbour
+    slice has that pixel)."""
+    out = {"nearest": np.full(int(held.sum()), np.nan), "linear": np.full(int(held.sum()), np.nan)}
+    train = ~held
+    for s, g in enumerate(data.stacks):  # a handful of stacks
+        values = np.full(g.shape, np.nan)
+        mine = train & (data.group_stack == s)
+        values[tuple(data.group_voxel[mine].T)] = data.group_target[mine]
+        idx = np.flatnonzero(held[held] & (data.group_stack[held] == s))
+        if not len(idx):
+            continue
+        vox = data.group_voxel[held][idx]
+        k = vox[:, g.axis]
+        neighbours = []
+        for dk in (-1, 1):
+            kk = k + dk
+            inside = (kk >= 0) & (kk < g.n_slices)
+            v = np.full(len(idx), np.nan)
+            look = vox[inside].copy()
+            look[:, g.axis] = kk[inside]
+            v[inside] = values[tuple(look.T)]
+            neighbours.append(v)
+        before, after = neighbours
+        out["nearest"][idx] = np.where(np.isfinite(before), before, after)
+        both = np.stack([before, after])
+        count = np.isfinite(both).sum(axis=0)
+        out["linear"][idx] = np.where(count > 0, np.nansum(both, axis=0) / np.maximum(count, 1), np.nan)
+    return out
+
+
+def calibration(error: np.ndarray, spread: np.ndarray) -> dict[str, Any]:
+    """How well the MC spread describes the held-out errors, before and after one scale factor.
+
+    For central Gaussian intervals at :data:`CALIBRATION_LEVELS`, the observed share of errors
+    within ``z * spread`` against the level; the expected calibration error (ECE) is the mean
+    absolute gap. The scale is the maximum-likelihood factor ``sqrt(mean(error^2 / spread^2))``.
+    """
+    spread = np.maximum(np.asarray(spread, np.float64), 1e-6)
+    error = np.abs(np.asarray(error, np.float64))
+    z = norm.ppf(0.5 + CALIBRATION_LEVELS / 2)
+    scale = float(np.sqrt(np.mean((error / spread) ** 2))) if len(error) else 1.0
+
+    def coverage(s: np.ndarray) -> np.ndarray:
+        return np.array([np.mean(error <= zq * s) for zq in z]) if len(error) else np.full(len(z), np.nan)
+
+    before, after = coverage(spread), coverage(scale * spread)
+    return {
+        "levels": CALIBRATION_LEVELS.round(2).tolist(),
+        "coverage_before": before.round(4).tolist(),
+        "coverage_after": after.round(4).tolist(),
+        "ece_before": float(np.mean(np.abs(before - CALIBRATION_LEVELS))),
+        "ece_after": float(np.mean(np.abs(after - CALIBRATION_LEVELS))),
+        "scale": scale,
+    }
+
+
+def _scores(target: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    ok = np.isfinite(predicted)
+    t, p = target[ok], predicted[ok]
+    if not len(t):
+        return {"pixels": 0, "mae": float("nan"), "rmse": float("nan"), "dice": float("nan")}
+    return {
+        "pixels": int(len(t)),
+        "mae": float(np.mean(np.abs(p - t))),
+        "rmse": float(np.sqrt(np.mean((p - t) ** 2))),
+        "dice": float(dice(p, t)),
+    }
+
+
+def crossval(
+    data: TrainingData,
+    config: TrainConfig,
+    runtime: RuntimeConfig = RuntimeConfig(),
+    folds: int | None = None,
+    holdout: str = "slices",
+    mc_samples: int = 20,
+    mc_seed: int = 0,
+) -> dict[str, Any]:
+    """Cross-validate over whole slices (``holdout="slices"``; every slice once, or ``folds`` groups
+    of slices) or whole stacks (``"views"``).
+
+    Returns
+    -------
+    dict with ``holdout_dice``, ``holdout_mae``, ``holdout_rmse`` (all held-out pixels),
+    ``interior`` and ``end`` (the same for folds inside a stack and at its first or last slice:
+    extrapolation), ``baseline_dice`` / ``baseline_mae`` per baseline (slices only),
+    ``calibration`` (see :func:`calibration`), ``per_fold`` and ``seconds``.
+    """
+    start = time.perf_counter()
+    if holdout not in ("slices", "views"):
+        raise ValueError(f"holdout must be 'slices' or 'views', not {holdout!r}")
+    fold_of = slice_folds(data, folds) if holdout == "slices" else view_folds(data)
+    fold_ids = np.unique(fold_of)
+    if len(fold_ids) < 2:
+        from .errors import InputError
+
+        raise InputError(f"cross-validation needs at least 2 folds; the data have {len(fold_ids)} (`holdout` {holdout})")
+    first_last = {(s, 0) for s in range(len(data.stacks))} | {(s, g.n_slices - 1) for s, g in enumerate(data.stacks)}
+    n = data.n_groups
+    mean, spread = np.full(n, np.nan), np.full(n, np.nan)
+    base = {"nearest": np.full(n, np.nan), "linear": np.full(n, np.nan)}
+    per_fold = []
+    end_group = np.zeros(n, bool)
+    for f in fold_ids:  # a handful to a few dozen folds, each a whole training
+        held = fold_of == f
+        fitted = fit(subset(data, ~held), config, runtime, progress=False)
+        groups = np.flatnonzero(held)
+        mean[groups], spread[groups] = heldout_group_means(fitted, data, groups, mc_samples, mc_seed)
+        slices = {(int(s), int(k)) for s, k in zip(data.group_stack[held], data.group_slice[held])}
+        is_end = holdout == "slices" and bool(slices & first_last)
+        end_group[groups] = is_end
+        if holdout == "slices":
+            for name, values in neighbour_baselines(data, held).items():
+                base[name][groups] = values
+        row = {"fold": int(f), "slices": sorted(slices), "end": is_end, **_scores(data.group_target[groups], mean[groups])}
+        per_fold.append(row)
+        logger.info("fold %d: %d pixels, MAE %.4f", f, len(groups), row["mae"])
+    everything = _scores(data.group_target, mean)
+    out: dict[str, Any] = {
+        "holdout": holdout,
+        "folds": len(fold_ids),
+        "holdout_dice": everything["dice"],
+        "holdout_mae": everything["mae"],
+        "holdout_rmse": everything["rmse"],
+        "pixels": everything["pixels"],
+        "interior": _scores(data.group_target[~end_group], mean[~end_group]),
+        "end": _scores(data.group_target[end_group], mean[end_group]),
+        "calibration": calibration(mean - data.group_target, spread),
+        "per_fold": per_fold,
+    }
+    if holdout == "slices":
+        scored = {k: _scores(data.group_target, v) for k, v in base.items()}
+        out["baseline_dice"] = {k: v["dice"] for k, v in scored.items()}
+        out["baseline_mae"] = {k: v["mae"] for k, v in scored.items()}
+        out["baseline_pixels"] = {k: v["pixels"] for k, v in scored.items()}
+    out["seconds"] = time.perf_counter() - start
+    return out

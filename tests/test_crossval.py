@@ -1,0 +1,118 @@
+"""Held-out accuracy: folds of whole slices, held-out group means, neighbour baselines, calibration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pycemrg_scar_reconstruction.api import prepare
+from pycemrg_scar_reconstruction.cli import main
+from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, RuntimeConfig, StackConfig, TrainConfig
+from pycemrg_scar_reconstruction.heldout import calibration, crossval, neighbour_baselines, slice_folds, subset, view_folds
+
+
+@pytest.fixture(scope="module")
+def data(small_case):
+    config = PrepareConfig(
+        mesh=MeshConfig(path=small_case["mesh"]),
+        stacks=[StackConfig(path=small_case["image"], slice_thickness=8.0, mask=small_case["mask"])],
+    )
+    return prepare(config)
+
+
+def test_folds_partition_whole_slices(data):
+    fold = slice_folds(data)
+    pairs = {(int(s), int(k)) for s, k in zip(data.group_stack, data.group_slice)}
+    assert len(np.unique(fold)) == len(pairs)
+    for f in np.unique(fold):  # each fold is exactly one slice
+        assert len({(int(s), int(k)) for s, k in zip(data.group_stack[fold == f], data.group_slice[fold == f])}) == 1
+    grouped = slice_folds(data, 3)
+    assert set(np.unique(grouped)) == {0, 1, 2}
+    for s, k in pairs:  # a slice is never split between folds
+        assert len(np.unique(grouped[(data.group_stack == s) & (data.group_slice == k)])) == 1
+    assert np.array_equal(view_folds(data), data.group_stack)
+
+
+def test_a_fold_never_sees_its_held_out_groups(data):
+    held = slice_folds(data) == 2
+    train = subset(data, ~held)
+    assert train.n_groups == int((~held).sum())
+    assert train.n_members == int(data.group_count[~held].sum())
+    np.testing.assert_array_equal(train.group_target, data.group_target[~held])
+    held_keys = {tuple(v) for v in data.group_voxel[held]}
+    assert not held_keys & {tuple(v) for v in train.group_voxel}
+    # the kept groups hold the same nodes as before
+    node_values = np.random.default_rng(0).random(data.n_nodes)
+    np.testing.assert_allclose(train.group_mean(node_values), data.group_mean(node_values)[~held])
+
+
+def test_neighbour_baselines_by_hand(data):
+    g = data.stacks[0]
+    k = g.n_slices // 2
+    held = (data.group_stack == 0) & (data.group_slice == k)
+    base = neighbour_baselines(data, held)
+    lookup = {tuple(v): t for v, t in zip(data.group_voxel, data.group_target)}
+    checked = 0
+    for j, v in enumerate(data.group_voxel[held]):
+        below, above = v.copy(), v.copy()
+        below[g.axis] -= 1
+        above[g.axis] += 1
+        if tuple(below) in lookup and tuple(above) in lookup:
+            assert base["nearest"][j] == pytest.approx(lookup[tuple(below)])
+            assert base["linear"][j] == pytest.approx(0.5 * (lookup[tuple(below)] + lookup[tuple(above)]))
+            checked += 1
+    assert checked > 10
+
+
+def test_calibration_finds_the_scale_of_a_too_narrow_spread():
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(0.01, 0.05, 20000)
+    error = rng.normal(0, 2.0 * spread)
+    cal = calibration(error, spread)
+    assert cal["scale"] == pytest.approx(2.0, rel=0.03)
+    assert cal["ece_before"] > 0.2 and cal["ece_after"] < 0.02
+
+
+def test_crossval_reports_held_out_figures(data, tmp_path, capsys):
+    config = TrainConfig(max_epochs=15, batch_size=1024)
+    result = crossval(data, config, RuntimeConfig(quiet=True), folds=3, mc_samples=5)
+    assert len(result["per_fold"]) == 3 and result["pixels"] == data.n_groups
+    assert 0 <= result["holdout_mae"] <= 1 and result["holdout_rmse"] >= result["holdout_mae"]
+    assert set(result["baseline_dice"]) == {"nearest", "linear"}
+    assert result["interior"]["pixels"] + result["end"]["pixels"] == data.n_groups
+    assert result["end"]["pixels"] > 0  # the first and last slices are extrapolation
+    from pycemrg_scar_reconstruction.io.artifacts import save_training_data
+
+    save_training_data(data, tmp_path / "d.npz")
+    out = tmp_path / "cv.json"
+    argv = ["crossval", "--data", str(tmp_path / "d.npz"), "--folds", "2", "--max-epochs", "5", "--quiet"]
+    assert main([*argv, "--json", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert {"holdout_dice", "holdout_mae", "holdout_rmse", "baseline_dice", "per_fold", "seconds"} <= set(saved)
+    assert "held-out pixels" in capsys.readouterr().out
+
+
+def test_run_calibrate_stores_the_scale_and_predict_applies_it(small_case, tmp_path):
+    import dataclasses
+
+    from pycemrg_scar_reconstruction.io.artifacts import load_model
+    from pycemrg_scar_reconstruction.prediction import predict_nodes
+
+    argv = ["run", "--mesh", str(small_case["mesh"]), "--image", str(small_case["image"]), "--slice-thickness", "8"]
+    argv += ["--output", str(tmp_path / "o.vtu"), "--max-epochs", "8", "--quiet", "--calibrate", "--folds", "2"]
+    assert main(argv) == 0
+    fitted = load_model(tmp_path / "o_model.pt")
+    report = json.loads((tmp_path / "o_report" / "report.json").read_text())
+    scale = report["heldout"]["calibration"]["scale"]
+    assert fitted.uncertainty_scale == pytest.approx(scale) and scale != 1.0
+    assert {"holdout_dice", "holdout_mae", "interior", "end", "baseline_dice"} <= set(report["heldout"])
+    assert "Held-out" in (tmp_path / "o_report" / "report.html").read_text()
+    from pycemrg_scar_reconstruction.io.artifacts import load_training_data
+
+    nodes = load_training_data(tmp_path / "o_data.npz").points
+    calibrated = predict_nodes(fitted, nodes, 4, 0)
+    plain = predict_nodes(dataclasses.replace(fitted, uncertainty_scale=1.0), nodes, 4, 0)
+    sup = calibrated.supervised.astype(bool)
+    np.testing.assert_allclose(calibrated.uncertainty[sup], scale * plain.uncertainty[sup], rtol=1e-5, atol=1e-7)
