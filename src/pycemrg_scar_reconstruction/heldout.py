@@ -124,12 +124,15 @@ def calibration(error: np.ndarray, spread: np.ndarray) -> dict[str, Any]:
 
     For central Gaussian intervals at :data:`CALIBRATION_LEVELS`, the observed share of errors
     within ``z * spread`` against the level; the expected calibration error (ECE) is the mean
-    absolute gap. The scale is the maximum-likelihood factor ``sqrt(mean(error^2 / spread^2))``.
+    absolute gap. The scale is the robust Gaussian factor ``median(|error| / spread) / z(0.75)``:
+    it makes the 50% interval hold half of the errors, and a few near-zero spreads cannot blow it
+    up (the maximum-likelihood factor ``sqrt(mean(error^2 / spread^2))`` came out at 4e4 on a
+    75,000-node case for that reason).
     """
     spread = np.maximum(np.asarray(spread, np.float64), 1e-6)
     error = np.abs(np.asarray(error, np.float64))
     z = norm.ppf(0.5 + CALIBRATION_LEVELS / 2)
-    scale = float(np.sqrt(np.mean((error / spread) ** 2))) if len(error) else 1.0
+    scale = float(np.median(error / spread) / norm.ppf(0.75)) if len(error) else 1.0
 
     def coverage(s: np.ndarray) -> np.ndarray:
         return np.array([np.mean(error <= zq * s) for zq in z]) if len(error) else np.full(len(z), np.nan)
