@@ -569,3 +569,19 @@ def report_mesh_of_another_patient(d: Path) -> list[str]:
 
     pv.read(str(d / "out.vtu")).extract_points(np.arange(100)).save(str(d / "small.vtu"))
     return ["report", "--data", str(d / "data.npz"), "--mesh", str(d / "small.vtu"), "--output-dir", str(d / "rep")]
+
+
+@case("crossval")
+def crossval_one_fold(d: Path) -> list[str]:
+    return ["crossval", "--data", str(d / "data.npz"), "--folds", "1", "--max-epochs", "2"]
+
+
+@case("crossval")
+def crossval_views_of_one_stack(d: Path) -> list[str]:
+    return ["crossval", "--data", str(d / "data.npz"), "--holdout", "views", "--max-epochs", "2"]
+
+
+@case("crossval")
+def crossval_json_under_a_file(d: Path) -> list[str]:
+    (d / "afile").write_text("x")
+    return ["crossval", "--data", str(d / "data.npz"), "--max-epochs", "2", "--json", str(d / "afile" / "cv.json")]
