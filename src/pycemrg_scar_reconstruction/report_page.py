@@ -19,7 +19,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; co
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.text { text-align: left; }
 tr.failed td, td.fail { background: #fde2e1; } td.pass { background: #e3f6e3; }
 tr.skipped td { color: #666; }
 img { max-width: 100%; border: 1px solid #eee; }
@@ -42,13 +42,24 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _align(value: Any) -> str:
+    """Text cells (not numbers) are left-aligned."""
+    if isinstance(value, (int, float)):
+        return ""
+    try:
+        float(str(value))
+        return ""
+    except ValueError:
+        return ' class="text"'
+
+
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], row_class: str | None = None) -> str:
     """An HTML table of ``rows`` (dicts) with ``columns``; ``row_class`` names a key whose value is
     each row's CSS class (e.g. the status of a cohort row)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
         (f'<tr class="{html.escape(str(r.get(row_class, "")))}">' if row_class else "<tr>")
-        + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in columns)
+        + "".join(f"<td{_align(r.get(c, ''))}>{_cell(r.get(c, ''))}</td>" for c in columns)
         + "</tr>"
         for r in rows
     )
