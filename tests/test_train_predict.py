@@ -364,3 +364,15 @@ def test_reconstruct_takes_explicit_output_paths(small_case, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["scar.vtu"]
     assert (tmp_path / "data" / "patient.npz").exists() and (tmp_path / "models" / "patient.pt").exists()
     assert (tmp_path / "reports" / "patient" / "report.html").exists()
+
+
+def test_stop_on_field_stops_when_the_field_is_still_and_not_before(data):
+    base = dict(max_epochs=8, patience=100, batch_size=1024, stop_on_field=True, field_every=1, field_window=1)
+    still = fit(data, TrainConfig(**base, field_tol=1.0), QUIET)  # any change counts as still
+    assert still.stop_reason == "field stable" and len(still.history) == 2  # the first check has nothing to compare
+    moving = fit(data, TrainConfig(**base, field_tol=1e-12), QUIET)
+    assert moving.stop_reason == "max_epochs" and len(moving.history) == 8
+    plain = fit(data, TrainConfig(**{**base, "stop_on_field": False}), QUIET)
+    # the rule only decides when to stop: the same epochs give the same weights
+    a, b = moving.net.state_dict(), plain.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

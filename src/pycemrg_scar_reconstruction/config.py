@@ -282,6 +282,17 @@ class TrainConfig(_Config):
     step_size: PositiveInt = Field(2000, description="half-cycle in steps of the cyclic schedule")
     init_output_bias: bool = Field(True, description="start the output at the mean target instead of 0.5")
     patience: PositiveInt = Field(30, description="epochs without improvement before stopping")
+    stop_on_field: bool = Field(
+        False,
+        description="also stop when the predicted field has stopped changing: the probability at a fixed sample of "
+        "nodes moved by less than field_tol on average between checks field_every epochs apart, field_window times "
+        "in a row",
+    )
+    field_tol: PositiveFloat = Field(
+        0.02, description="largest change of the probability that counts as stable (stop_on_field)"
+    )
+    field_every: PositiveInt = Field(5, description="epochs between two checks of the field (stop_on_field)")
+    field_window: PositiveInt = Field(2, description="stable checks in a row that stop training (stop_on_field)")
     min_delta: float = Field(1e-3, ge=0, description="relative improvement of the epoch loss that counts")
     max_epochs: PositiveInt = Field(2000, description="upper bound on epochs")
     max_time: Optional[PositiveFloat] = Field(None, description="upper bound on training seconds")

@@ -29,6 +29,8 @@ from .progress import Ticker
 from .stack import main_slice_normal
 
 logger = logging.getLogger(__name__)
+#: Nodes whose predicted probability is compared between checks (``stop_on_field``).
+FIELD_PROBE_NODES = 4096
 
 #: Largest pre-encoded training set kept on the device (bytes); above it the encoding runs per step.
 PRE_ENCODE_BYTES = 1 << 30
@@ -145,6 +147,12 @@ def fit(
     )
     interrupted: KeyboardInterrupt | None = None
     epoch, ticker = 0, Ticker()
+    # stop_on_field: a fixed sample of nodes whose probability (no dropout) is compared between checks
+    if config.stop_on_field:  # its own generator: the shuffling is the same with the rule on or off
+        pick = torch.randperm(len(coords), generator=torch.Generator().manual_seed(config.seed))
+        probe = coords[pick[:FIELD_PROBE_NODES].to(device)]
+    last_field: torch.Tensor | None = None
+    stable = 0
     try:  # Ctrl-C / SIGTERM: stop here and keep the best epoch (the caller saves it)
         for epoch in range(1, config.max_epochs + 1):
             fast = epoch <= config.fast_start_epochs
@@ -202,6 +210,17 @@ def fit(
             if bad >= config.patience:
                 stop_reason = "patience"
                 break
+            if config.stop_on_field and epoch % config.field_every == 0:
+                with torch.no_grad():
+                    field_now = net(probe, samples=1, dropout=False)[0]
+                if last_field is not None and float((field_now - last_field).abs().mean()) < config.field_tol:
+                    stable += 1
+                else:
+                    stable = 0
+                last_field = field_now
+                if stable >= config.field_window:
+                    stop_reason = "field stable"
+                    break
             if config.max_time is not None and elapsed >= config.max_time:
                 stop_reason = "max_time"
                 break
