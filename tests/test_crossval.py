@@ -136,3 +136,17 @@ def test_a_slice_equal_to_its_neighbours_is_predicted_well(data):
     result = crossval(flat, TrainConfig(max_epochs=60, batch_size=1024), RuntimeConfig(quiet=True), folds=None, mc_samples=5)
     fold = next(f for f in result["per_fold"] if [0, k] in [list(s) for s in f["slices"]])
     assert fold["mae"] < 0.1 and fold["dice"] > 0.85, fold
+
+
+def test_the_gap_estimate_extrapolates_to_the_spacing(data, tmp_path):
+    from pycemrg_scar_reconstruction.heldout import gap_estimate
+    from pycemrg_scar_reconstruction.io.artifacts import save_training_data
+
+    g = gap_estimate(data, TrainConfig(max_epochs=10, batch_size=1024), RuntimeConfig(quiet=True), mc_samples=3)
+    assert g["pixels"] > 0
+    assert g["dice_at_spacing"] == pytest.approx(min(1.0, max(0.0, 2 * g["dice_gap2"] - g["dice_gap3"])))
+    assert g["mae_at_spacing"] == pytest.approx(max(0.0, 2 * g["mae_gap2"] - g["mae_gap3"]))
+    save_training_data(data, tmp_path / "d.npz")
+    argv = ["crossval", "--data", str(tmp_path / "d.npz"), "--folds", "2", "--max-epochs", "3", "--quiet", "--gap-estimate"]
+    assert main([*argv, "--json", str(tmp_path / "cv.json")]) == 0
+    assert "dice_at_spacing" in json.loads((tmp_path / "cv.json").read_text())["at_spacing"]

@@ -289,15 +289,19 @@ def crossval(
     leave out whole slices (or views), train on the rest, score the left-out pixels."""
     from .device import torch_threads
     from .heldout import crossval as run_folds
+    from .heldout import gap_estimate
 
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
     with torch_threads(runtime):
-        return run_folds(data, config, runtime, folds.folds, folds.holdout, mc_samples, mc_seed)
+        result = run_folds(data, config, runtime, folds.folds, folds.holdout, mc_samples, mc_seed)
+        if folds.gap_estimate:
+            result["at_spacing"] = gap_estimate(data, config, runtime, mc_samples, mc_seed)
+    return result
 
 
 #: The figures of a cross-validation that go into report.json (``heldout``).
-HELDOUT_KEYS = ("holdout", "folds", "pixels", "holdout_dice", "holdout_mae", "holdout_rmse", "interior", "end")
+HELDOUT_KEYS = ("holdout", "folds", "pixels", "holdout_dice", "holdout_mae", "holdout_rmse", "interior", "end", "at_spacing")
 
 
 def _load_fitted(model: FittedModel | Path) -> FittedModel:

@@ -440,6 +440,12 @@ class CrossvalConfig(_Config):
         None, ge=2, description="deal the slices into this many folds (default: every slice its own)"
     )
     holdout: Literal["slices", "views"] = Field("slices", description="leave out whole slices, or whole stacks (views)")
+    gap_estimate: bool = Field(
+        False,
+        description="experimental: also estimate the held-out Dice/MAE at the real spacing, extrapolated from one "
+        "and two interior slices left out (about two trainings per slice; on 8 cases it did not rank patients "
+        "reliably, see docs/benchmarks.md)",
+    )
     calibrate: bool = Field(
         False,
         description="run: cross-validate after training, store the spread's held-out calibration factor in the "

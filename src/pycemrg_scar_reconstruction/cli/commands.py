@@ -263,6 +263,12 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     for name, d in result.get("baseline_dice", {}).items():
         mae = result["baseline_mae"][name]
         lines.append(f"baseline {name}: {result['baseline_pixels'][name]} pixels  Dice {d:.3f}  MAE {mae:.4f}")
+    if "at_spacing" in result:
+        a = result["at_spacing"]
+        lines.append(
+            f"extrapolated to the real spacing (from one / two slices left out: Dice {a['dice_gap2']:.3f} / "
+            f"{a['dice_gap3']:.3f}): Dice {a['dice_at_spacing']:.3f}  MAE {a['mae_at_spacing']:.4f}"
+        )
     cal = result["calibration"]
     lines.append(
         f"uncertainty calibration: ECE {cal['ece_before']:.3f}; scaled by {cal['scale']:.2f}: ECE {cal['ece_after']:.3f}"
