@@ -34,9 +34,8 @@ from pycemrg_scar_reconstruction import (
     synth,
     train,
 )
-from pycemrg_scar_reconstruction.heldout import calibration, crossval, heldout_group_means, slice_folds, subset
+from pycemrg_scar_reconstruction.heldout import calibration, crossval, predict_held_out, slice_folds
 from pycemrg_scar_reconstruction.prediction import predict_nodes
-from pycemrg_scar_reconstruction.training import fit
 
 QUIET = RuntimeConfig(quiet=True)
 
@@ -47,10 +46,8 @@ def split_calibration(data, config) -> dict:
     err, spread = np.full(data.n_groups, np.nan), np.full(data.n_groups, np.nan)
     for f in np.unique(fold):
         held = fold == f
-        fitted = fit(subset(data, ~held), config, QUIET, progress=False)
-        groups = np.flatnonzero(held)
-        mean, std = heldout_group_means(fitted, data, groups, 20, 0)
-        err[groups], spread[groups] = mean - data.group_target[groups], std
+        groups, mean, spread[held] = predict_held_out(data, held, config, QUIET, 20, 0)
+        err[groups] = mean - data.group_target[groups]
     odd = fold % 2 == 1
     scale = calibration(err[odd], spread[odd])["scale"]
     even = calibration(err[~odd], spread[~odd])

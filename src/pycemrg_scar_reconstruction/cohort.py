@@ -18,7 +18,6 @@ import html
 import io
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,13 +66,6 @@ class CohortResult:
         return sum(r["status"] == status for r in self.rows)
 
 
-def _column_names(message: str) -> str:
-    """Library messages name fields in backticks; a manifest user knows them as column names."""
-    from .cli.options import field_flag
-
-    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: field_flag(m.group(1))[2:].replace("-", "_"), message)
-
-
 def _row(patient: Patient, status: str, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS, "")
     row.update(id=patient.id, status=status, **values)
@@ -91,6 +83,7 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
     from .api import reconstruct, validate
     from .cli import _validation_line
     from .cli.configs import predict_config, prepare_config, runtime_config, train_config
+    from .cli.options import flags_in_message
     from .config import MeshConfig, ValidateConfig
     from .manifest import run_parser
 
@@ -141,7 +134,7 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
         if isinstance(exc, ValidationError):
             line = _validation_line(exc)
         elif isinstance(exc, InputError):
-            line = _column_names(str(exc))
+            line = flags_in_message(str(exc), columns=True)  # a manifest user knows column names
         else:
             line = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         row = _row(patient, "failed", error=line, attempts=attempts, seconds=round(time.perf_counter() - start, 2))

@@ -34,7 +34,7 @@ CALIBRATION_LEVELS = np.linspace(0.1, 0.9, 9)
 def slice_folds(data: TrainingData, folds: int | None = None) -> np.ndarray:
     """(G,) fold of each group: every (stack, slice) its own fold (leave-one-slice-out), or with
     ``folds`` the slices dealt round-robin into that many folds (neighbouring slices apart)."""
-    pairs, index = np.unique(np.column_stack([data.group_stack, data.group_slice]), axis=0, return_inverse=True)
+    _, index = np.unique(np.column_stack([data.group_stack, data.group_slice]), axis=0, return_inverse=True)
     index = np.asarray(index).ravel()
     return index if folds is None else index % folds
 
@@ -85,6 +85,15 @@ def heldout_group_means(
     np.add.at(sums.T, local, p.T)  # per pass and group: the sum over its memberships
     means = sums / np.bincount(local, minlength=len(groups))[None, :]
     return means.mean(axis=0), means.std(axis=0)
+
+
+def predict_held_out(
+    data: TrainingData, held: np.ndarray, config: TrainConfig, runtime: RuntimeConfig, mc_samples: int, mc_seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train without the ``held`` groups ((G,) bool) and predict them: (group indices, MC mean, spread)."""
+    fitted = fit(subset(data, ~held), config, runtime, progress=False)
+    groups = np.flatnonzero(held)
+    return (groups, *heldout_group_means(fitted, data, groups, mc_samples, mc_seed))
 
 
 def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.ndarray]:
@@ -197,9 +206,7 @@ def crossval(
     end_group = np.zeros(n, bool)
     for f in fold_ids:  # a handful to a few dozen folds, each a whole training
         held = fold_of == f
-        fitted = fit(subset(data, ~held), config, runtime, progress=False)
-        groups = np.flatnonzero(held)
-        mean[groups], spread[groups] = heldout_group_means(fitted, data, groups, mc_samples, mc_seed)
+        groups, mean[held], spread[held] = predict_held_out(data, held, config, runtime, mc_samples, mc_seed)
         slices = {(int(s), int(k)) for s, k in zip(data.group_stack[held], data.group_slice[held])}
         is_end = holdout == "slices" and bool(slices & first_last)
         end_group[groups] = is_end
@@ -252,15 +259,11 @@ def gap_estimate(
         for k in range(1, g.n_slices - 1):  # one interior slice out
             held = held_out(s, (k,))
             if held.any() and not held.all():
-                fitted = fit(subset(data, ~held), config, runtime, progress=False)
-                groups = np.flatnonzero(held)
-                at_gap[2][groups] = heldout_group_means(fitted, data, groups, mc_samples, mc_seed)[0]
+                at_gap[2][held] = predict_held_out(data, held, config, runtime, mc_samples, mc_seed)[1]
         for k in range(1, g.n_slices - 2):  # two adjacent slices out: both scored at G = 3
             held = held_out(s, (k, k + 1))
             if held.any() and not held.all():
-                fitted = fit(subset(data, ~held), config, runtime, progress=False)
-                groups = np.flatnonzero(held)
-                mean = heldout_group_means(fitted, data, groups, mc_samples, mc_seed)[0]
+                groups, mean, _ = predict_held_out(data, held, config, runtime, mc_samples, mc_seed)
                 seen = np.isfinite(at_gap[3][groups])  # a slice in two pairs: the mean of both
                 at_gap[3][groups] = np.where(seen, 0.5 * (at_gap[3][groups] + mean), mean)
     both = np.isfinite(at_gap[2]) & np.isfinite(at_gap[3])  # the same pixels at both gaps

@@ -154,9 +154,15 @@ def field_flag(name: str) -> str:
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-def flags_in_message(message: str) -> str:
-    """Replace each backticked field name (`scar_label`) with its flag (--scar-label)."""
-    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: field_flag(m.group(1)), message)
+def flags_in_message(message: str, columns: bool = False) -> str:
+    """Replace each backticked field name (`scar_label`) with its flag (--scar-label), or with
+    ``columns`` with the name a manifest or --config file uses (scar_label)."""
+
+    def name(m: re.Match) -> str:
+        flag = field_flag(m.group(1))
+        return flag[2:].replace("-", "_") if columns else flag
+
+    return re.sub(r"`([a-z][a-z0-9_]*)`", name, message)
 
 
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
