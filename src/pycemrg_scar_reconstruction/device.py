@@ -87,8 +87,8 @@ def thread_count(runtime: RuntimeConfig, load: float | None = None) -> int:
     ``deterministic``: 1 (threaded float reductions can differ between processes); ``threads``
     when given; ``OMP_NUM_THREADS`` when set; otherwise the physical cores left free by the other
     work on the machine: ``physical cores - load`` rounded, at least 1 (``load``: the 1-minute load
-    average, read when not given). Measured under load on 2 cores: the same 201 epochs took 190 s
-    with two threads and 21 s with one, so a busy machine gets one thread.
+    average, read when not given). Issue 19 measured under load on 2 cores the same 201 epochs at
+    190 s with two threads and 21 s with one, so a busy machine gets one thread.
     """
     if runtime.deterministic:
         return 1
