@@ -557,6 +557,25 @@ def validate_truth_array_missing(d: Path) -> list[str]:
     return ["validate", "--data", str(d / "data.npz"), "--mesh", str(d / "out.vtu"), "--truth", "nothere"]
 
 
+@case("validate")
+def validate_heldout_without_a_model(d: Path) -> list[str]:
+    return ["validate", "--data", str(d / "data.npz"), "--mesh", str(d / "out.vtu"), "--heldout"]
+
+
+@case("report")
+def report_heldout_without_a_model(d: Path) -> list[str]:
+    return [
+        "report",
+        "--data",
+        str(d / "data.npz"),
+        "--mesh",
+        str(d / "out.vtu"),
+        "--output-dir",
+        str(d / "rep"),
+        "--heldout",
+    ]
+
+
 @case("cohort")
 def cohort_manifest_unknown_column(d: Path) -> list[str]:
     (d / "m.csv").write_text("id,meshh\np,mesh.vtu\n")

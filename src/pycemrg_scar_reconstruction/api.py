@@ -294,14 +294,36 @@ def crossval(
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
     with torch_threads(runtime):
-        result = run_folds(data, config, runtime, folds.folds, folds.holdout, mc_samples, mc_seed)
+        result = run_folds(data, config, runtime, folds.folds, folds.holdout, mc_samples, mc_seed, folds.workers)
         if folds.gap_estimate:
-            result["at_spacing"] = gap_estimate(data, config, runtime, mc_samples, mc_seed)
+            result["at_spacing"] = gap_estimate(data, config, runtime, mc_samples, mc_seed, folds.workers)
     return result
 
 
 #: The figures of a cross-validation that go into report.json (``heldout``).
-HELDOUT_KEYS = ("holdout", "folds", "pixels", "holdout_dice", "holdout_mae", "holdout_rmse", "interior", "end", "at_spacing")
+HELDOUT_KEYS = (
+    "holdout",
+    "folds",
+    "pixels",
+    "holdout_dice",
+    "holdout_mae",
+    "holdout_rmse",
+    "interior",
+    "end",
+    "at_spacing",
+    "baseline_dice",
+    "baseline_mae",
+    "baseline_pixels",
+    "calibration",
+)
+
+
+HELDOUT_NEEDS_MODEL = "`heldout` needs `model`: the folds are trained with the model's own settings"
+
+
+def heldout_summary(result: dict) -> dict:
+    """The figures of a :func:`crossval` result that reports show (no per-fold rows)."""
+    return {k: result[k] for k in HELDOUT_KEYS if k in result}
 
 
 def _load_fitted(model: FittedModel | Path) -> FittedModel:
@@ -494,6 +516,8 @@ def validate(
         raise InputError("validate needs `model` (a checkpoint) or `mesh` (a mesh with scar_probability)")
     if config.truth and mesh is None:
         raise InputError(f"`truth` {config.truth} needs `mesh`, the mesh that holds that point array")
+    if config.heldout and model is None:
+        raise InputError(HELDOUT_NEEDS_MODEL)
     if mesh is not None and mesh_obj is None:
         mesh_obj = read_mesh(mesh)[0]
     uncertainty = None
@@ -510,7 +534,16 @@ def validate(
     if config.truth:
         truth = _mesh_field(mesh_obj, config.truth, mesh.path, data.n_nodes)  # type: ignore[union-attr]
         report["truth"] = truth_report(values, truth, uncertainty)
+    if config.heldout:
+        report["heldout"] = heldout_summary(_model_crossval(data, model, config))
     return report
+
+
+def _model_crossval(data: TrainingData, model: FittedModel | Path | None, config: ValidateConfig) -> dict:
+    """Leave-one-slice-out cross-validation with the training settings of ``model``."""
+    if model is None:
+        raise InputError(HELDOUT_NEEDS_MODEL)
+    return crossval(data, _load_fitted(model).config, RuntimeConfig(), CrossvalConfig(), config.mc_samples, config.mc_seed)
 
 
 def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> np.ndarray:
@@ -565,8 +598,12 @@ def report(
     check_output_dir(out, "report folder")
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
+    if config.heldout and model is None and heldout is None:
+        raise InputError(HELDOUT_NEEDS_MODEL)
     mesh_obj = read_mesh(mesh)[0]
-    result = validate(data, config, mesh=mesh, mesh_obj=mesh_obj)
+    result = validate(data, config.model_copy(update={"heldout": False}), mesh=mesh, mesh_obj=mesh_obj)
+    if config.heldout and heldout is None:
+        heldout = _model_crossval(data, model, config)
     result["slice_offsets_mm"] = slice_offsets_mm(data)
     result["stacks"] = [
         {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}
@@ -596,10 +633,7 @@ def report(
     if command:
         result["command"] = command
     if heldout is not None:  # a cross-validation's figures (see :func:`crossval`)
-        result["heldout"] = {k: heldout[k] for k in HELDOUT_KEYS if k in heldout}
-        for key in ("baseline_dice", "baseline_mae", "calibration"):
-            if key in heldout:
-                result["heldout"][key] = heldout[key]
+        result["heldout"] = heldout_summary(heldout)
     result["versions"] = versions()
     write_json(result, out / "report.json")
     pictures = {

@@ -214,6 +214,9 @@ class SynthConfig(_Config):
     pixel_spacing: PositiveFloat = Field(1.5, description="in-plane pixel size in mm")
     oblique: bool = Field(True, description="oblique short-axis stack (false: aligned with the scanner axes)")
     noise: float = Field(0.03, ge=0, description="standard deviation of the Gaussian pixel noise")
+    scar_scale: PositiveFloat = Field(
+        1.0, le=3.0, description="factor on the infarct radii (1: 14-24 mm; 0.5 makes small focal scars)"
+    )
     samples: PositiveInt = Field(1_500_000, description="myocardium samples used to average each prism")
     long_axis_views: int = Field(0, ge=0, le=3, description="also write this many one-slice long-axis stacks")
     intensity: bool = Field(
@@ -415,6 +418,11 @@ class ValidateConfig(_Config):
     mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction, when checking a model")
     mc_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the MC-dropout passes")
     truth: Optional[str] = Field(None, description="point array of the mesh holding a ground truth (synthetic cases)")
+    heldout: bool = Field(
+        False,
+        description="also cross-validate (needs the model): leave out each slice, retrain with the model's own "
+        "settings and show the held-out figures beside the fit (one training per slice)",
+    )
 
 
 class CohortConfig(_Config):
@@ -440,6 +448,11 @@ class CrossvalConfig(_Config):
         None, ge=2, description="deal the slices into this many folds (default: every slice its own)"
     )
     holdout: Literal["slices", "views"] = Field("slices", description="leave out whole slices, or whole stacks (views)")
+    workers: Optional[PositiveInt] = Field(
+        None,
+        description="folds trained at once, in separate processes (default: one per CPU thread the machine allows, "
+        "each with one thread; 1 on a GPU)",
+    )
     gap_estimate: bool = Field(
         False,
         description="experimental: also estimate the held-out Dice/MAE at the real spacing, extrapolated from one "

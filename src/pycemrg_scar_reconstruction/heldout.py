@@ -23,6 +23,7 @@ from scipy.stats import norm
 from .config import RuntimeConfig, TrainConfig
 from .data import TrainingData
 from .metrics import dice
+from .progress import Ticker
 from .training import fit
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,87 @@ def predict_held_out(
     fitted = fit(subset(data, ~held), config, runtime, progress=False)
     groups = np.flatnonzero(held)
     return (groups, *heldout_group_means(fitted, data, groups, mc_samples, mc_seed))
+
+
+#: The training data of a worker process (set once by :func:`_start_worker`, not sent per fold).
+_WORKER_DATA: TrainingData | None = None
+
+
+def _start_worker(data: TrainingData, threads: int) -> None:
+    global _WORKER_DATA
+    torch.set_num_threads(threads)
+    _WORKER_DATA = data
+
+
+def _worker_fold(
+    held: np.ndarray, config: TrainConfig, runtime: RuntimeConfig, mc_samples: int, mc_seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    assert _WORKER_DATA is not None
+    return predict_held_out(_WORKER_DATA, held, config, runtime, mc_samples, mc_seed)
+
+
+def fold_workers(runtime: RuntimeConfig, n_folds: int, workers: int | None = None) -> int:
+    """Folds trained at once: ``workers`` when given, else one per CPU thread the runtime allows
+    (:func:`.device.thread_count`; each worker then runs one thread), and 1 on a GPU."""
+    from .device import resolve_device, thread_count
+
+    if workers is None:
+        workers = 1 if resolve_device(runtime.device).type != "cpu" else thread_count(runtime)
+    return max(1, min(workers, n_folds))
+
+
+def run_folds(
+    data: TrainingData,
+    helds: list[np.ndarray],
+    config: TrainConfig,
+    runtime: RuntimeConfig,
+    mc_samples: int,
+    mc_seed: int,
+    workers: int = 1,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`predict_held_out` of every ``helds`` mask ((G,) bool each), in order.
+
+    With ``workers`` > 1 the folds train at once in that many spawned processes (the data are sent
+    once per process), each with ``threads // workers`` torch threads (at least 1): on a small
+    network two one-thread trainings do more work than one two-thread training.
+    """
+    from tqdm.auto import tqdm
+
+    from .device import thread_count
+
+    ticker = Ticker()
+    bar = tqdm(total=len(helds), unit="fold", disable=True if runtime.quiet else None, leave=False, dynamic_ncols=True)
+    results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def done(result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        results.append(result)
+        bar.update()
+        ticker.tick("cross-validation: %d of %d folds, %.0f s", len(results), len(helds), ticker.elapsed)
+
+    try:
+        if workers <= 1:
+            for held in helds:  # each fold a whole training
+                done(predict_held_out(data, held, config, runtime, mc_samples, mc_seed))
+            return results
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, thread_count(runtime) // workers)
+        quiet = runtime.model_copy(update={"threads": threads, "quiet": True})
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(data, threads)
+        ) as pool:
+            futures = [pool.submit(_worker_fold, held, config, quiet, mc_samples, mc_seed) for held in helds]
+            try:
+                for future in futures:  # in order: the results line up with ``helds``
+                    done(future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return results
+    finally:
+        bar.close()
 
 
 def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.ndarray]:
@@ -178,16 +260,17 @@ def crossval(
     holdout: str = "slices",
     mc_samples: int = 20,
     mc_seed: int = 0,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Cross-validate over whole slices (``holdout="slices"``; every slice once, or ``folds`` groups
-    of slices) or whole stacks (``"views"``).
+    of slices) or whole stacks (``"views"``); ``workers`` folds at once (:func:`fold_workers`).
 
     Returns
     -------
     dict with ``holdout_dice``, ``holdout_mae``, ``holdout_rmse`` (all held-out pixels),
     ``interior`` and ``end`` (the same for folds inside a stack and at its first or last slice:
     extrapolation), ``baseline_dice`` / ``baseline_mae`` per baseline (slices only),
-    ``calibration`` (see :func:`calibration`), ``per_fold`` and ``seconds``.
+    ``calibration`` (see :func:`calibration`), ``per_fold``, ``workers`` and ``seconds``.
     """
     start = time.perf_counter()
     if holdout not in ("slices", "views"):
@@ -204,9 +287,12 @@ def crossval(
     base = {"nearest": np.full(n, np.nan), "linear": np.full(n, np.nan)}
     per_fold = []
     end_group = np.zeros(n, bool)
-    for f in fold_ids:  # a handful to a few dozen folds, each a whole training
-        held = fold_of == f
-        groups, mean[held], spread[held] = predict_held_out(data, held, config, runtime, mc_samples, mc_seed)
+    helds = [fold_of == f for f in fold_ids]
+    workers = fold_workers(runtime, len(helds), workers)
+    for f, held, (groups, m, sd) in zip(
+        fold_ids, helds, run_folds(data, helds, config, runtime, mc_samples, mc_seed, workers)
+    ):
+        mean[groups], spread[groups] = m, sd
         slices = {(int(s), int(k)) for s, k in zip(data.group_stack[held], data.group_slice[held])}
         is_end = holdout == "slices" and bool(slices & first_last)
         end_group[groups] = is_end
@@ -228,6 +314,7 @@ def crossval(
         "end": _scores(data.group_target[end_group], mean[end_group]),
         "calibration": calibration(mean - data.group_target, spread),
         "per_fold": per_fold,
+        "workers": workers,
     }
     if holdout == "slices":
         scored = {k: _scores(data.group_target, v) for k, v in base.items()}
@@ -238,34 +325,61 @@ def crossval(
     return out
 
 
+def gap_predictions(
+    data: TrainingData,
+    config: TrainConfig,
+    runtime: RuntimeConfig = RuntimeConfig(),
+    mc_samples: int = 20,
+    mc_seed: int = 0,
+    workers: int | None = None,
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Held-out predictions of every interior slice at gaps of 2 and 3 spacings.
+
+    Each interior slice k is left out alone (the gap between the bracketing training slices is
+    twice the spacing, G = 2) and with a neighbour (G = 3; the pairs (k, k + 1) cover every slice
+    that has training slices on both sides of the pair; a slice in two pairs gets the mean of both).
+
+    Returns
+    -------
+    {2: (mean, spread), 3: (mean, spread)}, each (G,) over all groups, NaN where not predicted.
+    """
+    pairs = np.column_stack([data.group_stack, data.group_slice])
+    runs: list[tuple[int, np.ndarray]] = []
+    for s, g in enumerate(data.stacks):  # a handful of stacks, about two trainings per slice
+        for gap, chosen in (
+            (2, [(k,) for k in range(1, g.n_slices - 1)]),
+            (3, [(k, k + 1) for k in range(1, g.n_slices - 2)]),
+        ):
+            for slices in chosen:
+                held = (pairs[:, 0] == s) & np.isin(pairs[:, 1], slices)
+                if held.any() and not held.all():
+                    runs.append((gap, held))
+    helds = [held for _, held in runs]
+    results = run_folds(data, helds, config, runtime, mc_samples, mc_seed, fold_workers(runtime, len(helds), workers))
+    out = {gap: (np.full(data.n_groups, np.nan), np.full(data.n_groups, np.nan)) for gap in (2, 3)}
+    for (gap, _), (groups, m, sd) in zip(runs, results):
+        mean, spread = out[gap]
+        seen = np.isfinite(mean[groups])
+        mean[groups] = np.where(seen, 0.5 * (mean[groups] + m), m)
+        spread[groups] = np.where(seen, 0.5 * (spread[groups] + sd), sd)
+    return out
+
+
 def gap_estimate(
-    data: TrainingData, config: TrainConfig, runtime: RuntimeConfig = RuntimeConfig(), mc_samples: int = 20, mc_seed: int = 0
+    data: TrainingData,
+    config: TrainConfig,
+    runtime: RuntimeConfig = RuntimeConfig(),
+    mc_samples: int = 20,
+    mc_seed: int = 0,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Held-out Dice and MAE extrapolated to the real slice spacing.
 
-    Each interior slice k is predicted twice: left out alone (the gap between the bracketing
-    training slices is twice the spacing, G = 2), and left out with a neighbour (G = 3; the pairs
-    (k, k + 1) cover every slice that has slices on both sides of the pair). The same pixels are
-    scored at both gaps and the figures extrapolated linearly to G = 1, the gap of the real
-    reconstruction: ``x(1) = 2 x(2) - x(3)`` (Dice clipped to [0, 1], MAE to >= 0).
+    The same pixels are scored at gaps of 2 and 3 spacings (:func:`gap_predictions`) and the
+    figures extrapolated linearly to G = 1, the gap of the real reconstruction:
+    ``x(1) = 2 x(2) - x(3)`` (Dice clipped to [0, 1], MAE to >= 0).
     """
-    pairs = np.column_stack([data.group_stack, data.group_slice])
-    at_gap = {2: np.full(data.n_groups, np.nan), 3: np.full(data.n_groups, np.nan)}
-
-    def held_out(s: int, slices: tuple[int, ...]) -> np.ndarray:
-        return (pairs[:, 0] == s) & np.isin(pairs[:, 1], slices)
-
-    for s, g in enumerate(data.stacks):  # a handful of stacks, about two trainings per slice
-        for k in range(1, g.n_slices - 1):  # one interior slice out
-            held = held_out(s, (k,))
-            if held.any() and not held.all():
-                at_gap[2][held] = predict_held_out(data, held, config, runtime, mc_samples, mc_seed)[1]
-        for k in range(1, g.n_slices - 2):  # two adjacent slices out: both scored at G = 3
-            held = held_out(s, (k, k + 1))
-            if held.any() and not held.all():
-                groups, mean, _ = predict_held_out(data, held, config, runtime, mc_samples, mc_seed)
-                seen = np.isfinite(at_gap[3][groups])  # a slice in two pairs: the mean of both
-                at_gap[3][groups] = np.where(seen, 0.5 * (at_gap[3][groups] + mean), mean)
+    at_gap = {gap: m for gap, (m, _) in gap_predictions(data, config, runtime, mc_samples, mc_seed, workers).items()}
     both = np.isfinite(at_gap[2]) & np.isfinite(at_gap[3])  # the same pixels at both gaps
     scores = {gap: _scores(data.group_target[both], at_gap[gap][both]) for gap in (2, 3)}
     d2, d3, m2, m3 = scores[2]["dice"], scores[3]["dice"], scores[2]["mae"], scores[3]["mae"]

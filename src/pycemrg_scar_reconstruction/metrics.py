@@ -139,9 +139,42 @@ def format_report(report: dict[str, Any]) -> str:
         if t.get("uncertainty_misclassified_auc") is not None:
             line += f"  uncertainty AUC for misclassified nodes {t['uncertainty_misclassified_auc']:.3f}"
         lines.append(line)
+    if "heldout" in report:
+        lines += format_heldout(report["heldout"])
     verdict = "PASS" if report["passed"] else "FAIL"
     lines.append(
         f"{verdict}: {100 * o['share_within']:.1f}% of groups within {report['tolerance']:g} "
         f"(required {100 * report['min_share']:.0f}%)"
     )
     return "\n".join(lines)
+
+
+def format_heldout(result: dict[str, Any]) -> list[str]:
+    """Human-readable lines of a cross-validation's figures (see :func:`.heldout.crossval`)."""
+
+    def line(name: str, r: dict) -> str:
+        return f"{name}: {r['pixels']} pixels  Dice {r['dice']:.3f}  MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}"
+
+    everything = {"pixels": result["pixels"], "dice": result["holdout_dice"], "mae": result["holdout_mae"]}
+    lines = [
+        line(
+            f"held-out pixels ({result['folds']} folds of {result['holdout']})",
+            {**everything, "rmse": result["holdout_rmse"]},
+        ),
+        line("  interior slices", result["interior"]),
+        line("  end slices (extrapolation)", result["end"]),
+    ]
+    for name, d in result.get("baseline_dice", {}).items():
+        mae = result["baseline_mae"][name]
+        lines.append(f"  baseline {name}: {result['baseline_pixels'][name]} pixels  Dice {d:.3f}  MAE {mae:.4f}")
+    if "at_spacing" in result:
+        a = result["at_spacing"]
+        lines.append(
+            f"  extrapolated to the real spacing (from one / two slices left out: Dice {a['dice_gap2']:.3f} / "
+            f"{a['dice_gap3']:.3f}): Dice {a['dice_at_spacing']:.3f}  MAE {a['mae_at_spacing']:.4f}"
+        )
+    cal = result["calibration"]
+    lines.append(
+        f"  uncertainty calibration: ECE {cal['ece_before']:.3f}; scaled by {cal['scale']:.2f}: ECE {cal['ece_after']:.3f}"
+    )
+    return lines

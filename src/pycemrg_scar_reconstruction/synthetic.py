@@ -81,7 +81,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
             Infarct(
                 theta=rng.uniform(0, 2 * np.pi),
                 phi=rng.uniform(0.2 * np.pi, 0.42 * np.pi),
-                radius=rng.uniform(14, 24),
+                radius=rng.uniform(14, 24) * config.scar_scale,
                 transmurality=rng.uniform(0.5, 1.0),
                 lobes=rng.uniform(0.0, 0.25),
                 lobe_phase=rng.uniform(0, 2 * np.pi),

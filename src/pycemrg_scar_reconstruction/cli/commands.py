@@ -232,6 +232,7 @@ def cmd_cohort(args: argparse.Namespace) -> int:
 
 def cmd_crossval(args: argparse.Namespace) -> int:
     from ..api import crossval
+    from ..metrics import format_heldout
 
     prediction = predict_config(args)
     result = crossval(
@@ -243,35 +244,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         prediction.mc_seed,
     )
 
-    def line(name: str, r: dict) -> str:
-        return f"{name}: {r['pixels']} pixels  Dice {r['dice']:.3f}  MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}"
-
-    lines = [
-        f"{result['folds']} folds ({result['holdout']}), {result['seconds']:.1f} s",
-        line(
-            "held-out pixels",
-            {
-                "pixels": result["pixels"],
-                "dice": result["holdout_dice"],
-                "mae": result["holdout_mae"],
-                "rmse": result["holdout_rmse"],
-            },
-        ),
-        line("  interior slices", result["interior"]),
-        line("  end slices (extrapolation)", result["end"]),
-    ]
-    for name, d in result.get("baseline_dice", {}).items():
-        mae = result["baseline_mae"][name]
-        lines.append(f"baseline {name}: {result['baseline_pixels'][name]} pixels  Dice {d:.3f}  MAE {mae:.4f}")
-    if "at_spacing" in result:
-        a = result["at_spacing"]
-        lines.append(
-            f"extrapolated to the real spacing (from one / two slices left out: Dice {a['dice_gap2']:.3f} / "
-            f"{a['dice_gap3']:.3f}): Dice {a['dice_at_spacing']:.3f}  MAE {a['mae_at_spacing']:.4f}"
-        )
-    cal = result["calibration"]
-    lines.append(
-        f"uncertainty calibration: ECE {cal['ece_before']:.3f}; scaled by {cal['scale']:.2f}: ECE {cal['ece_after']:.3f}"
-    )
+    lines = [f"{result['folds']} folds ({result['holdout']}, {result['workers']} at once), {result['seconds']:.1f} s"]
+    lines += format_heldout(result)
     emit(args, result, "\n".join(lines))
     return 0
