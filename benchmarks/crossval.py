@@ -38,7 +38,7 @@ from pycemrg_scar_reconstruction import (
     synth,
     train,
 )
-from pycemrg_scar_reconstruction.heldout import gap_predictions, heldout_group_means
+from pycemrg_scar_reconstruction.heldout import gap_predictions, heldout_group_means, simulated_accuracy
 
 QUIET = RuntimeConfig(quiet=True)
 #: (seed, spacing mm, noise sd, shift sd mm, intensity, scar scale)
@@ -67,10 +67,11 @@ def _dice_of(rates: np.ndarray) -> float:
     return 1.0 if 2 * tp + fp + fn == 0 else float(2 * tp / (2 * tp + fp + fn))
 
 
-def estimators(
-    target: np.ndarray, fit: np.ndarray, gaps: dict[int, np.ndarray], spacing: float, thickness: float
-) -> dict[str, float]:
-    """Candidate estimates of the true Dice from one case's pixels (see the module docstring)."""
+def estimators(case: dict[str, np.ndarray]) -> dict[str, float]:
+    """Candidate estimates of the true Dice from one case's saved figures (see the module docstring)."""
+    target, fit = case["target"], case["fit_mean"]
+    gaps = {2: case["gap2_mean"], 3: case["gap3_mean"]}
+    spacing, thickness = float(case["spacing"]), float(case["thickness"])
     both = np.isfinite(gaps[2]) & np.isfinite(gaps[3])
     r_fit = _rates(target, fit)
     r2, r3 = _rates(target[both], gaps[2][both]), _rates(target[both], gaps[3][both])
@@ -83,6 +84,8 @@ def estimators(
         "fit+gap2 rates": _dice_of(inside * r_fit + (1 - inside) * r2),
         "fit/gap2 mean": 0.5 * (_dice_of(r_fit) + _dice_of(r2)),
     }
+    if "simulated_dice" in case:
+        out["simulated"] = float(case["simulated_dice"])
     return out
 
 
@@ -111,11 +114,15 @@ def run_case(case_row: tuple, nodes: int, tmp: Path) -> dict[str, np.ndarray]:
 
     p = predict_nodes(fitted, data.points, 20, 0).probability
     fit_mean, fit_spread = heldout_group_means(fitted, data, np.arange(data.n_groups), 20, 0)
+    simulated = simulated_accuracy(data, fitted, train_config, QUIET)
     gaps = gap_predictions(data, train_config, QUIET, mc_samples=20)
     return {
         "row": np.asarray(case_row, np.float64),
         "true_dice": np.float64(dice(p, truth)),
+        "simulated_dice": np.float64(simulated["dice"]),
+        "noise_sd": np.float64(simulated["noise_sd"]),
         "target": data.group_target,
+        "slice": data.group_slice,
         "fit_mean": fit_mean,
         "fit_spread": fit_spread,
         "gap2_mean": gaps[2][0],
@@ -149,13 +156,7 @@ def main() -> None:
     names = None
     table = []
     for c in cases:
-        est = estimators(
-            c["target"],
-            c["fit_mean"],
-            {2: c["gap2_mean"], 3: c["gap3_mean"]},
-            float(c["spacing"]),
-            float(c["thickness"]),
-        )
+        est = estimators(c)
         names = names or list(est)
         table.append([float(c["true_dice"])] + [est[n] for n in names])
     assert names is not None

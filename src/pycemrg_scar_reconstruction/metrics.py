@@ -139,13 +139,13 @@ def format_report(report: dict[str, Any]) -> str:
         if t.get("uncertainty_misclassified_auc") is not None:
             line += f"  uncertainty AUC for misclassified nodes {t['uncertainty_misclassified_auc']:.3f}"
         lines.append(line)
-    if "heldout" in report:
-        lines += format_heldout(report["heldout"])
     verdict = "PASS" if report["passed"] else "FAIL"
     lines.append(
         f"{verdict}: {100 * o['share_within']:.1f}% of groups within {report['tolerance']:g} "
         f"(required {100 * report['min_share']:.0f}%)"
     )
+    if "heldout" in report:  # after the verdict, which is the fit's
+        lines += format_heldout(report["heldout"])
     return "\n".join(lines)
 
 
