@@ -20,6 +20,7 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from pycemrg_scar_reconstruction import (
     synth,
     train,
 )
-from pycemrg_scar_reconstruction.heldout import gap_predictions, heldout_group_means, simulated_accuracy
+from pycemrg_scar_reconstruction.heldout import gap_predictions, heldout_group_means, simulated_accuracy, simulated_targets
 
 QUIET = RuntimeConfig(quiet=True)
 #: (seed, spacing mm, noise sd, shift sd mm, intensity, scar scale)
@@ -85,7 +86,13 @@ def estimators(case: dict[str, np.ndarray]) -> dict[str, float]:
         "fit/gap2 mean": 0.5 * (_dice_of(r_fit) + _dice_of(r2)),
     }
     if "simulated_dice" in case:
-        out["simulated"] = float(case["simulated_dice"])
+        sim = float(case["simulated_dice"])
+        out["simulated"] = sim
+    if "sim_gap2_mean" in case:  # the simulation's own held-out Dice, on the same pixels
+        sim_ho = _dice_of(_rates(case["sim_target"][both], case["sim_gap2_mean"][both]))
+        real_ho = _dice_of(r2)
+        out["sim x held-out ratio"] = float(np.clip(1 - (1 - sim) * (1 - real_ho) / max(1 - sim_ho, 1e-3), 0, 1))
+        out["sim - held-out gap"] = float(np.clip(sim - (sim_ho - real_ho), 0, 1))
     return out
 
 
@@ -115,12 +122,16 @@ def run_case(case_row: tuple, nodes: int, tmp: Path) -> dict[str, np.ndarray]:
     p = predict_nodes(fitted, data.points, 20, 0).probability
     fit_mean, fit_spread = heldout_group_means(fitted, data, np.arange(data.n_groups), 20, 0)
     simulated = simulated_accuracy(data, fitted, train_config, QUIET)
+    _, sim_targets, _ = simulated_targets(data, fitted)  # the same targets simulated_accuracy trained on
+    sim_gap2 = gap_predictions(replace(data, group_target=sim_targets), train_config, QUIET, mc_samples=20, gaps=(2,))
     gaps = gap_predictions(data, train_config, QUIET, mc_samples=20)
     return {
         "row": np.asarray(case_row, np.float64),
         "true_dice": np.float64(dice(p, truth)),
         "simulated_dice": np.float64(simulated["dice"]),
         "noise_sd": np.float64(simulated["noise_sd"]),
+        "sim_target": sim_targets,
+        "sim_gap2_mean": sim_gap2[2][0],
         "target": data.group_target,
         "slice": data.group_slice,
         "fit_mean": fit_mean,

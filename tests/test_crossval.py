@@ -139,13 +139,16 @@ def test_a_slice_equal_to_its_neighbours_is_predicted_well(data):
 
 
 def test_the_gap_estimate_extrapolates_to_the_spacing(data, tmp_path):
-    from pycemrg_scar_reconstruction.heldout import gap_estimate
+    from pycemrg_scar_reconstruction.heldout import gap_estimate, gap_predictions
     from pycemrg_scar_reconstruction.io.artifacts import save_training_data
 
     g = gap_estimate(data, TrainConfig(max_epochs=10, batch_size=1024), RuntimeConfig(quiet=True), mc_samples=3)
     assert g["pixels"] > 0
     assert g["dice_at_spacing"] == pytest.approx(min(1.0, max(0.0, 2 * g["dice_gap2"] - g["dice_gap3"])))
     assert g["mae_at_spacing"] == pytest.approx(max(0.0, 2 * g["mae_gap2"] - g["mae_gap3"]))
+    one = gap_predictions(data, TrainConfig(max_epochs=3, batch_size=1024), RuntimeConfig(quiet=True), 2, gaps=(2,))
+    interior = (data.group_slice >= 1) & (data.group_slice <= data.stacks[0].n_slices - 2)
+    assert set(one) == {2} and np.array_equal(np.isfinite(one[2][0]), interior)  # every interior slice, once
     save_training_data(data, tmp_path / "d.npz")
     argv = ["crossval", "--data", str(tmp_path / "d.npz"), "--folds", "2", "--max-epochs", "3", "--quiet", "--gap-estimate"]
     assert main([*argv, "--json", str(tmp_path / "cv.json")]) == 0

@@ -47,6 +47,8 @@ COLUMNS = (
     "mean_uncertainty",
     "dice",
     "mae",
+    "holdout_dice",
+    "holdout_mae",
     "output",
 )
 #: The output mesh of each patient, inside its folder.
@@ -82,7 +84,7 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
 
     from .api import reconstruct, validate
     from .cli import _validation_line
-    from .cli.configs import predict_config, prepare_config, runtime_config, train_config
+    from .cli.configs import crossval_config, predict_config, prepare_config, runtime_config, train_config
     from .cli.options import flags_in_message
     from .config import MeshConfig, ValidateConfig
     from .manifest import run_parser
@@ -106,14 +108,23 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
         run_rt = runtime_config(args)
         rt = RuntimeConfig(**{**runtime, **run_rt.model_dump(exclude_unset=True), "quiet": True})
         check = ValidateConfig(truth=patient.truth)
-        result = reconstruct(prepare_config(args), train_config(args), output, predict_config(args), args.report, rt, check)
+        result = reconstruct(
+            prepare_config(args),
+            train_config(args),
+            output,
+            predict_config(args),
+            args.report,
+            rt,
+            check,
+            calibration=crossval_config(args),
+        )
         report_file = folder / f"{Path(OUTPUT_NAME).stem}_report" / "report.json"
         if report_file.exists():
             report = json.loads(report_file.read_text())
         else:
             mesh = MeshConfig(path=output)
             report = validate(folder / f"{Path(OUTPUT_NAME).stem}_data.npz", check, mesh=mesh)
-        overall, truth = report["overall"], report.get("truth", {})
+        overall, truth, heldout = report["overall"], report.get("truth", {}), report.get("heldout", {})
         row = _row(
             patient,
             "done",
@@ -128,6 +139,8 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
             mean_uncertainty=round(float(result.uncertainty.mean()), 5),
             dice=round(truth["dice"], 4) if "dice" in truth else "",
             mae=round(truth["mae"], 5) if "mae" in truth else "",
+            holdout_dice=round(heldout["holdout_dice"], 4) if "holdout_dice" in heldout else "",
+            holdout_mae=round(heldout["holdout_mae"], 5) if "holdout_mae" in heldout else "",
             output=str(output),
         )
     except Exception as exc:  # the patient's failure, whatever it is, is its row; the cohort goes on

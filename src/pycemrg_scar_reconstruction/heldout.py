@@ -117,9 +117,14 @@ def _worker_fold(
 
 def fold_workers(runtime: RuntimeConfig, n_folds: int, workers: int | None = None) -> int:
     """Folds trained at once: ``workers`` when given, else one per CPU thread the runtime allows
-    (:func:`.device.thread_count`; each worker then runs one thread), and 1 on a GPU."""
+    (:func:`.device.thread_count`; each worker then runs one thread), and 1 on a GPU or inside a
+    daemon process (a cohort's Dask worker), which may not start processes."""
+    import multiprocessing
+
     from .device import resolve_device, thread_count
 
+    if multiprocessing.current_process().daemon:  # e.g. a Dask worker: it may not start processes
+        return 1
     if workers is None:
         workers = 1 if resolve_device(runtime.device).type != "cpu" else thread_count(runtime)
     return max(1, min(workers, n_folds))
@@ -333,6 +338,7 @@ def gap_predictions(
     mc_samples: int = 20,
     mc_seed: int = 0,
     workers: int | None = None,
+    gaps: tuple[int, ...] = (2, 3),
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Held-out predictions of every interior slice at gaps of 2 and 3 spacings.
 
@@ -342,7 +348,7 @@ def gap_predictions(
 
     Returns
     -------
-    {2: (mean, spread), 3: (mean, spread)}, each (G,) over all groups, NaN where not predicted.
+    {gap: (mean, spread)} for ``gaps`` (2, 3 or both), each (G,) over all groups, NaN where not predicted.
     """
     pairs = np.column_stack([data.group_stack, data.group_slice])
     runs: list[tuple[int, np.ndarray]] = []
@@ -351,13 +357,13 @@ def gap_predictions(
             (2, [(k,) for k in range(1, g.n_slices - 1)]),
             (3, [(k, k + 1) for k in range(1, g.n_slices - 2)]),
         ):
-            for slices in chosen:
+            for slices in chosen if gap in gaps else []:
                 held = (pairs[:, 0] == s) & np.isin(pairs[:, 1], slices)
                 if held.any() and not held.all():
                     runs.append((gap, held))
     helds = [held for _, held in runs]
     results = run_folds(data, helds, config, runtime, mc_samples, mc_seed, fold_workers(runtime, len(helds), workers))
-    out = {gap: (np.full(data.n_groups, np.nan), np.full(data.n_groups, np.nan)) for gap in (2, 3)}
+    out = {gap: (np.full(data.n_groups, np.nan), np.full(data.n_groups, np.nan)) for gap in gaps}
     for (gap, _), (groups, m, sd) in zip(runs, results):
         mean, spread = out[gap]
         seen = np.isfinite(mean[groups])
@@ -395,6 +401,25 @@ def gap_estimate(
     }
 
 
+def simulated_targets(
+    data: TrainingData, fitted: Any, mc_samples: int = 20, mc_seed: int = 0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """A stand-in truth like the reconstructed scar, and the pixels the stack would show of it.
+
+    The reconstruction's probability thresholded at 0.5 stands in for the truth ((N,) 0/1). Its
+    group means plus Gaussian noise with the RMS of the fit's residuals (the pixel noise and
+    whatever the network could not fit, a misregistration among it), clipped to [0, 1], are the
+    simulated targets ((G,)). Returns (truth, targets, noise sd).
+    """
+    from .prediction import predict_nodes
+
+    p = predict_nodes(fitted, data.points, mc_samples, mc_seed).probability.astype(np.float64)
+    truth = (p >= 0.5).astype(np.float64)
+    sd = float(np.sqrt(np.mean((data.group_target - data.group_mean(p)) ** 2)))
+    noise = np.random.default_rng(seed).normal(0.0, sd, data.n_groups)
+    return truth, np.clip(data.group_mean(truth) + noise, 0.0, 1.0), sd
+
+
 def simulated_accuracy(
     data: TrainingData,
     fitted: Any,
@@ -406,20 +431,13 @@ def simulated_accuracy(
 ) -> dict[str, float]:
     """How well the same pipeline recovers a scar like the reconstructed one (a parametric bootstrap).
 
-    The reconstruction thresholded at 0.5 stands in for the truth. Its group means, plus Gaussian
-    noise with the spread of the fit's residuals (1.4826 x their median absolute deviation), are
-    the targets of a second training with the same settings; its Dice and MAE against the
-    stand-in truth are returned (all nodes). It sees the scar's size and shape, the slice
-    geometry and the noise; a misregistration or a bias of the targets only through the residuals.
+    A second training with the same settings on :func:`simulated_targets`; its Dice and MAE
+    against the stand-in truth (all nodes). It sees the scar's size and shape, the slice geometry
+    and the noise; a misregistration or a bias of the targets only through the residuals.
     """
     from .prediction import predict_nodes
 
-    p = predict_nodes(fitted, data.points, mc_samples, mc_seed).probability.astype(np.float64)
-    truth = (p >= 0.5).astype(np.float64)
-    residual = data.group_target - data.group_mean(p)
-    sd = float(1.4826 * np.median(np.abs(residual - np.median(residual))))
-    noise = np.random.default_rng(seed).normal(0.0, sd, data.n_groups)
-    targets = np.clip(data.group_mean(truth) + noise, 0.0, 1.0)
+    truth, targets, sd = simulated_targets(data, fitted, mc_samples, mc_seed, seed)
     refit = fit(replace(data, group_target=targets), config, runtime, progress=False)
     q = predict_nodes(refit, data.points, mc_samples, mc_seed).probability.astype(np.float64)
     return {"dice": float(dice(q, truth)), "mae": float(np.mean(np.abs(q - truth))), "noise_sd": sd}

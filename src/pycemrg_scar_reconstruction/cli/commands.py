@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import CohortConfig, CrossvalConfig, SynthConfig, ValidateConfig
+from ..config import CohortConfig, SynthConfig, ValidateConfig
 from ..io.paths import output_lock, write_json
-from .configs import mesh_config, predict_config, prepare_config, runtime_config, train_config
+from .configs import crossval_config, mesh_config, predict_config, prepare_config, runtime_config, train_config
 from .options import values
-from .parser import D_COHORT, D_CROSSVAL, D_SYNTH, D_VALIDATE
+from .parser import D_COHORT, D_SYNTH, D_VALIDATE
 
 
 def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             with_report=args.report,
             runtime=runtime_config(args),
             command=args.command_line,
-            calibration=CrossvalConfig(**values(args, CrossvalConfig, D_CROSSVAL)),
+            calibration=crossval_config(args),
         )
     summary, text = _prediction(result, args.output)
     summary.update(data=str(paths["data"]), model=str(paths["model"]), report=str(paths["report"]) if args.report else None)
@@ -239,7 +239,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         args.data,
         train_config(args),
         runtime_config(args),
-        CrossvalConfig(**values(args, CrossvalConfig, D_CROSSVAL)),
+        crossval_config(args),
         prediction.mc_samples,
         prediction.mc_seed,
     )

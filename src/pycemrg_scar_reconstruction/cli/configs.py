@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import (
+    CrossvalConfig,
     MeshConfig,
     ModelConfig,
     PredictConfig,
@@ -15,7 +16,7 @@ from ..config import (
     TrainConfig,
 )
 from .options import per_stack, values
-from .parser import D_MESH, D_MODEL, D_PREDICT, D_PREPARE, D_RUNTIME, D_STACK, D_TARGET, D_TRAIN
+from .parser import D_CROSSVAL, D_MESH, D_MODEL, D_PREDICT, D_PREPARE, D_RUNTIME, D_STACK, D_TARGET, D_TRAIN
 
 
 def mesh_config(args: argparse.Namespace) -> MeshConfig | None:
@@ -50,3 +51,7 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
 
 def predict_config(args: argparse.Namespace) -> PredictConfig:
     return PredictConfig(**values(args, PredictConfig, D_PREDICT))
+
+
+def crossval_config(args: argparse.Namespace) -> CrossvalConfig:
+    return CrossvalConfig(**values(args, CrossvalConfig, D_CROSSVAL))
