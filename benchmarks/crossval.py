@@ -6,6 +6,7 @@ For each case the default reconstruction is trained on all slices and its true D
 and left out with a neighbour (gap 3) (:func:`heldout.gap_predictions`), and the fit of the full
 model to its own pixels is kept (gap "0"). Each estimator of the true Dice is scored by its rank
 correlation with the true Dice (target >= 0.9) and the mean absolute difference (target <= 0.1).
+Then the calibration of the MC spread on the gap-2 pixels (:func:`calibration_row`).
 
     .venv/bin/python benchmarks/crossval.py [--nodes 40000] [--save DIR]
     .venv/bin/python benchmarks/crossval.py --load DIR     # re-score saved cases
@@ -39,7 +40,13 @@ from pycemrg_scar_reconstruction import (
     synth,
     train,
 )
-from pycemrg_scar_reconstruction.heldout import gap_predictions, heldout_group_means, simulated_accuracy, simulated_targets
+from pycemrg_scar_reconstruction.heldout import (
+    calibration,
+    gap_predictions,
+    heldout_group_means,
+    simulated_accuracy,
+    simulated_targets,
+)
 
 QUIET = RuntimeConfig(quiet=True)
 #: (seed, spacing mm, noise sd, shift sd mm, intensity, scar scale)
@@ -94,6 +101,22 @@ def estimators(case: dict[str, np.ndarray]) -> dict[str, float]:
         out["sim x held-out ratio"] = float(np.clip(1 - (1 - sim) * (1 - real_ho) / max(1 - sim_ho, 1e-3), 0, 1))
         out["sim - held-out gap"] = float(np.clip(sim - (sim_ho - real_ho), 0, 1))
     return out
+
+
+def calibration_row(case: dict[str, np.ndarray]) -> str:
+    """ECE of the gap-2 held-out pixels: before, after a scale fitted on the other half of the
+    slices (odd / even, both ways, averaged), and after one fitted on all (in-sample)."""
+    ok = np.isfinite(case["gap2_mean"])
+    e, sd, k = (case["gap2_mean"] - case["target"])[ok], case["gap2_spread"][ok], case["slice"][ok]
+    odd = k % 2 == 1
+    before, after, scales = [], [], []
+    for fit_on, check_on in ((odd, ~odd), (~odd, odd)):
+        scale = calibration(e[fit_on], sd[fit_on])["scale"]
+        before.append(calibration(e[check_on], sd[check_on])["ece_before"])
+        after.append(calibration(e[check_on], scale * sd[check_on])["ece_before"])
+        scales.append(scale)
+    inside = calibration(e, sd)["ece_after"]
+    return f"{np.mean(before):.3f} | {np.mean(after):.3f} | {scales[0]:.2f} / {scales[1]:.2f} | {inside:.3f}"
 
 
 def run_case(case_row: tuple, nodes: int, tmp: Path) -> dict[str, np.ndarray]:
@@ -179,6 +202,12 @@ def main() -> None:
         kind = "intensity" if intensity else "probability"
         cells = " | ".join(f"{x:.3f}" for x in v)
         print(f"| {int(seed)} | {spacing:g} | {noise:g} | {shift:g} | {kind} | {scale:g} | {cells} |")
+    print()
+    print("| seed | ECE before | ECE after (scale from the other half) | scales | ECE after (in-sample) |")
+    print("|---|---|---|---|---|")
+    for c in cases:
+        print(f"| {int(c['row'][0])} | {calibration_row(c)} |")
+    print()
     for i, name in enumerate(names, start=1):
         rho = spearmanr(values[:, i], values[:, 0]).statistic
         mad = float(np.mean(np.abs(values[:, i] - values[:, 0])))

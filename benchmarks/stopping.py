@@ -6,7 +6,7 @@ epoch loss's patience) and with ``stop_on_field`` at each tolerance. Printed: th
 passes, against the 3D truth), epochs, and the seconds of the whole run (prepare + train + predict
 with 20 MC passes). Issue 17's yardstick is timed on the same case in the same run: 20 epochs of
 the published training step (``bench_train.py``'s re-implementation, its loop loss, batches of
-10,000 memberships), extrapolated from ``--published-batches`` timed batches.
+10,000 memberships), one whole epoch timed (or ``--published-batches`` of it, extrapolated).
 
     .venv/bin/python benchmarks/stopping.py [--seeds 0 1 2 3 4] [--tols 0.002 0.004]
 """
@@ -75,7 +75,12 @@ def main() -> None:
     parser.add_argument("--tols", type=float, nargs="+", default=[0.002, 0.004])
     parser.add_argument("--nodes", type=int, default=75_000)
     parser.add_argument("--kinds", nargs="+", default=list(KINDS))
-    parser.add_argument("--published-batches", type=int, default=3, help="batches of the published step timed per case")
+    parser.add_argument(
+        "--published-batches",
+        type=int,
+        default=10_000,
+        help="batches of the published step timed per case (default: a whole epoch)",
+    )
     args = parser.parse_args()
     print(f"settings: {vars(args)}; load {os.getloadavg()[0]:.2f}")
     rules = {

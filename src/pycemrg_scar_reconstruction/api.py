@@ -284,19 +284,26 @@ def crossval(
     folds: CrossvalConfig = CrossvalConfig(),
     mc_samples: int = 20,
     mc_seed: int = 0,
+    fitted: FittedModel | None = None,
 ) -> dict:
     """Held-out accuracy of a patient's reconstruction from its own data (see :mod:`.heldout`):
-    leave out whole slices (or views), train on the rest, score the left-out pixels."""
+    leave out whole slices (or views), train on the rest, score the left-out pixels.
+
+    With ``folds.simulate`` the result also has ``simulated`` (:func:`.heldout.simulated_accuracy`),
+    for ``fitted`` (the model trained on all the data; trained here when not given).
+    """
     from .device import torch_threads
     from .heldout import crossval as run_folds
-    from .heldout import gap_estimate
+    from .heldout import simulated_accuracy
+    from .training import fit
 
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
     with torch_threads(runtime):
         result = run_folds(data, config, runtime, folds.folds, folds.holdout, mc_samples, mc_seed, folds.workers)
-        if folds.gap_estimate:
-            result["at_spacing"] = gap_estimate(data, config, runtime, mc_samples, mc_seed, folds.workers)
+        if folds.simulate:
+            fitted = fitted if fitted is not None else fit(data, config, runtime, progress=False)
+            result["simulated"] = simulated_accuracy(data, fitted, config, runtime, mc_samples, mc_seed)
     return result
 
 
@@ -310,7 +317,7 @@ HELDOUT_KEYS = (
     "holdout_rmse",
     "interior",
     "end",
-    "at_spacing",
+    "simulated",
     "baseline_dice",
     "baseline_mae",
     "baseline_pixels",
@@ -467,7 +474,9 @@ def reconstruct(
     fitted = train(data, train_config, output=paths["model"], runtime=runtime)
     heldout = None
     if calibration.calibrate:
-        heldout = crossval(data, train_config, runtime, calibration, predict_config.mc_samples, predict_config.mc_seed)
+        heldout = crossval(
+            data, train_config, runtime, calibration, predict_config.mc_samples, predict_config.mc_seed, fitted
+        )
         fitted.uncertainty_scale = heldout["calibration"]["scale"]
         save_model(fitted, paths["model"])
         logger.info("held-out calibration: the spread is scaled by %.3f", fitted.uncertainty_scale)
@@ -540,10 +549,12 @@ def validate(
 
 
 def _model_crossval(data: TrainingData, model: FittedModel | Path | None, config: ValidateConfig) -> dict:
-    """Leave-one-slice-out cross-validation with the training settings of ``model``."""
+    """Leave-one-slice-out cross-validation, and the simulated accuracy, with the settings of ``model``."""
     if model is None:
         raise InputError(HELDOUT_NEEDS_MODEL)
-    return crossval(data, _load_fitted(model).config, RuntimeConfig(), CrossvalConfig(), config.mc_samples, config.mc_seed)
+    fitted = _load_fitted(model)
+    folds = CrossvalConfig(simulate=True)  # the model is at hand: the simulation costs one training
+    return crossval(data, fitted.config, RuntimeConfig(), folds, config.mc_samples, config.mc_seed, fitted)
 
 
 def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> np.ndarray:

@@ -8,6 +8,10 @@ the fit to the training pixels (the group check) cannot say.
 The slice baselines are computed on the same left-out pixels from the pixels of the neighbouring
 slices of the same stack (nearest: the slice before, or the one after at the stack's ends;
 linear: the mean of the two, or the one there is at the ends).
+
+Folds are independent trainings: :func:`run_folds` runs them one after another or in spawned
+worker processes. :func:`simulated_accuracy` is a different estimate of the 3D accuracy: a
+retraining on the pixels the reconstruction itself would give, scored against it.
 """
 
 from __future__ import annotations
@@ -142,8 +146,9 @@ def run_folds(
     """:func:`predict_held_out` of every ``helds`` mask ((G,) bool each), in order.
 
     With ``workers`` > 1 the folds train at once in that many spawned processes (the data are sent
-    once per process), each with ``threads // workers`` torch threads (at least 1): on a small
-    network two one-thread trainings do more work than one two-thread training.
+    once per process), each with ``threads // workers`` torch threads (at least 1). A small
+    network does not use many threads well, so on many free cores each fold gets its own; on a
+    loaded 2-core machine it gained nothing (docs/decisions.md).
     """
     from tqdm.auto import tqdm
 
@@ -370,35 +375,6 @@ def gap_predictions(
         mean[groups] = np.where(seen, 0.5 * (mean[groups] + m), m)
         spread[groups] = np.where(seen, 0.5 * (spread[groups] + sd), sd)
     return out
-
-
-def gap_estimate(
-    data: TrainingData,
-    config: TrainConfig,
-    runtime: RuntimeConfig = RuntimeConfig(),
-    mc_samples: int = 20,
-    mc_seed: int = 0,
-    workers: int | None = None,
-) -> dict[str, Any]:
-    """Held-out Dice and MAE extrapolated to the real slice spacing.
-
-    The same pixels are scored at gaps of 2 and 3 spacings (:func:`gap_predictions`) and the
-    figures extrapolated linearly to G = 1, the gap of the real reconstruction:
-    ``x(1) = 2 x(2) - x(3)`` (Dice clipped to [0, 1], MAE to >= 0).
-    """
-    at_gap = {gap: m for gap, (m, _) in gap_predictions(data, config, runtime, mc_samples, mc_seed, workers).items()}
-    both = np.isfinite(at_gap[2]) & np.isfinite(at_gap[3])  # the same pixels at both gaps
-    scores = {gap: _scores(data.group_target[both], at_gap[gap][both]) for gap in (2, 3)}
-    d2, d3, m2, m3 = scores[2]["dice"], scores[3]["dice"], scores[2]["mae"], scores[3]["mae"]
-    return {
-        "pixels": int(both.sum()),
-        "dice_gap2": d2,
-        "dice_gap3": d3,
-        "mae_gap2": m2,
-        "mae_gap3": m3,
-        "dice_at_spacing": float(np.clip(2 * d2 - d3, 0.0, 1.0)),
-        "mae_at_spacing": float(max(0.0, 2 * m2 - m3)),
-    }
 
 
 def simulated_targets(
