@@ -134,7 +134,10 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
             },
         ]
         for name, d in h.get("baseline_dice", {}).items():
-            rows.append({"pixels": f"baseline {name}", "count": "", "Dice": d, "MAE": h["baseline_mae"][name], "RMSE": ""})
+            count = h.get("baseline_pixels", {}).get(name, "")
+            rows.append(
+                {"pixels": f"baseline {name}", "count": count, "Dice": d, "MAE": h["baseline_mae"][name], "RMSE": ""}
+            )
         cal = h.get("calibration", {})
         parts += [
             f"<h2>Held-out accuracy ({h['folds']} folds of whole {html.escape(str(h['holdout']))})</h2>",
@@ -145,7 +148,15 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
         if cal:
             parts.append(
                 f"<p>Uncertainty calibration on the held-out pixels: ECE {cal['ece_before']:.3f}; the spread scaled by "
-                f"{cal['scale']:.3g} (stored in the model): ECE {cal['ece_after']:.3f}.</p>"
+                f"{cal['scale']:.3g}: ECE {cal['ece_after']:.3f} (<code>run --calibrate</code> stores the factor in "
+                "the model).</p>"
+            )
+        if "simulated" in h:
+            sim = h["simulated"]
+            parts.append(
+                f"<p>Simulated 3D accuracy: Dice {sim['dice']:.3f}, MAE {sim['mae']:.4f}. A second training on the "
+                "pixels this reconstruction would give (with the fit's residual noise), scored against it; it is "
+                "optimistic, and a misregistered stack does not show in it.</p>"
             )
     if "truth" in report:
         t = report["truth"]
