@@ -200,3 +200,22 @@ def test_validate_shows_held_out_figures_beside_the_fit(small_case, tmp_path, ca
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert report["heldout"]["folds"] == saved["heldout"]["folds"] and "simulated" in report["heldout"]
     assert "Simulated 3D accuracy" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_views_holdout_leaves_out_each_stack_whole(tmp_path):
+    """A short-axis stack and a one-slice long-axis view: two folds, each a whole stack, and no
+    neighbour-slice baselines (they belong to slices)."""
+    from pycemrg_scar_reconstruction.api import synth
+    from pycemrg_scar_reconstruction.config import SynthConfig
+    from tests.conftest import SMALL
+
+    case = synth(SynthConfig(seed=4, long_axis_views=1, **SMALL), tmp_path)
+    stacks = [StackConfig(path=case["image"], slice_thickness=8.0), StackConfig(path=case["image_la1"], slice_thickness=8.0)]
+    two = prepare(PrepareConfig(mesh=MeshConfig(path=case["mesh"]), stacks=stacks))
+    result = crossval(
+        two, TrainConfig(max_epochs=3, batch_size=1024), RuntimeConfig(quiet=True), holdout="views", mc_samples=2
+    )
+    assert result["folds"] == 2 and result["pixels"] == two.n_groups
+    per_stack = [{s for s, _ in f["slices"]} for f in result["per_fold"]]
+    assert per_stack == [{0}, {1}]
+    assert "baseline_dice" not in result
