@@ -195,7 +195,15 @@ def test_validate_shows_held_out_figures_beside_the_fit(small_case, tmp_path, ca
     assert 0 <= saved["heldout"]["holdout_mae"] <= 1
     assert 0 <= saved["heldout"]["simulated"]["dice"] <= 1 and "simulated 3D accuracy" in text
     page = ["report", "--data", str(tmp_path / "o_data.npz"), "--mesh", str(tmp_path / "o.vtu")]
-    page += ["--model", str(tmp_path / "o_model.pt"), "--output-dir", str(tmp_path / "rep"), "--heldout"]
+    page += [
+        "--model",
+        str(tmp_path / "o_model.pt"),
+        "--output-dir",
+        str(tmp_path / "rep"),
+        "--heldout",
+        "--mc-samples",
+        "3",
+    ]
     assert main(page) in (0, 1)
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert report["heldout"]["folds"] == saved["heldout"]["folds"] and "simulated" in report["heldout"]

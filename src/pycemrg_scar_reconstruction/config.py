@@ -415,7 +415,9 @@ class ValidateConfig(_Config):
 
     tolerance: PositiveFloat = Field(0.1, description="a group passes when |mean prediction - target| <= this")
     min_share: float = Field(0.9, ge=0, le=1, description="share of groups that must pass (exit 1 below it)")
-    mc_samples: PositiveInt = Field(20, description="MC-dropout passes at prediction, when checking a model")
+    mc_samples: PositiveInt = Field(
+        20, description="MC-dropout passes at prediction, when checking a model or cross-validating (heldout)"
+    )
     mc_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the MC-dropout passes")
     truth: Optional[str] = Field(None, description="point array of the mesh holding a ground truth (synthetic cases)")
     heldout: bool = Field(

@@ -245,6 +245,6 @@ def build_parser() -> argparse.ArgumentParser:
     _mesh(p, True, "reconstructed mesh (with scar_probability), e.g. the output of predict")
     p.add_argument("--model", type=Path, metavar="PATH", help="model checkpoint (.pt): adds the training curve")
     p.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="folder for the PNGs and report.json")
-    add_options(p.add_argument_group("check"), ValidateConfig, D_VALIDATE, skip=("mc_samples", "mc_seed"))
+    add_options(p.add_argument_group("check"), ValidateConfig, D_VALIDATE)  # MC passes: for --heldout
     p.set_defaults(func=c.cmd_report)
     return parser
