@@ -227,3 +227,24 @@ def test_views_holdout_leaves_out_each_stack_whole(tmp_path):
     per_stack = [{s for s, _ in f["slices"]} for f in result["per_fold"]]
     assert per_stack == [{0}, {1}]
     assert "baseline_dice" not in result
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_runs_its_top_level_once(small_case, tmp_path):
+    """Spawned fold workers must not re-run the caller's script (which has no __main__ guard)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from pycemrg_scar_reconstruction import *\n"
+        "print('top level ran', flush=True)\n"
+        f"stack = StackConfig(path={str(small_case['image'])!r}, slice_thickness=8)\n"
+        f"data = prepare(PrepareConfig(mesh=MeshConfig(path={str(small_case['mesh'])!r}), stacks=[stack]))\n"
+        "runtime, folds = RuntimeConfig(quiet=True, threads=2), CrossvalConfig(folds=2, workers=2)\n"
+        "r = crossval(data, TrainConfig(max_epochs=2), runtime, folds, mc_samples=2)\n"
+        "print('workers', r['workers'])\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("top level ran") == 1 and "workers 2" in run.stdout, run.stdout

@@ -16,8 +16,11 @@ retraining on the pixels the reconstruction itself would give, scored against it
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -134,6 +137,28 @@ def fold_workers(runtime: RuntimeConfig, n_folds: int, workers: int | None = Non
     return max(1, min(workers, n_folds))
 
 
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Start spawned workers without running the caller's script again.
+
+    A spawned process re-runs the ``__main__`` module it finds by ``__spec__`` or ``__file__``, so
+    a user's script without an ``if __name__ == "__main__":`` guard would run its top level (and
+    this cross-validation) once more in every worker. The workers need only this package, so both
+    are hidden while they start (an interactive session has neither).
+    """
+    main = sys.modules.get("__main__")
+    if main is None or not hasattr(main, "__file__"):
+        yield
+        return
+    path, spec = main.__file__, getattr(main, "__spec__", None)
+    del main.__file__
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__file__, main.__spec__ = path, spec
+
+
 def run_folds(
     data: TrainingData,
     helds: list[np.ndarray],
@@ -176,7 +201,8 @@ def run_folds(
         with ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(data, threads)
         ) as pool:
-            futures = [pool.submit(_worker_fold, held, config, quiet, mc_samples, mc_seed) for held in helds]
+            with _main_not_reimported():  # the workers start at the first submits
+                futures = [pool.submit(_worker_fold, held, config, quiet, mc_samples, mc_seed) for held in helds]
             try:
                 for future in futures:  # in order: the results line up with ``helds``
                     done(future.result())
