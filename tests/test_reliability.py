@@ -169,6 +169,10 @@ def test_a_second_writer_of_the_same_output_is_refused(good, tmp_path, capfd):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.history.json", "m.pt"]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_during_training_saves_the_best_epoch(good, tmp_path, sig, code):
@@ -179,7 +183,9 @@ def test_a_signal_during_training_saves_the_best_epoch(good, tmp_path, sig, code
     out = tmp_path / "m.pt"
     cmd = [sys.executable, "-m", "pycemrg_scar_reconstruction.cli", "-v", "train", "--data", str(good / "data.npz")]
     cmd += ["--output", str(out), "--max-epochs", "100000", "--patience", "100000", "--deterministic", "--quiet"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # a shell without job control starts background jobs with SIGINT ignored, and Python then
+    # keeps it ignored: give the child the default, as a terminal would
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     assert proc.stderr is not None
     for line in proc.stderr:  # wait until training runs
         if "parameters on" in line:
