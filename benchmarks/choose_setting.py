@@ -17,19 +17,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pyvista as pv
+from cases import synthetic_data
 
 from pycemrg_scar_reconstruction import (
-    MeshConfig,
     ModelConfig,
-    PrepareConfig,
     RuntimeConfig,
-    StackConfig,
     SynthConfig,
     TrainConfig,
     dice,
-    prepare,
-    synth,
     train,
 )
 from pycemrg_scar_reconstruction.heldout import crossval
@@ -54,12 +49,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.kinds:
             for seed in args.seeds:
-                case = synth(
-                    SynthConfig(seed=seed, n_nodes=args.nodes, intensity=kind == "intensity"), Path(tmp) / f"{kind}{seed}"
-                )
-                stack = StackConfig(path=case["image"], mask=case["mask"], slice_thickness=8.0, target=kind)
-                data = prepare(PrepareConfig(mesh=MeshConfig(path=case["mesh"]), stacks=[stack]))
-                truth = np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64)
+                synth_config = SynthConfig(seed=seed, n_nodes=args.nodes, intensity=kind == "intensity")
+                data, truth, _ = synthetic_data(synth_config, Path(tmp) / f"{kind}{seed}")
                 true_dice, held_mae = {}, {}
                 for scale in args.scales:
                     config = TrainConfig(model=ModelConfig(fourier_scale=scale))

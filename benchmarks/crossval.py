@@ -25,19 +25,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pyvista as pv
+from cases import synthetic_data
 from scipy.stats import spearmanr
 
 from pycemrg_scar_reconstruction import (
-    MeshConfig,
-    PrepareConfig,
     RuntimeConfig,
-    StackConfig,
     SynthConfig,
     TrainConfig,
     dice,
-    prepare,
-    synth,
     train,
 )
 from pycemrg_scar_reconstruction.heldout import (
@@ -47,6 +42,7 @@ from pycemrg_scar_reconstruction.heldout import (
     simulated_accuracy,
     simulated_targets,
 )
+from pycemrg_scar_reconstruction.prediction import predict_nodes
 
 QUIET = RuntimeConfig(quiet=True)
 #: (seed, spacing mm, noise sd, shift sd mm, intensity, scar scale)
@@ -132,16 +128,10 @@ def run_case(case_row: tuple, nodes: int, tmp: Path) -> dict[str, np.ndarray]:
         intensity=intensity,
         scar_scale=scale,
     )
-    case = synth(config, tmp / str(seed))
-    kind = "intensity" if intensity else "probability"
-    stack = StackConfig(path=case["image"], mask=case["mask"], slice_thickness=0.8 * spacing, target=kind)
-    data = prepare(PrepareConfig(mesh=MeshConfig(path=case["mesh"]), stacks=[stack]))
-    truth = np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64)
+    data, truth, _ = synthetic_data(config, tmp / str(seed))
     train_config = TrainConfig()
     start = time.perf_counter()
     fitted = train(data, train_config, runtime=QUIET)
-    from pycemrg_scar_reconstruction.prediction import predict_nodes
-
     p = predict_nodes(fitted, data.points, 20, 0).probability
     fit_mean, fit_spread = heldout_group_means(fitted, data, np.arange(data.n_groups), 20, 0)
     simulated = simulated_accuracy(data, fitted, train_config, QUIET)

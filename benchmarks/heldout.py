@@ -19,19 +19,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyvista as pv
+from cases import synthetic_data
 
 from pycemrg_scar_reconstruction import (
-    MeshConfig,
-    PrepareConfig,
     RuntimeConfig,
-    StackConfig,
     SynthConfig,
     TrainConfig,
     dice,
     mae,
-    prepare,
-    synth,
     train,
 )
 from pycemrg_scar_reconstruction.heldout import calibration, crossval, predict_held_out, slice_folds
@@ -72,13 +67,9 @@ def main() -> None:
         for kind in args.kinds:
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                case = synth(
-                    SynthConfig(seed=seed, n_nodes=args.nodes, intensity=kind == "intensity"), Path(tmp) / f"{kind}{seed}"
-                )
-                stack = StackConfig(path=case["image"], mask=case["mask"], slice_thickness=8.0, target=kind)
-                data = prepare(PrepareConfig(mesh=MeshConfig(path=case["mesh"]), stacks=[stack]))
+                synth_config = SynthConfig(seed=seed, n_nodes=args.nodes, intensity=kind == "intensity")
+                data, truth, _ = synthetic_data(synth_config, Path(tmp) / f"{kind}{seed}")
                 fitted = train(data, config, runtime=QUIET)
-                truth = np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64)
                 p = predict_nodes(fitted, data.points, 20, 0).probability
                 cv = crossval(data, config, QUIET, mc_samples=20)
                 split = split_calibration(data, config)

@@ -20,20 +20,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyvista as pv
 import torch
 from bench_train import PublishedMLP, published_loss_loop
+from cases import synthetic_data
 
 from pycemrg_scar_reconstruction import (
-    MeshConfig,
-    PrepareConfig,
     RuntimeConfig,
-    StackConfig,
     SynthConfig,
     TrainConfig,
     dice,
-    prepare,
-    synth,
     train,
 )
 from pycemrg_scar_reconstruction.batching import plan_epoch
@@ -95,14 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.kinds:
             for seed in args.seeds:
-                case = synth(SynthConfig(seed=seed, n_nodes=args.nodes, **KINDS[kind]), Path(tmp) / f"{kind}{seed}")
-                region = {"region_array": "is_LV"} if kind == "biventricular" else {}
-                target = "probability" if kind == "probability" else "intensity"
-                stack = StackConfig(path=case["image"], mask=case["mask"], slice_thickness=8.0, target=target)
-                t0 = time.perf_counter()
-                data = prepare(PrepareConfig(mesh=MeshConfig(path=case["mesh"], **region), stacks=[stack]))
-                prepare_s = time.perf_counter() - t0
-                truth = np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64)
+                config = SynthConfig(seed=seed, n_nodes=args.nodes, **KINDS[kind])
+                data, truth, prepare_s = synthetic_data(config, Path(tmp) / f"{kind}{seed}")
                 cells, base = [], None
                 for name, config in rules.items():
                     t0 = time.perf_counter()
