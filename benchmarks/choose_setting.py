@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from cases import synthetic_data
+from _cases import synthetic_data
 
 from pycemrg_scar_reconstruction import (
     ModelConfig,

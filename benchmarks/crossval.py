@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from cases import synthetic_data
+from _cases import synthetic_data
 from scipy.stats import spearmanr
 
 from pycemrg_scar_reconstruction import (

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from cases import synthetic_data
+from _cases import synthetic_data
 
 from pycemrg_scar_reconstruction import (
     RuntimeConfig,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _cases import synthetic_data
 from bench_train import PublishedMLP, published_loss_loop
-from cases import synthetic_data
 
 from pycemrg_scar_reconstruction import (
     RuntimeConfig,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted([*ROOT.glob("benchmarks/*.py"), ROOT / "examples" / "demo.py"])
+#: Every script (helper modules such as ``_cases.py`` start with an underscore and have no command line).
+SCRIPTS = sorted([*ROOT.glob("benchmarks/[!_]*.py"), ROOT / "examples" / "demo.py"])
 
 
 @pytest.mark.slow
