@@ -12,17 +12,21 @@ from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, 
 from pycemrg_scar_reconstruction.data import TrainingData
 
 
-def synthetic_data(config: SynthConfig, folder: Path) -> tuple[TrainingData, np.ndarray, float]:
+def synthetic_data(
+    config: SynthConfig, folder: Path, measure_offsets: bool = False
+) -> tuple[TrainingData, np.ndarray, float]:
     """Write the case to ``folder`` and prepare its short-axis stack with its mask.
 
     The target kind follows ``config.intensity`` and the region (``is_LV``) ``config.biventricular``;
-    the slice thickness is the case's. Returns (training data, (N,) 3D truth, seconds of prepare).
+    the slice thickness is the case's; ``measure_offsets`` as in ``PrepareConfig``. Returns
+    (training data, (N,) 3D truth, seconds of prepare).
     """
     case = synth(config, folder)
     target = "intensity" if config.intensity else "probability"
     stack = StackConfig(path=case["image"], mask=case["mask"], slice_thickness=config.slice_thickness, target=target)
     region = {"region_array": "is_LV"} if config.biventricular else {}
     start = time.perf_counter()
-    data = prepare(PrepareConfig(mesh=MeshConfig(path=case["mesh"], **region), stacks=[stack]))
+    mesh = MeshConfig(path=case["mesh"], **region)
+    data = prepare(PrepareConfig(mesh=mesh, stacks=[stack], measure_offsets=measure_offsets))
     seconds = time.perf_counter() - start
     return data, np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64), seconds

@@ -538,6 +538,15 @@ def pts_output_with_cells_opencarp_lacks(d: Path) -> list[str]:
     return ["baseline", "--method", "nearest", *prep(d, mesh="poly.vtp")[1:], "--output", str(d / "o.pts")]
 
 
+@case("prepare")
+def measure_offsets_on_a_surface_mesh(d: Path) -> list[str]:
+    import pyvista as pv
+
+    pv.read(str(d / "mesh.vtu")).extract_surface(algorithm="dataset_surface").save(str(d / "surface.vtp"))
+    mask = ["--mask", str(d / "lge_mask.nii.gz"), "--measure-offsets"]
+    return [*prep(d, *mask, mesh="surface.vtp"), "--output", str(d / "o.npz")]
+
+
 @case("run")
 def run_pts_output_with_cells_opencarp_lacks(d: Path) -> list[str]:
     pts_output_with_cells_opencarp_lacks(d)

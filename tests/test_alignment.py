@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -108,3 +109,52 @@ def test_prepare_aligns_and_reports_the_offsets(tmp_path):
     truth = np.asarray(read_mesh(MeshConfig(path=case["mesh"]))[0].point_data["scar_truth"], float)
     err = lambda d: float(np.mean(np.abs(d.group_mean(truth) - d.group_target)))  # noqa: E731
     assert err(data) < err(plain)
+
+
+def test_measured_offsets_are_kept_but_not_applied(tmp_path, caplog):
+    """``measure_offsets`` stores what ``align_slices`` would apply, leaves the memberships alone,
+    and the pixels as acquired (``acquired_mean``) are those of the aligned memberships."""
+    case = synth(SynthConfig(seed=5, shift=3.0, **SMALL), tmp_path)
+    stack = StackConfig(path=case["image"], mask=case["mask"], slice_thickness=8)
+    base = PrepareConfig(mesh=MeshConfig(path=case["mesh"]), stacks=[stack], align_max_normal_mm=0.0)
+    plain = prepare(base)
+    with caplog.at_level("WARNING"):
+        measured = prepare(base.model_copy(update={"measure_offsets": True}), output=tmp_path / "m.npz")
+    aligned = prepare(base.model_copy(update={"align_slices": True}))
+    assert plain.measured_offsets is None and plain.misregistration_mm() is None
+    for key in ("member_node", "member_group", "group_target", "group_voxel"):
+        np.testing.assert_array_equal(getattr(measured, key), getattr(plain, key))
+    np.testing.assert_array_equal(measured.measured_offsets, aligned.stacks[0].slice_offsets)
+    assert measured.stacks[0].slice_offsets is None
+    assert aligned.misregistration_mm() == 0.0
+    assert measured.misregistration_mm() > 1.5 and "--align-slices" in caplog.text
+    assert not (tmp_path / "m_alignment.png").exists()
+    reread = load_training_data(tmp_path / "m.npz")
+    np.testing.assert_array_equal(reread.measured_offsets, measured.measured_offsets)
+
+    truth = np.asarray(read_mesh(MeshConfig(path=case["mesh"]))[0].point_data["scar_truth"], float)
+    np.testing.assert_array_equal(plain.acquired_mean(truth), plain.group_mean(truth))
+    shown = measured.acquired_mean(truth)
+    keys = {tuple(k): g for g, k in enumerate(aligned.group_keys)}
+    both = np.array([tuple(k) in keys for k in measured.group_keys])
+    at = np.array([keys[tuple(k)] for k in measured.group_keys[both]])
+    np.testing.assert_allclose(shown[both], aligned.group_mean(truth)[at], rtol=0, atol=1e-12)
+    assert np.all(shown[~both] == 0.0)  # pixels whose acquired prism holds no node
+    through = measured.measured_offsets + [0.0, 0.0, 3.0]  # the through-plane part is left out
+    np.testing.assert_array_equal(replace(measured, measured_offsets=through).acquired_mean(truth), shown)
+    # the acquired pixels explain the real ones better than the memberships' own
+    err = lambda m: float(np.mean(np.abs(m - measured.group_target)))  # noqa: E731
+    assert err(shown) < err(measured.group_mean(truth))
+
+
+def test_measuring_offsets_needs_a_volume_mesh(tmp_path):
+    case = synth(SynthConfig(seed=1, **SMALL), tmp_path)
+    surface = tmp_path / "surface.vtp"
+    read_mesh(MeshConfig(path=case["mesh"]))[0].extract_surface(algorithm="dataset_surface").save(surface)
+    cfg = PrepareConfig(
+        mesh=MeshConfig(path=surface),
+        measure_offsets=True,
+        stacks=[StackConfig(path=case["image"], mask=case["mask"], slice_thickness=8)],
+    )
+    with pytest.raises(InputError, match="`measure_offsets` needs a volumetric mesh.*leave out `measure_offsets`"):
+        prepare(cfg)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from .config import (
     TrainConfig,
     ValidateConfig,
 )
-from .data import TrainingData, build_training_data
+from .data import TrainingData, build_training_data, stack_arrays
 from .errors import InputError, Interrupted
 from .forward import frame_search, overlap_share
 from .geometry import bounding_box
@@ -154,10 +155,12 @@ def _offsets_of(
     found: dict[str, Alignment],
 ) -> OffsetsOf | None:
     """Per-slice breath-hold offsets of a stack from its mask against the mesh
-    (``align_slices``); each stack's :class:`.alignment.Alignment` is kept in ``found`` by stack name."""
-    if not config.align_slices:
+    (``align_slices``); each stack's :class:`.alignment.Alignment` is kept in ``found`` by stack name.
+    With ``measure_offsets`` alone they are measured and kept in ``found`` but not applied."""
+    if not (config.align_slices or config.measure_offsets):
         return None
-    inside = myocardium_test(mesh_obj, config.mesh, region, why="`align_slices`")
+    option = "`align_slices`" if config.align_slices else "`measure_offsets`"
+    inside = myocardium_test(mesh_obj, config.mesh, region, why=option, instead=f"leave out {option}")
 
     def offsets(geometry: StackGeometry, mask: np.ndarray | None, name: str) -> np.ndarray | None:
         if mask is None:
@@ -169,6 +172,8 @@ def _offsets_of(
         _require_overlap(mesh_obj, points, config.mesh, geometry)
         result = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, config.align_max_normal_mm)
         found[name] = result
+        if not config.align_slices:
+            return geometry.slice_offsets
         if result.at_bound.any():
             logger.warning(
                 "%s: slice(s) %s reached the edge of the alignment search; the true offset may be larger "
@@ -179,6 +184,22 @@ def _offsets_of(
         return result.offsets
 
     return offsets
+
+
+#: RMS misregistration (mm) over which a measured but uncorrected one is reported (about a pixel).
+MISREGISTRATION_WARN_MM = 1.5
+
+
+def _warn_misregistration(data: TrainingData, config: PrepareConfig) -> None:
+    """Warn when offsets measured but not applied (``measure_offsets`` alone) are large."""
+    rms = data.misregistration_mm()
+    if rms is not None and rms > MISREGISTRATION_WARN_MM:
+        logger.warning(
+            "%s: the slices' masks sit %.1f mm (RMS) off the mesh's myocardium, a breath-hold misregistration "
+            "left in the memberships; `align_slices` (--align-slices) corrects it",
+            ", ".join(str(sc.path) for sc in config.stacks),
+            rms,
+        )
 
 
 def slice_offsets_mm(data: TrainingData) -> dict[str, list[list[float]]]:
@@ -232,6 +253,12 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
         )
     ticker.tick("prepare: read %d stack(s) at %.1f s", len(stacks), ticker.elapsed)
     data = build_training_data(points, stacks, region)
+    if alignments:
+        measured = [
+            st.geometry.with_offsets(alignments[st.name].offsets) if st.name in alignments else st.geometry for st in stacks
+        ]
+        data = replace(data, measured_offsets=stack_arrays(measured)["stack_slice_offsets"])
+        _warn_misregistration(data, config)
     ticker.tick("prepare: %d groups, %d memberships at %.1f s", data.n_groups, data.n_members, ticker.elapsed)
     if data.n_groups == 0:
         names = ", ".join(str(sc.path) for sc in config.stacks)
@@ -240,7 +267,7 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
         )
     if output is not None:
         save_training_data(data, Path(output))
-        if alignments:
+        if alignments and config.align_slices:
             from .figures import plot_alignment
 
             stacks_by_name = {st.name: st for st in stacks}

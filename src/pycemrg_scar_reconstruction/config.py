@@ -198,6 +198,12 @@ class PrepareConfig(_Config):
         description="estimate each slice's breath-hold offset from its myocardium mask against the mesh and "
         "correct the memberships with it (stacks with a mask)",
     )
+    measure_offsets: bool = Field(
+        False,
+        description="estimate each slice's breath-hold offset as `align_slices` does but keep it in the training "
+        "data without correcting the memberships: the simulated accuracy (`simulate`) then includes the "
+        "misregistration (stacks with a mask; on with `align_slices`)",
+    )
     align_max_inplane_mm: PositiveFloat = Field(10.0, description="bound of the in-plane offset search, mm per axis")
     align_max_normal_mm: float = Field(
         5.0, ge=0, description="bound of the through-plane offset search, mm (0: in plane only)"

@@ -14,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from .metrics import misregistration_note
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
@@ -156,7 +158,7 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
             parts.append(
                 f"<p>Simulated 3D accuracy: Dice {sim['dice']:.3f}, MAE {sim['mae']:.4f}. A second training on the "
                 "pixels this reconstruction would give (with the fit's residual noise), scored against it; it is "
-                "optimistic, and a misregistered stack does not show in it.</p>"
+                f"optimistic ({misregistration_note(sim)}).</p>"
             )
     if "truth" in report:
         t = report["truth"]

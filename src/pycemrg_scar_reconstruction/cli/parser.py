@@ -73,7 +73,9 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("targets: what the pixel values are")
     add_options(g, TargetConfig, D_TARGET, repeat=True)
     g = parser.add_argument_group("breath-hold alignment")
-    add_options(g, PrepareConfig, D_PREPARE, only=("align_slices", "align_max_inplane_mm", "align_max_normal_mm"))
+    add_options(
+        g, PrepareConfig, D_PREPARE, only=("align_slices", "measure_offsets", "align_max_inplane_mm", "align_max_normal_mm")
+    )
 
 
 def _training(parser: argparse.ArgumentParser) -> None:

@@ -251,12 +251,17 @@ def region_nodes(mesh: Any, config: MeshConfig) -> np.ndarray | None:
 
 
 def myocardium_test(
-    mesh: Any, config: MeshConfig, region: np.ndarray | None = None, why: str = "`normalise` mixture"
+    mesh: Any,
+    config: MeshConfig,
+    region: np.ndarray | None = None,
+    why: str = "`normalise` mixture",
+    instead: str = "use fwhm / nsd",
 ) -> Callable[[np.ndarray], np.ndarray]:
     """A test ``inside(world mm points) -> bool``: the point lies in a cell of the mesh (its myocardium).
 
     With ``region`` ((N,) bool nodes) only the cells whose nodes are all in it count. Needs a
     volumetric mesh (cells with volume); world RAS mm is taken back to the mesh's frame and units.
+    ``why`` (the option that needs it) and ``instead`` (the way out) go into the error otherwise.
     """
     import pyvista as pv
 
@@ -279,8 +284,8 @@ def myocardium_test(
     }
     if grid.n_cells == 0 or not np.isin(np.asarray(grid.celltypes), list(volumetric)).any():
         raise InputError(
-            f"{config.path}: `normalise` mixture needs a volumetric mesh (cells with volume) to know how "
-            "much of each pixel is myocardium; give the volume mesh, or use fwhm / nsd"
+            f"{config.path}: {why} needs a volumetric mesh (cells with volume) to know where the "
+            f"myocardium is; give the volume mesh, or {instead}"
         )
     to_mesh = FRAME_TO_RAS[config.frame] * UNIT_TO_MM[config.resolved_units]
 
