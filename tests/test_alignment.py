@@ -145,6 +145,16 @@ def test_measured_offsets_are_kept_but_not_applied(tmp_path, caplog):
     # the acquired pixels explain the real ones better than the memberships' own
     err = lambda m: float(np.mean(np.abs(m - measured.group_target)))  # noqa: E731
     assert err(shown) < err(measured.group_mean(truth))
+    # the simulated accuracy says which misregistration it included
+    from pycemrg_scar_reconstruction.config import RuntimeConfig, TrainConfig
+    from pycemrg_scar_reconstruction.heldout import simulated_accuracy
+    from pycemrg_scar_reconstruction.metrics import misregistration_note
+    from pycemrg_scar_reconstruction.training import fit
+
+    quick, quiet = TrainConfig(max_epochs=3, batch_size=1024), RuntimeConfig(quiet=True)
+    sim = simulated_accuracy(measured, fit(measured, quick, quiet, progress=False), quick, quiet, mc_samples=2)
+    assert sim["misregistration_mm"] == measured.misregistration_mm()
+    assert misregistration_note(sim) == f"with the measured misregistration, {sim['misregistration_mm']:.1f} mm RMS"
 
 
 def test_measuring_offsets_needs_a_volume_mesh(tmp_path):

@@ -146,7 +146,7 @@ def test_gap_predictions_leave_out_every_interior_slice(data):
     assert set(one) == {2} and np.array_equal(np.isfinite(one[2][0]), interior)  # every interior slice, once
 
 
-def test_the_simulated_accuracy_recovers_its_own_stand_in_truth(data, tmp_path):
+def test_the_simulated_accuracy_recovers_its_own_stand_in_truth(data, tmp_path, capsys):
     """The stand-in truth is the reconstruction thresholded; the targets are its group means plus
     noise of the fit's residual RMS; a retraining on them scores well against it."""
     from pycemrg_scar_reconstruction.heldout import simulated_targets
@@ -167,6 +167,8 @@ def test_the_simulated_accuracy_recovers_its_own_stand_in_truth(data, tmp_path):
     assert main([*argv, "--batch-size", "1024", "--json", str(tmp_path / "cv.json")]) == 0
     sim = json.loads((tmp_path / "cv.json").read_text())["simulated"]
     assert sim["dice"] > 0.7 and sim["mae"] < 0.1, sim
+    assert sim["misregistration_mm"] is None  # prepared without measure_offsets, and the output says so
+    assert "slices taken as registered; prepare with --measure-offsets" in capsys.readouterr().out
 
 
 def test_folds_in_worker_processes_give_the_same_figures(data):
