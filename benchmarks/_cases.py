@@ -30,3 +30,28 @@ def synthetic_data(
     data = prepare(PrepareConfig(mesh=mesh, stacks=[stack], measure_offsets=measure_offsets))
     seconds = time.perf_counter() - start
     return data, np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64), seconds
+
+
+def varied_case(
+    seed: int,
+    spacing: float,
+    noise: float,
+    shift: float,
+    intensity: bool,
+    scale: float,
+    nodes: int,
+    biventricular: bool = False,
+) -> SynthConfig:
+    """One row of the estimator benchmarks' varied cases: spacing, noise sd, shift sd (mm), raw
+    intensities, scar scale; slices 0.8 of the spacing thick."""
+    return SynthConfig(
+        seed=seed,
+        n_nodes=nodes,
+        slice_spacing=spacing,
+        slice_thickness=0.8 * spacing,
+        noise=noise,
+        shift=shift,
+        intensity=intensity,
+        scar_scale=scale,
+        biventricular=biventricular,
+    )

@@ -28,12 +28,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _cases import synthetic_data
+from _cases import synthetic_data, varied_case
 from scipy.stats import spearmanr
 
 from pycemrg_scar_reconstruction import (
     RuntimeConfig,
-    SynthConfig,
     TrainConfig,
     dice,
     train,
@@ -122,17 +121,8 @@ def calibration_row(case: dict[str, np.ndarray]) -> str:
 
 def run_case(case_row: tuple, nodes: int, tmp: Path) -> dict[str, np.ndarray]:
     """Train, score and predict at the held-out gaps one case; its per-pixel figures."""
-    seed, spacing, noise, shift, intensity, scale = case_row
-    config = SynthConfig(
-        seed=seed,
-        n_nodes=nodes,
-        slice_spacing=spacing,
-        slice_thickness=0.8 * spacing,
-        noise=noise,
-        shift=shift,
-        intensity=intensity,
-        scar_scale=scale,
-    )
+    seed, spacing = case_row[:2]
+    config = varied_case(*case_row, nodes=nodes)
     data, truth, _ = synthetic_data(config, tmp / str(seed), measure_offsets=True)
     train_config = TrainConfig()
     start = time.perf_counter()
@@ -162,7 +152,7 @@ def run_case(case_row: tuple, nodes: int, tmp: Path) -> dict[str, np.ndarray]:
         "gap3_mean": gaps[3][0],
         "gap3_spread": gaps[3][1],
         "spacing": np.float64(spacing),
-        "thickness": np.float64(0.8 * spacing),
+        "thickness": np.float64(config.slice_thickness),
         "seconds": np.float64(time.perf_counter() - start),
     }
 

@@ -20,10 +20,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _cases import synthetic_data
+from _cases import synthetic_data, varied_case
 from scipy.stats import spearmanr
 
-from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, train
+from pycemrg_scar_reconstruction import RuntimeConfig, TrainConfig, dice, train
 from pycemrg_scar_reconstruction.heldout import simulated_accuracy
 from pycemrg_scar_reconstruction.prediction import predict_nodes
 
@@ -58,17 +58,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed, spacing, noise, shift, intensity, scale, biv in CASES:
-            case = SynthConfig(
-                seed=seed,
-                n_nodes=args.nodes,
-                slice_spacing=spacing,
-                slice_thickness=0.8 * spacing,
-                noise=noise,
-                shift=shift,
-                intensity=intensity,
-                scar_scale=scale,
-                biventricular=biv,
-            )
+            case = varied_case(seed, spacing, noise, shift, intensity, scale, args.nodes, biv)
             data, truth, _ = synthetic_data(case, Path(tmp) / str(seed), measure_offsets=True)
             fitted = train(data, config, runtime=QUIET)
             p = predict_nodes(fitted, data.points, 20, 0).probability
