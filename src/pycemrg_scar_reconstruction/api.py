@@ -196,7 +196,7 @@ def _warn_misregistration(data: TrainingData, config: PrepareConfig) -> None:
     if rms is not None and rms > MISREGISTRATION_WARN_MM:
         logger.warning(
             "%s: the slices' masks sit %.1f mm (RMS) off the mesh's myocardium, a breath-hold misregistration "
-            "left in the memberships; `align_slices` (--align-slices) corrects it",
+            "left in the memberships; `align_slices` corrects it",
             ", ".join(str(sc.path) for sc in config.stacks),
             rms,
         )
