@@ -144,11 +144,11 @@ def test_a_cohort_runs_the_good_patients_records_the_bad_and_resumes(files):
     manifest = _write(
         files / "m.csv",
         """
-id,mesh,image,slice_thickness,max_epochs,truth,device,calibrate,folds
-good1,mesh.vtu,lge.nii.gz,8,30,scar_truth,,,
-missing,mesh.vtu,nothere.nii.gz,8,30,scar_truth,,,
-badopt,mesh.vtu,lge.nii.gz,8,30,scar_truth,cuda,,
-good2,mesh.vtu,lge.nii.gz,6,30,scar_truth,,true,2
+id,mesh,image,slice_thickness,max_epochs,truth,device,calibrate,folds,simulate
+good1,mesh.vtu,lge.nii.gz,8,30,scar_truth,,,,
+missing,mesh.vtu,nothere.nii.gz,8,30,scar_truth,,,,
+badopt,mesh.vtu,lge.nii.gz,8,30,scar_truth,cuda,,,
+good2,mesh.vtu,lge.nii.gz,6,30,scar_truth,,true,2,true
 """,
     )
     out = files / "out"
@@ -166,6 +166,8 @@ good2,mesh.vtu,lge.nii.gz,6,30,scar_truth,,true,2
         assert float(rows[good]["dice"]) > 0.6 and int(rows[good]["nodes"]) > 0
         assert (out / good / "scar.vtu").exists() and (out / good / "scar_report" / "report.json").exists()
     assert rows["good1"]["holdout_dice"] == "" and 0 <= float(rows["good2"]["holdout_mae"]) <= 1  # calibrate: held-out
+    assert rows["good1"]["simulated_dice"] == "" and 0 <= float(rows["good2"]["simulated_dice"]) <= 1
+    assert rows["good2"]["misregistration_mm"] == ""  # no mask, nothing measured
     assert "good1" in (out / "cohort.html").read_text()
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -102,9 +102,12 @@ def test_run_calibrate_stores_the_scale_and_predict_applies_it(small_case, tmp_p
 
     argv = ["run", "--mesh", str(small_case["mesh"]), "--image", str(small_case["image"]), "--slice-thickness", "8"]
     argv += ["--output", str(tmp_path / "o.vtu"), "--max-epochs", "8", "--quiet", "--calibrate", "--folds", "2"]
+    argv += ["--mask", str(small_case["mask"]), "--measure-offsets", "--simulate"]
     assert main(argv) == 0
     fitted = load_model(tmp_path / "o_model.pt")
     report = json.loads((tmp_path / "o_report" / "report.json").read_text())
+    mm = report["misregistration_mm"]  # measured, and what the simulation included
+    assert 0 <= mm < 1.5 and report["heldout"]["simulated"]["misregistration_mm"] == mm
     scale = report["heldout"]["calibration"]["scale"]
     assert fitted.uncertainty_scale == pytest.approx(scale) and scale != 1.0
     assert {"holdout_dice", "holdout_mae", "interior", "end", "baseline_dice"} <= set(report["heldout"])

@@ -643,6 +643,8 @@ def report(
     if config.heldout and heldout is None:
         heldout = _model_crossval(data, model, config)
     result["slice_offsets_mm"] = slice_offsets_mm(data)
+    if data.misregistration_mm() is not None:
+        result["misregistration_mm"] = data.misregistration_mm()
     result["stacks"] = [
         {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}
         for name, g, mapping in zip(data.stack_names, data.stacks, data.stack_mapping)

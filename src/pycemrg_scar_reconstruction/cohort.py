@@ -49,6 +49,8 @@ COLUMNS = (
     "mae",
     "holdout_dice",
     "holdout_mae",
+    "simulated_dice",
+    "misregistration_mm",
     "output",
 )
 #: The output mesh of each patient, inside its folder.
@@ -141,6 +143,8 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
             mae=round(truth["mae"], 5) if "mae" in truth else "",
             holdout_dice=round(heldout["holdout_dice"], 4) if "holdout_dice" in heldout else "",
             holdout_mae=round(heldout["holdout_mae"], 5) if "holdout_mae" in heldout else "",
+            simulated_dice=round(heldout["simulated"]["dice"], 4) if "simulated" in heldout else "",
+            misregistration_mm=round(report["misregistration_mm"], 2) if "misregistration_mm" in report else "",
             output=str(output),
         )
     except Exception as exc:  # the patient's failure, whatever it is, is its row; the cohort goes on

@@ -172,6 +172,11 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
     per_slice = report.get("per_slice", [])
     if per_slice:
         parts += ["<h2>Per slice</h2>", table(per_slice, list(per_slice[0]))]
+    if "misregistration_mm" in report:
+        parts.append(
+            f"<p>Breath-hold misregistration measured from the masks and left in the memberships: "
+            f"{report['misregistration_mm']:.1f} mm RMS in plane (<code>--align-slices</code> corrects it).</p>"
+        )
     for name, offsets in report.get("slice_offsets_mm", {}).items():
         rows = [{"slice": k, "di mm": d[0], "dj mm": d[1], "dn mm": d[2]} for k, d in enumerate(offsets)]
         parts += [f"<h2>Slice offsets of {html.escape(name)}</h2>", table(rows, ("slice", "di mm", "dj mm", "dn mm"))]
