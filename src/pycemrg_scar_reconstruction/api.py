@@ -165,8 +165,9 @@ def _offsets_of(
     def offsets(geometry: StackGeometry, mask: np.ndarray | None, name: str) -> np.ndarray | None:
         if mask is None:
             logger.warning(
-                "%s: no myocardium mask, so its slices are not aligned (`align_slices` needs `mask` or `myocardium_labels`)",
+                "%s: no myocardium mask, so its slices' offsets are not estimated (%s needs `mask` or `myocardium_labels`)",
                 name,
+                option,
             )
             return None
         _require_overlap(mesh_obj, points, config.mesh, geometry)

@@ -411,8 +411,9 @@ def simulated_targets(
 
     The reconstruction's probability thresholded at 0.5 stands in for the truth ((N,) 0/1). A
     pixel shows the mean of the stand-in over the nodes of its prism; when the slices' offsets were
-    measured (``data.measured_offsets``), over the prism where the slice was acquired (its measured
-    offset), so the simulated pixels carry the misregistration the memberships still have. Plus
+    measured (``data.measured_offsets``), over the prism where the slice was acquired
+    (:meth:`.TrainingData.acquired_mean`), so the simulated pixels carry the misregistration the
+    memberships still have. Plus
     Gaussian noise with the RMS of the fit's residuals (the pixel noise and whatever the network
     could not fit), clipped to [0, 1]: the simulated targets ((G,)). Returns (truth, targets, noise sd).
     """
@@ -438,9 +439,9 @@ def simulated_accuracy(
 
     A second training with the same settings on :func:`simulated_targets`; its Dice and MAE
     against the stand-in truth (all nodes). It sees the scar's size and shape, the slice geometry,
-    the noise and, when measured, the slices' misregistration (``misregistration_mm``: RMS of the
-    offsets left in the memberships; None when not measured, so a misregistration is then seen
-    only through the residuals).
+    the noise and, when measured, the slices' misregistration (``misregistration_mm``: in-plane RMS
+    of the offsets left in the memberships; None when not measured, so a misregistration is then
+    seen only through the residuals).
     """
     from .prediction import predict_nodes
 
