@@ -108,6 +108,10 @@ def test_run_calibrate_stores_the_scale_and_predict_applies_it(small_case, tmp_p
     report = json.loads((tmp_path / "o_report" / "report.json").read_text())
     mm = report["misregistration_mm"]  # measured, and what the simulation included
     assert 0 <= mm < 1.5 and report["heldout"]["simulated"]["misregistration_mm"] == mm
+    measured = np.asarray(report["measured_offsets_mm"]["lge"])
+    assert measured.shape == np.asarray(report["slice_offsets_mm"]["lge"]).shape
+    assert np.sqrt(np.mean(np.sum(measured[:, :2] ** 2, axis=1))) == pytest.approx(mm, abs=0.01)  # none applied
+    assert "measured di" in (tmp_path / "o_report" / "report.html").read_text()
     scale = report["heldout"]["calibration"]["scale"]
     assert fitted.uncertainty_scale == pytest.approx(scale) and scale != 1.0
     assert {"holdout_dice", "holdout_mae", "interior", "end", "baseline_dice"} <= set(report["heldout"])

@@ -203,14 +203,15 @@ def _warn_misregistration(data: TrainingData, config: PrepareConfig) -> None:
         )
 
 
-def slice_offsets_mm(data: TrainingData) -> dict[str, list[list[float]]]:
-    """``report.json``'s ``slice_offsets_mm``: each stack's file name without extensions -> one
-    ``[di, dj, dn]`` (mm) per slice."""
-    out = {}
-    for name, g in zip(data.stack_names, data.stacks):
-        offsets = g.slice_offsets if g.slice_offsets is not None else np.zeros((g.n_slices, 3))
-        out[stem(Path(str(name)))] = np.round(offsets, 3).tolist()
-    return out
+def slice_offsets_mm(data: TrainingData, measured: bool = False) -> dict[str, list[list[float]]]:
+    """``report.json``'s ``slice_offsets_mm`` (the applied offsets) or, with ``measured``,
+    ``measured_offsets_mm`` (empty when not measured): each stack's file name without extensions ->
+    one ``[di, dj, dn]`` (mm) per slice."""
+    arrays = data.measured_offsets if measured else stack_arrays(data.stacks)["stack_slice_offsets"]
+    if arrays is None:
+        return {}
+    per_stack = np.split(arrays, np.cumsum([g.n_slices for g in data.stacks])[:-1])
+    return {stem(Path(str(name))): np.round(o, 3).tolist() for name, o in zip(data.stack_names, per_stack)}
 
 
 def alignment_picture_path(output: Path) -> Path:
@@ -645,6 +646,7 @@ def report(
         heldout = _model_crossval(data, model, config)
     result["slice_offsets_mm"] = slice_offsets_mm(data)
     if data.misregistration_mm() is not None:
+        result["measured_offsets_mm"] = slice_offsets_mm(data, measured=True)
         result["misregistration_mm"] = data.misregistration_mm()
     result["stacks"] = [
         {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}

@@ -177,9 +177,15 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
             f"<p>Breath-hold misregistration measured from the masks and left in the memberships: "
             f"{report['misregistration_mm']:.1f} mm RMS in plane (<code>--align-slices</code> corrects it).</p>"
         )
+    measured = report.get("measured_offsets_mm", {})
     for name, offsets in report.get("slice_offsets_mm", {}).items():
         rows = [{"slice": k, "di mm": d[0], "dj mm": d[1], "dn mm": d[2]} for k, d in enumerate(offsets)]
-        parts += [f"<h2>Slice offsets of {html.escape(name)}</h2>", table(rows, ("slice", "di mm", "dj mm", "dn mm"))]
+        columns: tuple[str, ...] = ("slice", "di mm", "dj mm", "dn mm")
+        if name in measured:  # measured from the masks, applied or not
+            for row, m in zip(rows, measured[name]):
+                row.update({"measured di": m[0], "measured dj": m[1], "measured dn": m[2]})
+            columns += ("measured di", "measured dj", "measured dn")
+        parts += [f"<h2>Slice offsets of {html.escape(name)} (applied)</h2>", table(rows, columns)]
     stacks = report.get("stacks", [])
     if stacks:
         rows = [{"stack": s["name"], "thickness mm": s["thickness_mm"], "targets": s["targets"]} for s in stacks]
