@@ -152,9 +152,19 @@ def test_measured_offsets_are_kept_but_not_applied(tmp_path, caplog):
     from pycemrg_scar_reconstruction.training import fit
 
     quick, quiet = TrainConfig(max_epochs=3, batch_size=1024), RuntimeConfig(quiet=True)
-    sim = simulated_accuracy(measured, fit(measured, quick, quiet, progress=False), quick, quiet, mc_samples=2)
+    fitted = fit(measured, quick, quiet, progress=False)
+    sim = simulated_accuracy(measured, fitted, quick, quiet, mc_samples=2)
     assert sim["misregistration_mm"] == measured.misregistration_mm()
     assert misregistration_note(sim) == f"with the measured misregistration, {sim['misregistration_mm']:.1f} mm RMS"
+    # and the fit's verdict says what it cannot see
+    from pycemrg_scar_reconstruction.api import validate
+    from pycemrg_scar_reconstruction.config import ValidateConfig
+    from pycemrg_scar_reconstruction.metrics import format_report
+
+    checked = validate(measured, ValidateConfig(mc_samples=2), model=fitted)
+    assert checked["misregistration_mm"] == measured.misregistration_mm()
+    assert "mm (RMS) off the mesh" in format_report(checked).splitlines()[-1]
+    assert "off the mesh" not in format_report(validate(plain, ValidateConfig(mc_samples=2), model=fitted))
 
 
 def test_measuring_offsets_needs_a_volume_mesh(tmp_path):

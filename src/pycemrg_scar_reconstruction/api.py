@@ -25,7 +25,7 @@ from .config import (
     TrainConfig,
     ValidateConfig,
 )
-from .data import TrainingData, build_training_data, stack_arrays
+from .data import MISREGISTRATION_WARN_MM, TrainingData, build_training_data, stack_arrays
 from .errors import InputError, Interrupted
 from .forward import frame_search, overlap_share
 from .geometry import bounding_box
@@ -185,10 +185,6 @@ def _offsets_of(
         return result.offsets
 
     return offsets
-
-
-#: RMS misregistration (mm) over which a measured but uncorrected one is reported (about a pixel).
-MISREGISTRATION_WARN_MM = 1.5
 
 
 def _warn_misregistration(data: TrainingData, config: PrepareConfig) -> None:
@@ -546,7 +542,8 @@ def validate(
 
     Returns
     -------
-    The report (see :func:`.metrics.group_report`), with ``truth`` when asked.
+    The report (see :func:`.metrics.group_report`), with ``truth`` when asked and
+    ``misregistration_mm`` when the data's offsets were measured.
     """
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))
@@ -569,6 +566,8 @@ def validate(
         if "scar_uncertainty" in mesh_obj.point_data:
             uncertainty = _mesh_field(mesh_obj, "scar_uncertainty", mesh.path, data.n_nodes)  # type: ignore[union-attr]
     report = group_report(data, values, config.tolerance, config.min_share)
+    if data.misregistration_mm() is not None:
+        report["misregistration_mm"] = data.misregistration_mm()
     if config.truth:
         truth = _mesh_field(mesh_obj, config.truth, mesh.path, data.n_nodes)  # type: ignore[union-attr]
         report["truth"] = truth_report(values, truth, uncertainty)
@@ -645,9 +644,8 @@ def report(
     if config.heldout and heldout is None:
         heldout = _model_crossval(data, model, config)
     result["slice_offsets_mm"] = slice_offsets_mm(data)
-    if data.misregistration_mm() is not None:
+    if data.measured_offsets is not None:
         result["measured_offsets_mm"] = slice_offsets_mm(data, measured=True)
-        result["misregistration_mm"] = data.misregistration_mm()
     result["stacks"] = [
         {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}
         for name, g, mapping in zip(data.stack_names, data.stacks, data.stack_mapping)

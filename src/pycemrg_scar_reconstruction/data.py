@@ -52,6 +52,8 @@ from .stack import SliceStack, StackGeometry
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 3
+#: In-plane RMS misregistration (mm) over which a measured but uncorrected one is reported (about a pixel).
+MISREGISTRATION_WARN_MM = 1.5
 #: The array keys of the ``.npz`` besides the stack geometry (:data:`STACK_KEYS`) and the version.
 _ARRAY_FIELDS = (
     "points",

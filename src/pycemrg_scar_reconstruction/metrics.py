@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import TrainingData
+from .data import MISREGISTRATION_WARN_MM, TrainingData
 
 
 def dice(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> float:
@@ -144,6 +144,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"{verdict}: {100 * o['share_within']:.1f}% of groups within {report['tolerance']:g} "
         f"(required {100 * report['min_share']:.0f}%)"
     )
+    if report.get("misregistration_mm", 0.0) > MISREGISTRATION_WARN_MM:  # what the fit's verdict cannot see
+        lines.append(
+            f"  but the slices' masks sit {report['misregistration_mm']:.1f} mm (RMS) off the mesh: a breath-hold "
+            "misregistration left in the memberships, which the fit cannot show (--align-slices corrects it)"
+        )
     if "heldout" in report:  # after the verdict, which is the fit's
         lines += format_heldout(report["heldout"])
     return "\n".join(lines)
