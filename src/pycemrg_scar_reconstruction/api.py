@@ -206,8 +206,7 @@ def slice_offsets_mm(data: TrainingData, measured: bool = False) -> dict[str, li
     arrays = data.measured_offsets if measured else stack_arrays(data.stacks)["stack_slice_offsets"]
     if arrays is None:
         return {}
-    per_stack = np.split(arrays, np.cumsum([g.n_slices for g in data.stacks])[:-1])
-    return {stem(Path(str(name))): np.round(o, 3).tolist() for name, o in zip(data.stack_names, per_stack)}
+    return {stem(Path(str(name))): np.round(o, 3).tolist() for name, o in zip(data.stack_names, data.per_stack(arrays))}
 
 
 def alignment_picture_path(output: Path) -> Path:
