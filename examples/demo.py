@@ -31,7 +31,7 @@ from pycemrg_scar_reconstruction.api import baseline, crossval, output_paths, re
 from pycemrg_scar_reconstruction.config import CrossvalConfig, RuntimeConfig, ValidateConfig
 from pycemrg_scar_reconstruction.io.artifacts import load_model
 from pycemrg_scar_reconstruction.io.paths import write_json
-from pycemrg_scar_reconstruction.metrics import dice, mae, misregistration_note
+from pycemrg_scar_reconstruction.metrics import calibration_note, dice, mae, misregistration_note
 
 
 def main() -> None:
@@ -130,17 +130,14 @@ def main() -> None:
             f"{heldout['baseline_dice']['linear']:.3f} / {heldout['baseline_mae']['linear']:.4f}, nearest "
             f"{heldout['baseline_dice']['nearest']:.3f} / {heldout['baseline_mae']['nearest']:.4f}"
         )
-        cal = heldout["calibration"]
-        print(
-            f"uncertainty calibration on them: ECE {cal['ece_before']:.3f}, "
-            f"scaled by {cal['scale']:.2f}: {cal['ece_after']:.3f}"
-        )
+        print(f"uncertainty calibration on them: {calibration_note(heldout['calibration'])}")
         sim = heldout["simulated"]
         print(
             f"simulated 3D accuracy (the reconstruction as truth; optimistic; {misregistration_note(sim)}): "
             f"Dice {sim['dice']:.3f}, MAE {sim['mae']:.4f}; against the real truth above: Dice {result['truth']['dice']:.3f}"
         )
-    print(f"total {seconds:.0f} s; outputs in {out}/ (reconstruction.vtu, report.json, slices.png, mesh.png, training.png)")
+    pictures = "slices.png, mesh.png, training.png" + (", calibration.png" if heldout is not None else "")
+    print(f"total {seconds:.0f} s; outputs in {out}/ (reconstruction.vtu, report.json, {pictures})")
 
 
 if __name__ == "__main__":

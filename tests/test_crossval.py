@@ -6,11 +6,20 @@ import json
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from pycemrg_scar_reconstruction.api import prepare
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, RuntimeConfig, StackConfig, TrainConfig
-from pycemrg_scar_reconstruction.heldout import calibration, crossval, neighbour_baselines, slice_folds, subset, view_folds
+from pycemrg_scar_reconstruction.heldout import (
+    ONE_SIGMA,
+    calibration,
+    crossval,
+    neighbour_baselines,
+    slice_folds,
+    subset,
+    view_folds,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +75,45 @@ def test_neighbour_baselines_by_hand(data):
     assert checked > 10
 
 
-def test_calibration_finds_the_scale_of_a_too_narrow_spread():
+def test_calibration_map_of_uniform_errors_is_the_level():
+    """Hand-checkable: sigma 1 everywhere (floor 1, no spread) and |error| spread evenly over [0, 1],
+    so the interval holding a share p of the errors is p * sigma at every level."""
+    error = np.linspace(0.0, 1.0, 1001)
+    half = np.arange(1001) % 2 == 1
+    cal = calibration(error, np.zeros(1001), 1.0, half)
+    np.testing.assert_allclose(cal["multipliers"], cal["map_levels"], atol=1e-9)
+    assert cal["factor"] == pytest.approx(ONE_SIGMA) and cal["floor"] == pytest.approx(1.0)
+    assert cal["cross_fitted"] and cal["ece_after"] < 0.002  # the other half has the same errors
+    assert np.isnan(cal["rank_correlation"])  # one sigma for all: it cannot rank
+
+
+def test_calibration_adds_the_floor_a_too_narrow_spread_misses():
+    """Errors with sd sqrt(floor^2 + spread^2): the spread alone is far too narrow (ECE before
+    large), the floor and the map fix it (ECE after small, one-sigma factor about 1), and the
+    uncertainty ranks the errors."""
     rng = np.random.default_rng(0)
-    spread = rng.uniform(0.01, 0.05, 20000)
-    error = rng.normal(0, 2.0 * spread)
-    cal = calibration(error, spread)
-    assert cal["scale"] == pytest.approx(2.0, rel=0.03)
-    assert cal["ece_before"] > 0.2 and cal["ece_after"] < 0.02
+    spread = rng.uniform(0.0, 0.1, 20000)
+    error = rng.normal(0, np.sqrt(0.05**2 + spread**2))
+    cal = calibration(error, spread, 0.05, rng.random(20000) < 0.5)
+    assert cal["ece_before"] > 0.1 and cal["ece_after"] < 0.02
+    assert cal["factor"] == pytest.approx(1.0, rel=0.05)
+    assert cal["rank_correlation"] > 0.2
+
+
+def test_calibration_of_non_gaussian_errors_beats_one_scale():
+    """Half the errors near 0 (a clipped background predicted near 0), half Laplace: no single factor
+    on a Gaussian fits every level, the quantile map does (checked on the other half)."""
+    rng = np.random.default_rng(1)
+    n = 20000
+    error = np.where(rng.random(n) < 0.5, rng.normal(0, 0.002, n), rng.laplace(0, 0.05, n))
+    cal = calibration(error, np.full(n, 0.01), 0.0, rng.random(n) < 0.5)
+    assert cal["ece_after"] < 0.02
+    z = norm.ppf(0.5 + np.asarray(cal["levels"]) / 2)
+    best_scale = min(  # the best single factor, even fitted on the errors it is checked on
+        np.mean(np.abs([np.mean(np.abs(error) <= zq * s * 0.01) - lv for zq, lv in zip(z, cal["levels"])]))
+        for s in np.geomspace(0.1, 100, 400)
+    )
+    assert best_scale > 0.1
 
 
 def test_crossval_reports_held_out_figures(data, tmp_path, capsys):
@@ -94,7 +135,7 @@ def test_crossval_reports_held_out_figures(data, tmp_path, capsys):
     assert "held-out pixels" in capsys.readouterr().out
 
 
-def test_run_calibrate_stores_the_scale_and_predict_applies_it(small_case, tmp_path):
+def test_run_calibrate_stores_the_recalibration_and_predict_applies_it(small_case, tmp_path):
     import dataclasses
 
     from pycemrg_scar_reconstruction.io.artifacts import load_model
@@ -112,17 +153,23 @@ def test_run_calibrate_stores_the_scale_and_predict_applies_it(small_case, tmp_p
     assert measured.shape == np.asarray(report["slice_offsets_mm"]["lge"]).shape
     assert np.sqrt(np.mean(np.sum(measured[:, :2] ** 2, axis=1))) == pytest.approx(mm, abs=0.01)  # none applied
     assert "measured di" in (tmp_path / "o_report" / "report.html").read_text()
-    scale = report["heldout"]["calibration"]["scale"]
-    assert fitted.uncertainty_scale == pytest.approx(scale) and scale != 1.0
+    cal = report["heldout"]["calibration"]
+    assert fitted.uncertainty_factor == pytest.approx(cal["factor"]) and cal["factor"] != 1.0
+    assert fitted.uncertainty_floor > 0
     assert {"holdout_dice", "holdout_mae", "interior", "end", "baseline_dice"} <= set(report["heldout"])
     assert "Held-out" in (tmp_path / "o_report" / "report.html").read_text()
+    assert (tmp_path / "o_report" / "calibration.png").stat().st_size > 1000  # the reliability diagram
     from pycemrg_scar_reconstruction.io.artifacts import load_training_data
 
     nodes = load_training_data(tmp_path / "o_data.npz").points
     calibrated = predict_nodes(fitted, nodes, 4, 0)
-    plain = predict_nodes(dataclasses.replace(fitted, uncertainty_scale=1.0), nodes, 4, 0)
+    plain = predict_nodes(dataclasses.replace(fitted, uncertainty_floor=0.0, uncertainty_factor=1.0), nodes, 4, 0)
     sup = calibrated.supervised.astype(bool)
-    np.testing.assert_allclose(calibrated.uncertainty[sup], scale * plain.uncertainty[sup], rtol=1e-5, atol=1e-7)
+    expected = cal["factor"] * np.sqrt(fitted.uncertainty_floor**2 + plain.uncertainty[sup] ** 2)
+    np.testing.assert_allclose(calibrated.uncertainty[sup], expected, rtol=1e-5, atol=1e-7)
+    earlier = {k: v for k, v in fitted.to_checkpoint().items() if k not in ("uncertainty_floor", "uncertainty_factor")}
+    older = type(fitted).from_checkpoint({**earlier, "uncertainty_scale": 2.5})  # a model calibrated by one scale
+    assert (older.uncertainty_floor, older.uncertainty_factor) == (0.0, 2.5)
 
 
 def test_a_slice_equal_to_its_neighbours_is_predicted_well(data):

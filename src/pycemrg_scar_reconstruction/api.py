@@ -482,7 +482,8 @@ def reconstruct(
     (see :func:`output_paths`). The report holds the pictures, ``report.json`` and ``report.html``
     (group check with ``check``; ``command`` recorded when given). With ``calibration.calibrate``
     the model is cross-validated after training (one training per fold), the held-out calibration
-    factor of its spread is stored in it, and the held-out figures go into the report.
+    of its uncertainty (the fit residual floor and the one-sigma multiple of the held-out quantile
+    map, :func:`.heldout.calibration`) is stored in it, and the held-out figures go into the report.
     """
     paths = {
         **output_paths(output),
@@ -501,9 +502,16 @@ def reconstruct(
         heldout = crossval(
             data, train_config, runtime, calibration, predict_config.mc_samples, predict_config.mc_seed, fitted
         )
-        fitted.uncertainty_scale = heldout["calibration"]["scale"]
+        from .heldout import fit_residual_sd
+
+        fitted.uncertainty_floor = fit_residual_sd(fitted, data, predict_config.mc_samples, predict_config.mc_seed)
+        fitted.uncertainty_factor = heldout["calibration"]["factor"]
         save_model(fitted, paths["model"])
-        logger.info("held-out calibration: the spread is scaled by %.3f", fitted.uncertainty_scale)
+        logger.info(
+            "held-out calibration: uncertainty = %.3f * sqrt(%.4f^2 + MC spread^2)",
+            fitted.uncertainty_factor,
+            fitted.uncertainty_floor,
+        )
     result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config, runtime)
     if with_report:
         mesh = prepare_config.mesh.model_copy(update={"path": paths["mesh"]})
@@ -623,13 +631,13 @@ def report(
     command: str | None = None,
     heldout: dict | None = None,
 ) -> dict:
-    """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model), ``report.json`` and
-    ``report.html`` (all of it on one self-contained page).
+    """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model), ``calibration.png``
+    (with held-out figures), ``report.json`` and ``report.html`` (all of it on one self-contained page).
 
     ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
     ``command`` (the command line that made the result) is recorded when given.
     """
-    from .figures import plot_mesh, plot_slices, plot_training
+    from .figures import plot_calibration, plot_mesh, plot_slices, plot_training
     from .report_page import report_page, versions
 
     out = Path(output_dir)
@@ -679,11 +687,13 @@ def report(
     pictures = {
         "Slices: input pixels, reconstruction's group means, difference": out / "slices.png",
         "Mesh: scar probability and uncertainty": out / "mesh.png",
-        "Training: group loss per epoch": out / "training.png",
     }
-    page = report_page(
-        result, pictures if model is not None else dict(list(pictures.items())[:2]), f"Scar reconstruction: {mesh.path}"
-    )
+    if model is not None:
+        pictures["Training: group loss per epoch"] = out / "training.png"
+    if heldout is not None and heldout.get("calibration"):
+        plot_calibration(heldout["calibration"], out / "calibration.png")
+        pictures["Uncertainty calibration on the held-out pixels"] = out / "calibration.png"
+    page = report_page(result, pictures, f"Scar reconstruction: {mesh.path}")
     with atomic_output(out / "report.html") as tmp:
         tmp.write_text(page)
     return result

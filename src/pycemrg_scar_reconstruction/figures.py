@@ -1,4 +1,5 @@
-"""Pictures a person looks at: input vs reconstruction per slice, the mesh, the loss curve.
+"""Pictures a person looks at: input vs reconstruction per slice, the mesh, the loss curve, the
+calibration of the uncertainty.
 
 (The module is not called ``report``: that is the API function that writes these pictures.)
 
@@ -90,6 +91,26 @@ def plot_training(history: Sequence[dict[str, float]], path: Path, best_epoch: i
     ax2.plot(epochs, [h["lr"] for h in history], color="C1", lw=0.8, alpha=0.7)
     ax2.set_ylabel("learning rate", color="C1")
     ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def plot_calibration(cal: dict[str, Any], path: Path) -> None:
+    """Reliability diagram of a :func:`.heldout.calibration` result: the share of held-out errors
+    inside each central interval against its level, for the MC spread as a Gaussian sd and for
+    the recalibrated uncertainty (checked on the other half of the slices)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    ax.plot(cal["levels"], cal["coverage_before"], "o-", color="C3", label=f"MC spread (ECE {cal['ece_before']:.3f})")
+    ax.plot(cal["levels"], cal["coverage_after"], "s-", color="C0", label=f"recalibrated (ECE {cal['ece_after']:.3f})")
+    ax.set_xlabel("interval level")
+    ax.set_ylabel("share of held-out errors inside")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     with atomic_output(Path(path)) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

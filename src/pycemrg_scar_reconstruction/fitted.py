@@ -15,7 +15,9 @@ data_hash           fingerprint of the training data
 data_summary        nodes, groups, memberships, supervised nodes, stacks, group sampling
 history             per-epoch loss, learning rate and seconds
 best_epoch, stop_reason, seconds, package_version, torch_version
-uncertainty_scale   factor on the MC-dropout spread from held-out calibration (absent: 1)
+uncertainty_floor   held-out calibration: the fit residual sd added to the MC spread (absent: 0)
+uncertainty_factor  held-out calibration: the multiple of the result written as uncertainty
+                    (absent: the earlier ``uncertainty_scale``, else 1)
 ==================  =====================================================================
 """
 
@@ -74,8 +76,10 @@ class FittedModel:
     best_epoch: int = 0
     stop_reason: str = ""
     seconds: float = 0.0
-    #: Factor on the MC-dropout spread that calibrates it on held-out pixels (1: not calibrated).
-    uncertainty_scale: float = 1.0
+    #: Held-out calibration (:func:`.heldout.calibration`): the written uncertainty is
+    #: ``uncertainty_factor * sqrt(uncertainty_floor^2 + spread^2)`` (0 and 1: the MC spread as is).
+    uncertainty_floor: float = 0.0
+    uncertainty_factor: float = 1.0
 
     def normalised(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) normalised coordinates of world-mm points."""
@@ -99,7 +103,8 @@ class FittedModel:
             "best_epoch": self.best_epoch,
             "stop_reason": self.stop_reason,
             "seconds": self.seconds,
-            "uncertainty_scale": float(self.uncertainty_scale),
+            "uncertainty_floor": float(self.uncertainty_floor),
+            "uncertainty_factor": float(self.uncertainty_factor),
             "package_version": __version__,
             "torch_version": str(torch.__version__),
         }
@@ -124,9 +129,10 @@ class FittedModel:
             raise ValueError(
                 "the coordinate normalisation (norm_center, norm_scale) is not 3 finite numbers and a positive scale"
             )
-        uncertainty_scale = float(ckpt.get("uncertainty_scale", 1.0))
-        if not (np.isfinite(uncertainty_scale) and uncertainty_scale > 0):
-            raise ValueError("uncertainty_scale is not a positive number")
+        floor = float(ckpt.get("uncertainty_floor", 0.0))
+        factor = float(ckpt.get("uncertainty_factor", ckpt.get("uncertainty_scale", 1.0)))  # earlier: one scale
+        if not (np.isfinite(floor) and floor >= 0 and np.isfinite(factor) and factor > 0):
+            raise ValueError("uncertainty_floor/uncertainty_factor are not a number >= 0 and a positive number")
         stored = json.loads(ckpt["config"])
         config = TrainConfig.model_validate({k: v for k, v in stored.items() if k not in _RUNTIME_KEYS})
         net = ScarMLP(config.model, seed=config.seed)  # B is a buffer: the state dict restores its stretch
@@ -145,5 +151,6 @@ class FittedModel:
             best_epoch=int(ckpt["best_epoch"]),
             stop_reason=str(ckpt["stop_reason"]),
             seconds=float(ckpt["seconds"]),
-            uncertainty_scale=uncertainty_scale,
+            uncertainty_floor=floor,
+            uncertainty_factor=factor,
         )

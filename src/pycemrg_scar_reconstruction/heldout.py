@@ -36,8 +36,12 @@ from .training import fit
 
 logger = logging.getLogger(__name__)
 
-#: Central-interval levels at which the calibration of the spread is checked.
+#: Central-interval levels at which the calibration of the uncertainty is checked.
 CALIBRATION_LEVELS = np.linspace(0.1, 0.9, 9)
+#: Levels at which the held-out quantile map is fitted (interpolated linearly between them).
+MAP_LEVELS = np.linspace(0.05, 0.95, 19)
+#: The central level of +-1 standard deviation of a Gaussian: the written uncertainty's interval.
+ONE_SIGMA = float(2 * norm.cdf(1.0) - 1)
 
 
 def slice_folds(data: TrainingData, folds: int | None = None) -> np.ndarray:
@@ -97,13 +101,25 @@ def heldout_group_means(
     return means.mean(axis=0), means.std(axis=0)
 
 
+def fit_residual_sd(fitted: Any, data: TrainingData, samples: int, seed: int) -> float:
+    """RMS of the fit's residuals (target minus MC-mean group mean) over all groups of ``data``:
+    the part of a pixel the model does not explain even where it was trained (pixel noise)."""
+    mean, _ = heldout_group_means(fitted, data, np.arange(data.n_groups), samples, seed)
+    return float(np.sqrt(np.mean((data.group_target - mean) ** 2)))
+
+
 def predict_held_out(
     data: TrainingData, held: np.ndarray, config: TrainConfig, runtime: RuntimeConfig, mc_samples: int, mc_seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train without the ``held`` groups ((G,) bool) and predict them: (group indices, MC mean, spread)."""
-    fitted = fit(subset(data, ~held), config, runtime, progress=False)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Train without the ``held`` groups ((G,) bool) and predict them.
+
+    Returns (group indices, MC mean, spread, the fold's fit residual sd (:func:`fit_residual_sd`)).
+    """
+    train = subset(data, ~held)
+    fitted = fit(train, config, runtime, progress=False)
     groups = np.flatnonzero(held)
-    return (groups, *heldout_group_means(fitted, data, groups, mc_samples, mc_seed))
+    mean, spread = heldout_group_means(fitted, data, groups, mc_samples, mc_seed)
+    return groups, mean, spread, fit_residual_sd(fitted, train, mc_samples, mc_seed)
 
 
 #: The training data of a worker process (set once by :func:`_start_worker`, not sent per fold).
@@ -118,7 +134,7 @@ def _start_worker(data: TrainingData, threads: int) -> None:
 
 def _worker_fold(
     held: np.ndarray, config: TrainConfig, runtime: RuntimeConfig, mc_samples: int, mc_seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     assert _WORKER_DATA is not None
     return predict_held_out(_WORKER_DATA, held, config, runtime, mc_samples, mc_seed)
 
@@ -168,7 +184,7 @@ def run_folds(
     mc_samples: int,
     mc_seed: int,
     workers: int = 1,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
     """:func:`predict_held_out` of every ``helds`` mask ((G,) bool each), in order.
 
     With ``workers`` > 1 the folds train at once in that many spawned processes (the data are sent
@@ -182,9 +198,9 @@ def run_folds(
 
     ticker = Ticker()
     bar = tqdm(total=len(helds), unit="fold", disable=True if runtime.quiet else None, leave=False, dynamic_ncols=True)
-    results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    results: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
 
-    def done(result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def done(result: tuple[np.ndarray, np.ndarray, np.ndarray, float]) -> None:
         results.append(result)
         bar.update()
         ticker.tick("cross-validation: %d of %d folds, %.0f s", len(results), len(helds), ticker.elapsed)
@@ -248,32 +264,92 @@ def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.nd
     return out
 
 
-def calibration(error: np.ndarray, spread: np.ndarray) -> dict[str, Any]:
-    """How well the MC spread describes the held-out errors, before and after one scale factor.
+def interval_multipliers(error: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """(len(MAP_LEVELS),) the held-out quantile map: at each level of :data:`MAP_LEVELS`, the
+    multiple of ``sigma`` that holds that share of the ``|error|`` ((n,) each)."""
+    return np.quantile(np.abs(error) / sigma, MAP_LEVELS)
 
-    For central Gaussian intervals at :data:`CALIBRATION_LEVELS`, the observed share of errors
-    within ``z * spread`` against the level; the expected calibration error (ECE) is the mean
-    absolute gap. The scale is the robust Gaussian factor ``median(|error| / spread) / z(0.75)``:
-    it makes the 50% interval hold half of the errors, and a few near-zero spreads cannot blow it
-    up (the maximum-likelihood factor ``sqrt(mean(error^2 / spread^2))`` came out at 4e4 on a
-    75,000-node case for that reason).
+
+def _coverage(error: np.ndarray, sigma: np.ndarray, multipliers: np.ndarray) -> np.ndarray:
+    """Share of ``|error|`` within ``multipliers[i] * sigma``, per level."""
+    return np.array([np.mean(np.abs(error) <= m * sigma) for m in multipliers])
+
+
+def calibration(error: np.ndarray, spread: np.ndarray, floor: np.ndarray | float, half: np.ndarray) -> dict[str, Any]:
+    """How well the uncertainty describes the held-out errors: the MC spread as it is, and recalibrated.
+
+    The recalibration (Kuleshov et al. 2018, for central intervals): a pixel's scale is
+    ``sigma = sqrt(floor^2 + spread^2)``, with ``floor`` the fit's residual sd (the pixel noise a
+    prediction of a pixel cannot avoid, from the training pixels; :func:`fit_residual_sd`), and
+    the held-out quantiles of ``|error| / sigma`` at :data:`MAP_LEVELS` map a level to its
+    interval's multiple of sigma. The errors are not Gaussian (about half of the targets are
+    exactly 0), so a single factor cannot fit every level.
+
+    Parameters
+    ----------
+    error, spread : (n,) held-out error (prediction - target) and MC spread of each pixel.
+    floor : scalar or (n,) fit residual sd of the model (fold) that predicted each pixel.
+    half : (n,) bool, two halves of the pixels (e.g. odd and even slices). The ECE after is
+        cross-fitted: the map fitted on one half is checked on the other, both ways, and the two
+        ECEs averaged (not the pooled coverage, in which opposite misfits cancel).
+
+    Returns
+    -------
+    dict: ``levels`` (:data:`CALIBRATION_LEVELS`); ``coverage_before``/``ece_before``: central
+    Gaussian intervals of the spread alone; ``coverage_after``/``ece_after``: the map, cross-fitted
+    (coverage: the mean of both directions'; ECE: the mean absolute gap between coverage and
+    level, per direction, averaged); ``multipliers`` (the map fitted
+    on all pixels, at ``map_levels``), ``factor`` (its multiple at :data:`ONE_SIGMA`, which
+    ``run --calibrate`` stores), ``floor`` (mean), ``rank_correlation`` (Spearman of sigma with
+    ``|error|``: whether the uncertainty says which pixels are wrong, which the ECE does not).
     """
-    spread = np.maximum(np.asarray(spread, np.float64), 1e-6)
+    from scipy.stats import spearmanr
+
     error = np.abs(np.asarray(error, np.float64))
+    spread = np.maximum(np.asarray(spread, np.float64), 1e-6)
+    sigma = np.sqrt(np.broadcast_to(np.asarray(floor, np.float64), spread.shape) ** 2 + spread**2)
+    half = np.asarray(half, bool)
     z = norm.ppf(0.5 + CALIBRATION_LEVELS / 2)
-    scale = float(np.median(error / spread) / norm.ppf(0.75)) if len(error) else 1.0
-
-    def coverage(s: np.ndarray) -> np.ndarray:
-        return np.array([np.mean(error <= zq * s) for zq in z]) if len(error) else np.full(len(z), np.nan)
-
-    before, after = coverage(spread), coverage(scale * spread)
+    out: dict[str, Any] = {"levels": CALIBRATION_LEVELS.round(2).tolist(), "map_levels": MAP_LEVELS.round(2).tolist()}
+    if not len(error):
+        nan = [float("nan")] * len(z)
+        return {
+            **out,
+            "coverage_before": nan,
+            "coverage_after": nan,
+            "ece_before": float("nan"),
+            "ece_after": float("nan"),
+            "multipliers": [float("nan")] * len(MAP_LEVELS),
+            "factor": 1.0,
+            "floor": float("nan"),
+            "rank_correlation": float("nan"),
+        }
+    before = _coverage(error, spread, z)
+    multipliers = interval_multipliers(error, sigma)
+    if half.any() and not half.all():
+        # each direction judged alone: pooled, a map too wide one way and too narrow the other cancel
+        checked = [
+            _coverage(
+                error[on], sigma[on], np.interp(CALIBRATION_LEVELS, MAP_LEVELS, interval_multipliers(error[by], sigma[by]))
+            )
+            for by, on in ((half, ~half), (~half, half))
+        ]
+    else:  # one half empty: nothing to check on, the in-sample coverage is all there is
+        checked = [_coverage(error, sigma, np.interp(CALIBRATION_LEVELS, MAP_LEVELS, multipliers))]
+    after = np.mean(checked, axis=0)
+    varies = len(error) > 2 and np.ptp(sigma) > 0 and np.ptp(error) > 0
+    rank = spearmanr(sigma, error)[0] if varies else float("nan")  # a constant has no rank
     return {
-        "levels": CALIBRATION_LEVELS.round(2).tolist(),
+        **out,
         "coverage_before": before.round(4).tolist(),
         "coverage_after": after.round(4).tolist(),
         "ece_before": float(np.mean(np.abs(before - CALIBRATION_LEVELS))),
-        "ece_after": float(np.mean(np.abs(after - CALIBRATION_LEVELS))),
-        "scale": scale,
+        "ece_after": float(np.mean([np.mean(np.abs(c - CALIBRATION_LEVELS)) for c in checked])),
+        "multipliers": multipliers.round(4).tolist(),
+        "factor": float(np.interp(ONE_SIGMA, MAP_LEVELS, multipliers)),
+        "floor": float(np.mean(sigma**2 - spread**2) ** 0.5),
+        "rank_correlation": float(rank),
+        "cross_fitted": bool(half.any() and not half.all()),
     }
 
 
@@ -321,16 +397,16 @@ def crossval(
         raise InputError(f"cross-validation needs at least 2 folds; the data have {len(fold_ids)} (`holdout` {holdout})")
     first_last = {(s, 0) for s in range(len(data.stacks))} | {(s, g.n_slices - 1) for s, g in enumerate(data.stacks)}
     n = data.n_groups
-    mean, spread = np.full(n, np.nan), np.full(n, np.nan)
+    mean, spread, floor = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     base = {"nearest": np.full(n, np.nan), "linear": np.full(n, np.nan)}
     per_fold = []
     end_group = np.zeros(n, bool)
     helds = [fold_of == f for f in fold_ids]
     workers = fold_workers(runtime, len(helds), workers)
-    for f, held, (groups, m, sd) in zip(
+    for f, held, (groups, m, sd, fold_floor) in zip(
         fold_ids, helds, run_folds(data, helds, config, runtime, mc_samples, mc_seed, workers)
     ):
-        mean[groups], spread[groups] = m, sd
+        mean[groups], spread[groups], floor[groups] = m, sd, fold_floor
         slices = {(int(s), int(k)) for s, k in zip(data.group_stack[held], data.group_slice[held])}
         is_end = holdout == "slices" and bool(slices & first_last)
         end_group[groups] = is_end
@@ -350,7 +426,7 @@ def crossval(
         "pixels": everything["pixels"],
         "interior": _scores(data.group_target[~end_group], mean[~end_group]),
         "end": _scores(data.group_target[end_group], mean[end_group]),
-        "calibration": calibration(mean - data.group_target, spread),
+        "calibration": calibration(mean - data.group_target, spread, floor, data.group_slice % 2 == 1),
         "per_fold": per_fold,
         "workers": workers,
     }
@@ -371,7 +447,7 @@ def gap_predictions(
     mc_seed: int = 0,
     workers: int | None = None,
     gaps: tuple[int, ...] = (2, 3),
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Held-out predictions of every interior slice at gaps of 2 and 3 spacings.
 
     Each interior slice k is left out alone (the gap between the bracketing training slices is
@@ -380,7 +456,8 @@ def gap_predictions(
 
     Returns
     -------
-    {gap: (mean, spread)} for ``gaps`` (2, 3 or both), each (G,) over all groups, NaN where not predicted.
+    {gap: (mean, spread, floor)} for ``gaps`` (2, 3 or both), each (G,) over all groups, NaN where
+    not predicted (floor: the fit residual sd of the fold that predicted the group).
     """
     pairs = np.column_stack([data.group_stack, data.group_slice])
     runs: list[tuple[int, np.ndarray]] = []
@@ -395,12 +472,15 @@ def gap_predictions(
                     runs.append((gap, held))
     helds = [held for _, held in runs]
     results = run_folds(data, helds, config, runtime, mc_samples, mc_seed, fold_workers(runtime, len(helds), workers))
-    out = {gap: (np.full(data.n_groups, np.nan), np.full(data.n_groups, np.nan)) for gap in gaps}
-    for (gap, _), (groups, m, sd) in zip(runs, results):
-        mean, spread = out[gap]
+    out = {
+        gap: (np.full(data.n_groups, np.nan), np.full(data.n_groups, np.nan), np.full(data.n_groups, np.nan)) for gap in gaps
+    }
+    for (gap, _), (groups, m, sd, fold_floor) in zip(runs, results):
+        mean, spread, floor = out[gap]
         seen = np.isfinite(mean[groups])
         mean[groups] = np.where(seen, 0.5 * (mean[groups] + m), m)
         spread[groups] = np.where(seen, 0.5 * (spread[groups] + sd), sd)
+        floor[groups] = np.where(seen, 0.5 * (floor[groups] + fold_floor), fold_floor)
     return out
 
 

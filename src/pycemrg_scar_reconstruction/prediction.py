@@ -1,4 +1,5 @@
-"""MC-dropout prediction on mesh nodes: probability (mean) and uncertainty (standard deviation).
+"""MC-dropout prediction on mesh nodes: probability (mean) and uncertainty (standard deviation;
+on a calibrated model the half-width of the held-out-calibrated central 68% interval).
 
 Nodes are processed in batches sized from a memory budget, so meshes of millions of nodes fit.
 """
@@ -214,7 +215,8 @@ def predict_nodes(
         )
     mean, std = np.zeros(n, np.float32), np.zeros(n, np.float32)
     mean[in_region], std[in_region] = mc_predict(fitted, points[in_region], samples, seed, device, memory_mb)
-    std *= np.float32(fitted.uncertainty_scale)  # held-out calibration (1 when the model was not calibrated)
+    if fitted.uncertainty_floor > 0 or fitted.uncertainty_factor != 1:  # held-out calibration
+        std = np.float32(fitted.uncertainty_factor) * np.sqrt(np.float32(fitted.uncertainty_floor) ** 2 + std**2)
     sup = supervised_nodes(fitted, points).astype(bool) & in_region
     distance = support_distance(points, sup)
     cutoff = default_support_mm(fitted) if support_mm is None else float(support_mm)

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .metrics import misregistration_note
+from .metrics import calibration_note, misregistration_note
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -149,9 +149,9 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
         ]
         if cal:
             parts.append(
-                f"<p>Uncertainty calibration on the held-out pixels: ECE {cal['ece_before']:.3f}; the spread scaled by "
-                f"{cal['scale']:.3g}: ECE {cal['ece_after']:.3f} (<code>run --calibrate</code> stores the factor in "
-                "the model).</p>"
+                f"<p>Uncertainty calibration on the held-out pixels: {html.escape(calibration_note(cal))}. "
+                "<code>run --calibrate</code> stores the recalibration in the model, so the written "
+                "uncertainty is the half-width of the central 68% interval of a pixel's value.</p>"
             )
         if "simulated" in h:
             sim = h["simulated"]
