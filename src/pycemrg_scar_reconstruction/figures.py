@@ -105,7 +105,13 @@ def plot_calibration(cal: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
     ax.plot(cal["levels"], cal["coverage_before"], "o-", color="C3", label=f"MC spread (ECE {cal['ece_before']:.3f})")
-    ax.plot(cal["levels"], cal["coverage_after"], "s-", color="C0", label=f"recalibrated (ECE {cal['ece_after']:.3f})")
+    ax.plot(
+        cal["levels"],
+        cal["coverage_after"],
+        "s-",
+        color="C0",
+        label=f"recalibrated, on the other half (ECE {cal['ece_after']:.3f})",
+    )
     ax.set_xlabel("interval level")
     ax.set_ylabel("share of held-out errors inside")
     ax.set_xlim(0, 1)
