@@ -15,7 +15,10 @@ The expected calibration error (ECE, central intervals at levels 0.1-0.9) is pri
 
 Issue 17's target is an ECE <= 0.05 after recalibration.
 
-    .venv/bin/python benchmarks/calibration.py [--nodes 40000] [--cases crossval fresh]
+    .venv/bin/python benchmarks/calibration.py [--nodes 40000] [--cases crossval fresh] [--seeds ...] [--save DIR]
+
+``--save`` keeps each case's held-out error, spread, floor and slice of every pixel (one ``.npz``
+each), so other recalibrations can be compared without training again.
 """
 
 from __future__ import annotations
@@ -71,10 +74,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=40_000)
     parser.add_argument("--cases", nargs="+", choices=("crossval", "fresh"), default=["crossval", "fresh"])
+    parser.add_argument("--seeds", type=int, nargs="+", help="only the cases of these seeds")
+    parser.add_argument("--save", type=Path, help="keep each case's per-pixel figures here")
     args = parser.parse_args()
     print(f"nodes~{args.nodes}; load {os.getloadavg()[0]:.2f}")
     rows = [(*row, False) for row in TUNING_CASES] if "crossval" in args.cases else []
     rows += FRESH_CASES if "fresh" in args.cases else []
+    rows = [row for row in rows if args.seeds is None or row[0] in args.seeds]
     print(
         "| seed | shift | kind | scar scale | BiV | ECE before | one scale (odd/even) | shipped (odd/even) | "
         "shipped (lower/upper) | floor | factor | rank | s |"
@@ -88,6 +94,17 @@ def main() -> None:
             case = varied_case(seed, spacing, noise, shift, intensity, scale, args.nodes, biv)
             data, _, _ = synthetic_data(case, Path(tmp) / str(seed))
             error, spread, floor = held_out(data, config)
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                np.savez(
+                    args.save / f"case{seed:02d}.npz",
+                    error=error,
+                    spread=spread,
+                    floor=floor,
+                    stack=data.group_stack,
+                    slice=data.group_slice,
+                    target=data.group_target,
+                )
             k = data.group_slice
             lower = np.zeros(data.n_groups, bool)
             for s, g in enumerate(data.stacks):
