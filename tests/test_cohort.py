@@ -167,6 +167,7 @@ good2,mesh.vtu,lge.nii.gz,6,30,scar_truth,,true,2,true
         assert (out / good / "scar.vtu").exists() and (out / good / "scar_report" / "report.json").exists()
     assert rows["good1"]["holdout_dice"] == "" and 0 <= float(rows["good2"]["holdout_mae"]) <= 1  # calibrate: held-out
     assert rows["good1"]["simulated_dice"] == "" and 0 <= float(rows["good2"]["simulated_dice"]) <= 1
+    assert rows["good1"]["calibration_ece"] == "" and 0 <= float(rows["good2"]["calibration_ece"]) <= 0.5
     assert rows["good2"]["misregistration_mm"] == ""  # no mask, nothing measured
     assert "good1" in (out / "cohort.html").read_text()
 

@@ -50,6 +50,7 @@ COLUMNS = (
     "holdout_dice",
     "holdout_mae",
     "simulated_dice",
+    "calibration_ece",
     "misregistration_mm",
     "output",
 )
@@ -144,6 +145,7 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
             holdout_dice=round(heldout["holdout_dice"], 4) if "holdout_dice" in heldout else "",
             holdout_mae=round(heldout["holdout_mae"], 5) if "holdout_mae" in heldout else "",
             simulated_dice=round(heldout["simulated"]["dice"], 4) if "simulated" in heldout else "",
+            calibration_ece=round(heldout["calibration"]["ece_after"], 4) if "calibration" in heldout else "",
             misregistration_mm=round(report["misregistration_mm"], 2) if "misregistration_mm" in report else "",
             output=str(output),
         )

@@ -282,8 +282,8 @@ def calibration(error: np.ndarray, spread: np.ndarray, floor: np.ndarray | float
     ``sigma = sqrt(floor^2 + spread^2)``, with ``floor`` the fit's residual sd (the pixel noise a
     prediction of a pixel cannot avoid, from the training pixels; :func:`fit_residual_sd`), and
     the held-out quantiles of ``|error| / sigma`` at :data:`MAP_LEVELS` map a level to its
-    interval's multiple of sigma. The errors are not Gaussian (about half of the targets are
-    exactly 0), so a single factor cannot fit every level.
+    interval's multiple of sigma. The errors are not Gaussian (on the synthetic cases about half
+    of the targets are exactly 0, the clipped background), so a single factor cannot fit every level.
 
     Parameters
     ----------
@@ -298,9 +298,9 @@ def calibration(error: np.ndarray, spread: np.ndarray, floor: np.ndarray | float
     dict: ``levels`` (:data:`CALIBRATION_LEVELS`); ``coverage_before``/``ece_before``: central
     Gaussian intervals of the spread alone; ``coverage_after``/``ece_after``: the map, cross-fitted
     (coverage: the mean of both directions'; ECE: the mean absolute gap between coverage and
-    level, per direction, averaged); ``multipliers`` (the map fitted
-    on all pixels, at ``map_levels``), ``factor`` (its multiple at :data:`ONE_SIGMA`, which
-    ``run --calibrate`` stores), ``floor`` (mean), ``rank_correlation`` (Spearman of sigma with
+    level, per direction, averaged); ``multipliers`` (the map fitted on all pixels, at
+    ``map_levels``), ``cross_fitted`` (False when one half is empty: "after" is then in-sample), ``factor`` (its multiple at :data:`ONE_SIGMA`, which
+    ``run --calibrate`` stores), ``floor`` (RMS over the pixels), ``rank_correlation`` (Spearman of sigma with
     ``|error|``: whether the uncertainty says which pixels are wrong, which the ECE does not).
     """
     from scipy.stats import spearmanr
