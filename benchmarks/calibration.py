@@ -1,24 +1,28 @@
-"""Calibration of the uncertainty on held-out pixels: the MC spread as it is, one scale, the shipped map.
+"""Calibration of the uncertainty on held-out pixels: the MC spread, one scale, a floor, the shipped recalibration.
 
 On the ten cases of ``crossval.py`` and the eight fresh ones of ``simulated.py`` (seeds, spacing
 8-12 mm, noise, uncorrected breath-hold shifts, raw intensities, scar sizes, biventricular meshes),
 every slice is left out once with the defaults (as ``crossval`` does) and its pixels predicted.
 The expected calibration error (ECE, central intervals at levels 0.1-0.9) is printed:
 
-- before: the MC spread as a Gaussian standard deviation;
-- one scale: the spread times one robust factor (the recalibration shipped before the map);
-- shipped: :func:`heldout.calibration`: the fold's fit residual sd added to the spread, and the
-  held-out quantile map. Both recalibrations are fitted on one half of the slices and checked on
-  the other (odd / even slices as ``crossval`` reports it, and the harder lower / upper half of
-  each stack), so "after" is never judged on the pixels it was fitted to;
-- rank: Spearman of the shipped sigma with the held-out |error| (what the ECE cannot show).
+- before: the MC spread as a Gaussian sd;
+- one scale: the spread times one robust factor (the recalibration shipped before);
+- floor + map: the fold's fit residual sd added to the spread and one held-out quantile map;
+- shipped: :func:`calibration.calibration`: the floor, a border term ``c sqrt(p (1 - p))`` of the
+  predicted probability and a quantile map per band of probability; overall and per band
+  (background / border / scar; "-" where a band has too few pixels to judge).
+All recalibrations are fitted on one half of the slices and checked on the other, both ways, and
+the two ECEs averaged: odd against even slices (as ``crossval`` reports it), and for the shipped one
+also the lower against the upper half of the stack. "rank" is Spearman of the uncertainty with the
+held-out |error| (what the ECE cannot show), for floor + map and shipped.
 
 Issue 17's target is an ECE <= 0.05 after recalibration.
 
     .venv/bin/python benchmarks/calibration.py [--nodes 40000] [--cases crossval fresh] [--seeds ...] [--save DIR]
+    .venv/bin/python benchmarks/calibration.py --load DIR     # re-score saved cases
 
 ``--save`` keeps each case's held-out error, spread, floor and slice of every pixel (one ``.npz``
-each), so other recalibrations can be compared without training again.
+each), so recalibrations can be compared without training again.
 """
 
 from __future__ import annotations
@@ -32,19 +36,26 @@ from pathlib import Path
 import numpy as np
 from _cases import synthetic_data, varied_case
 from crossval import CASES as TUNING_CASES
-from scipy.stats import norm
+from scipy.stats import norm, spearmanr
 from simulated import CASES as FRESH_CASES
 
 from pycemrg_scar_reconstruction import RuntimeConfig, TrainConfig
-from pycemrg_scar_reconstruction.heldout import (
+from pycemrg_scar_reconstruction.calibration import (
     CALIBRATION_LEVELS,
+    MAP_LEVELS,
     calibration,
-    fold_workers,
-    run_folds,
-    slice_folds,
+    interval_multipliers,
 )
+from pycemrg_scar_reconstruction.heldout import fold_workers, run_folds, slice_folds
 
 QUIET = RuntimeConfig(quiet=True)
+#: (seed, spacing mm, noise sd, shift sd mm, intensity, scar scale, biventricular)
+ALL_CASES = [(*row, False) for row in TUNING_CASES] + list(FRESH_CASES)
+
+
+def _ece(error: np.ndarray, sigma: np.ndarray, multipliers: np.ndarray) -> float:
+    coverage = np.array([np.mean(error <= m * sigma) for m in multipliers])
+    return float(np.mean(np.abs(coverage - CALIBRATION_LEVELS)))
 
 
 def one_scale_ece(error: np.ndarray, spread: np.ndarray, half: np.ndarray) -> float:
@@ -54,13 +65,22 @@ def one_scale_ece(error: np.ndarray, spread: np.ndarray, half: np.ndarray) -> fl
     eces = []
     for fit_on, check_on in ((half, ~half), (~half, half)):  # each direction alone, as calibration() does
         scale = np.median(e[fit_on] / s[fit_on]) / norm.ppf(0.75)
-        coverage = np.array([np.mean(e[check_on] <= zq * scale * s[check_on]) for zq in z])
-        eces.append(np.mean(np.abs(coverage - CALIBRATION_LEVELS)))
+        eces.append(_ece(e[check_on], s[check_on], scale * z))
     return float(np.mean(eces))
 
 
+def floor_map(error: np.ndarray, spread: np.ndarray, floor: np.ndarray, half: np.ndarray) -> tuple[float, float]:
+    """(ECE on the other half, rank) of ``sqrt(floor^2 + spread^2)`` with one quantile map."""
+    e, sigma = np.abs(error), np.sqrt(floor**2 + np.maximum(spread, 1e-6) ** 2)
+    eces = []
+    for fit_on, check_on in ((half, ~half), (~half, half)):
+        m = np.interp(CALIBRATION_LEVELS, MAP_LEVELS, interval_multipliers(e[fit_on], sigma[fit_on]))
+        eces.append(_ece(e[check_on], sigma[check_on], m))
+    return float(np.mean(eces)), float(spearmanr(sigma, e)[0])
+
+
 def held_out(data, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Leave-one-slice-out: (error, spread, floor) of every group."""
+    """Leave-one-slice-out: (error, spread, floor) of every group (the prediction is error + target)."""
     fold = slice_folds(data)
     helds = [fold == f for f in np.unique(fold)]
     n = data.n_groups
@@ -70,60 +90,86 @@ def held_out(data, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndar
     return error, spread, floor
 
 
+def run_case(row: tuple, nodes: int, tmp: Path) -> dict[str, np.ndarray]:
+    """Leave-one-slice-out of one case: its per-pixel figures."""
+    start = time.perf_counter()
+    data, _, _ = synthetic_data(varied_case(*row[:6], nodes, row[6]), tmp / str(row[0]))
+    error, spread, floor = held_out(data, TrainConfig())
+    lower = np.zeros(data.n_groups, bool)
+    for s, g in enumerate(data.stacks):
+        lower |= (data.group_stack == s) & (data.group_slice < g.n_slices / 2)
+    return {
+        "row": np.asarray(row, np.float64),
+        "error": error,
+        "spread": spread,
+        "floor": floor,
+        "target": data.group_target,
+        "slice": data.group_slice,
+        "lower": lower,
+        "seconds": np.float64(time.perf_counter() - start),
+    }
+
+
+def score(case: dict[str, np.ndarray]) -> tuple[str, list[float]]:
+    """One table row of a case, and its figures for the summary."""
+    seed, _, _, shift, intensity, scale, biv = case["row"]
+    error, spread, floor = case["error"], case["spread"], case["floor"]
+    mean, odd = error + case["target"], case["slice"] % 2 == 1
+    shipped = calibration(error, spread, floor, mean, odd)
+    halves = calibration(error, spread, floor, mean, case["lower"])
+    scaled = one_scale_ece(error, spread, odd)
+    plain_ece, plain_rank = floor_map(error, spread, floor, odd)
+    bands = " / ".join("-" if v != v else f"{v:.3f}" for v in shipped["ece_by_band"].values())
+    factors = " / ".join(f"{f:.2f}" for f in shipped["factors"])
+    line = (
+        f"| {int(seed)} | {shift:g} | {'intensity' if intensity else 'probability'} | {scale:g} | "
+        f"{'yes' if biv else 'no'} | {shipped['ece_before']:.3f} | {scaled:.3f} | {plain_ece:.3f} | "
+        f"{shipped['ece_after']:.3f} | {bands} | {halves['ece_after']:.3f} | {shipped['floor']:.3f} | "
+        f"{shipped['border']:.3f} | {factors} | {plain_rank:.2f} / {shipped['rank_correlation']:.2f} | "
+        f"{float(case['seconds']):.0f} |"
+    )
+    figures = [shipped["ece_before"], scaled, plain_ece, shipped["ece_after"], *shipped["ece_by_band"].values()]
+    return line, [*figures, halves["ece_after"], plain_rank, shipped["rank_correlation"]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=40_000)
     parser.add_argument("--cases", nargs="+", choices=("crossval", "fresh"), default=["crossval", "fresh"])
     parser.add_argument("--seeds", type=int, nargs="+", help="only the cases of these seeds")
     parser.add_argument("--save", type=Path, help="keep each case's per-pixel figures here")
+    parser.add_argument("--load", type=Path, help="re-score the cases saved here (no training)")
     args = parser.parse_args()
     print(f"nodes~{args.nodes}; load {os.getloadavg()[0]:.2f}")
-    rows = [(*row, False) for row in TUNING_CASES] if "crossval" in args.cases else []
-    rows += FRESH_CASES if "fresh" in args.cases else []
+    rows = ALL_CASES[: len(TUNING_CASES)] if "crossval" in args.cases else []
+    rows += ALL_CASES[len(TUNING_CASES) :] if "fresh" in args.cases else []
     rows = [row for row in rows if args.seeds is None or row[0] in args.seeds]
     print(
-        "| seed | shift | kind | scar scale | BiV | ECE before | one scale (odd/even) | shipped (odd/even) | "
-        "shipped (lower/upper) | floor | factor | rank | s |"
+        "| seed | shift | kind | scar scale | BiV | ECE before | one scale | floor + map | shipped | "
+        "shipped by band: background / border / scar | shipped (lower/upper) | floor | border c | "
+        "factors by band | rank: floor + map / shipped | s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|" + "---|" * 16)
     results = []
-    config = TrainConfig()
     with tempfile.TemporaryDirectory() as tmp:
-        for seed, spacing, noise, shift, intensity, scale, biv in rows:
-            start = time.perf_counter()
-            case = varied_case(seed, spacing, noise, shift, intensity, scale, args.nodes, biv)
-            data, _, _ = synthetic_data(case, Path(tmp) / str(seed))
-            error, spread, floor = held_out(data, config)
+        for row in rows:
+            saved = args.load / f"case{row[0]:02d}.npz" if args.load else None
+            if saved is not None and not saved.exists():
+                continue
+            case = dict(np.load(saved)) if saved is not None else run_case(row, args.nodes, Path(tmp))
             if args.save:
                 args.save.mkdir(parents=True, exist_ok=True)
-                np.savez(
-                    args.save / f"case{seed:02d}.npz",
-                    error=error,
-                    spread=spread,
-                    floor=floor,
-                    stack=data.group_stack,
-                    slice=data.group_slice,
-                    target=data.group_target,
-                )
-            k = data.group_slice
-            lower = np.zeros(data.n_groups, bool)
-            for s, g in enumerate(data.stacks):
-                lower |= (data.group_stack == s) & (k < g.n_slices / 2)
-            odd = calibration(error, spread, floor, k % 2 == 1)
-            halves = calibration(error, spread, floor, lower)
-            scaled = one_scale_ece(error, spread, k % 2 == 1)
-            results.append((odd["ece_before"], scaled, odd["ece_after"], halves["ece_after"], odd["rank_correlation"]))
-            kind = "intensity" if intensity else "probability"
-            print(
-                f"| {seed} | {shift:g} | {kind} | {scale:g} | {'yes' if biv else 'no'} | {odd['ece_before']:.3f} | "
-                f"{scaled:.3f} | {odd['ece_after']:.3f} | {halves['ece_after']:.3f} | {odd['floor']:.3f} | "
-                f"{odd['factor']:.2f} | {odd['rank_correlation']:.2f} | {time.perf_counter() - start:.0f} |",
-                flush=True,
-            )
+                np.savez(args.save / f"case{row[0]:02d}.npz", **case)
+            line, figures = score(case)
+            print(line, flush=True)
+            results.append(figures)
     v = np.asarray(results)
-    for i, name in enumerate(("before", "one scale (odd/even)", "shipped (odd/even)", "shipped (lower/upper)")):
-        print(f"{name}: mean ECE {v[:, i].mean():.3f}, at most 0.05 on {int((v[:, i] <= 0.05).sum())} of {len(v)} cases")
-    print(f"rank correlation of sigma with |error|: {v[:, 4].min():.2f}-{v[:, 4].max():.2f}")
+    names = ("before", "one scale", "floor + map", "shipped", "shipped, background", "shipped, border", "shipped, scar")
+    for i, name in enumerate([*names, "shipped (lower/upper)"]):
+        x = v[:, i][np.isfinite(v[:, i])]
+        print(f"{name}: mean ECE {x.mean():.3f}, at most 0.05 on {int((x <= 0.05).sum())} of {len(x)} cases")
+    for i, name in ((8, "floor + map"), (9, "shipped")):
+        print(f"rank correlation of the uncertainty with |error|, {name}: {v[:, i].min():.2f}-{v[:, i].max():.2f}")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ from pycemrg_scar_reconstruction import (
     dice,
     train,
 )
+from pycemrg_scar_reconstruction.calibration import calibration
 from pycemrg_scar_reconstruction.heldout import (
-    calibration,
     gap_predictions,
     heldout_group_means,
     simulated_accuracy,
@@ -103,13 +103,16 @@ def estimators(case: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def calibration_row(case: dict[str, np.ndarray]) -> str:
-    """ECE of the gap-2 held-out pixels: the spread as it is, and :func:`heldout.calibration`'s map
-    fitted on the other half of the slices (odd / even); its one-sigma factor and rank correlation.
+    """ECE of the gap-2 held-out pixels: the spread as it is, and :func:`calibration.calibration`'s
+    recalibration fitted on the other half of the slices (odd / even), overall and per band of
+    probability; the rank correlation of the uncertainty with the error.
     Cases saved before the folds' floors were kept use the full fit's residual sd."""
     ok = np.isfinite(case["gap2_mean"])
     floor = case["gap2_floor"][ok] if "gap2_floor" in case else float(case["noise_sd"])
-    cal = calibration(case["gap2_mean"][ok] - case["target"][ok], case["gap2_spread"][ok], floor, case["slice"][ok] % 2 == 1)
-    return f"{cal['ece_before']:.3f} | {cal['ece_after']:.3f} | {cal['factor']:.2f} | {cal['rank_correlation']:.2f}"
+    mean = case["gap2_mean"][ok]
+    cal = calibration(mean - case["target"][ok], case["gap2_spread"][ok], floor, mean, case["slice"][ok] % 2 == 1)
+    bands = " / ".join("-" if v != v else f"{v:.3f}" for v in cal["ece_by_band"].values())
+    return f"{cal['ece_before']:.3f} | {cal['ece_after']:.3f} | {bands} | {cal['rank_correlation']:.2f}"
 
 
 def run_case(case_row: tuple, nodes: int, tmp: Path) -> dict[str, np.ndarray]:
@@ -190,7 +193,7 @@ def main() -> None:
         cells = " | ".join(f"{x:.3f}" for x in v)
         print(f"| {int(seed)} | {spacing:g} | {noise:g} | {shift:g} | {kind} | {scale:g} | {cells} |")
     print()
-    print("| seed | ECE before | ECE after (map from the other half) | factor | rank |")
+    print("| seed | ECE before | ECE after (fitted on the other half) | by band: background / border / scar | rank |")
     print("|---|---|---|---|---|")
     for c in cases:
         print(f"| {int(c['row'][0])} | {calibration_row(c)} |")

@@ -4,9 +4,9 @@ For each seed and kind of synthetic case (probability stacks; raw LGE intensitie
 case is reconstructed with the defaults and cross-validated (every slice left out once). Printed
 per case: the true Dice/MAE of the reconstruction (against the 3D truth), the held-out Dice/MAE of
 the network and of the neighbour-slice baselines on the same pixels, and the calibration of the
-uncertainty as ``crossval`` reports it (:func:`heldout.calibration`: the map is fitted on the odd
-slices' pixels and checked on the even ones and back, so "after" is not judged on the pixels it
-was fitted to).
+uncertainty as ``crossval`` reports it (:func:`calibration.calibration`: the recalibration is
+fitted on the odd slices' pixels and checked on the even ones and back, so "after" is not judged
+on the pixels it was fitted to).
 
     .venv/bin/python benchmarks/heldout.py [--seeds 0 1 2] [--nodes 75000] [--kinds probability intensity]
 """

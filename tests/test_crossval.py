@@ -6,14 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 
 from pycemrg_scar_reconstruction.api import prepare
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, RuntimeConfig, StackConfig, TrainConfig
 from pycemrg_scar_reconstruction.heldout import (
-    ONE_SIGMA,
-    calibration,
     crossval,
     neighbour_baselines,
     slice_folds,
@@ -75,47 +72,6 @@ def test_neighbour_baselines_by_hand(data):
     assert checked > 10
 
 
-def test_calibration_map_of_uniform_errors_is_the_level():
-    """Hand-checkable: sigma 1 everywhere (floor 1, no spread) and |error| spread evenly over [0, 1],
-    so the interval holding a share p of the errors is p * sigma at every level."""
-    error = np.linspace(0.0, 1.0, 1001)
-    half = np.arange(1001) % 2 == 1
-    cal = calibration(error, np.zeros(1001), 1.0, half)
-    np.testing.assert_allclose(cal["multipliers"], cal["map_levels"], atol=1e-9)
-    assert cal["factor"] == pytest.approx(ONE_SIGMA) and cal["floor"] == pytest.approx(1.0)
-    assert cal["cross_fitted"] and cal["ece_after"] < 0.002  # the other half has the same errors
-    assert np.isnan(cal["rank_correlation"])  # one sigma for all: it cannot rank
-
-
-def test_calibration_adds_the_floor_a_too_narrow_spread_misses():
-    """Errors with sd sqrt(floor^2 + spread^2): the spread alone is far too narrow (ECE before
-    large), the floor and the map fix it (ECE after small, one-sigma factor about 1), and the
-    uncertainty ranks the errors."""
-    rng = np.random.default_rng(0)
-    spread = rng.uniform(0.0, 0.1, 20000)
-    error = rng.normal(0, np.sqrt(0.05**2 + spread**2))
-    cal = calibration(error, spread, 0.05, rng.random(20000) < 0.5)
-    assert cal["ece_before"] > 0.1 and cal["ece_after"] < 0.02
-    assert cal["factor"] == pytest.approx(1.0, rel=0.05)
-    assert cal["rank_correlation"] > 0.2
-
-
-def test_calibration_of_non_gaussian_errors_beats_one_scale():
-    """Half the errors near 0 (a clipped background predicted near 0), half Laplace: no single factor
-    on a Gaussian fits every level, the quantile map does (checked on the other half)."""
-    rng = np.random.default_rng(1)
-    n = 20000
-    error = np.where(rng.random(n) < 0.5, rng.normal(0, 0.002, n), rng.laplace(0, 0.05, n))
-    cal = calibration(error, np.full(n, 0.01), 0.0, rng.random(n) < 0.5)
-    assert cal["ece_after"] < 0.02
-    z = norm.ppf(0.5 + np.asarray(cal["levels"]) / 2)
-    best_scale = min(  # the best single factor, even fitted on the errors it is checked on
-        np.mean(np.abs([np.mean(np.abs(error) <= zq * s * 0.01) - lv for zq, lv in zip(z, cal["levels"])]))
-        for s in np.geomspace(0.1, 100, 400)
-    )
-    assert best_scale > 0.1
-
-
 def test_crossval_reports_held_out_figures(data, tmp_path, capsys):
     config = TrainConfig(max_epochs=15, batch_size=1024)
     result = crossval(data, config, RuntimeConfig(quiet=True), folds=3, mc_samples=5)
@@ -154,8 +110,8 @@ def test_run_calibrate_stores_the_recalibration_and_predict_applies_it(small_cas
     assert np.sqrt(np.mean(np.sum(measured[:, :2] ** 2, axis=1))) == pytest.approx(mm, abs=0.01)  # none applied
     assert "measured di" in (tmp_path / "o_report" / "report.html").read_text()
     cal = report["heldout"]["calibration"]
-    assert fitted.uncertainty_factor == pytest.approx(cal["factor"]) and cal["factor"] != 1.0
-    assert fitted.uncertainty_floor > 0
+    assert fitted.uncertainty_factors == pytest.approx(cal["factors"]) and cal["factors"] != [1.0] * 3
+    assert fitted.uncertainty_border == pytest.approx(cal["border"]) and fitted.uncertainty_floor > 0
     assert {"holdout_dice", "holdout_mae", "interior", "end", "baseline_dice"} <= set(report["heldout"])
     assert "Held-out" in (tmp_path / "o_report" / "report.html").read_text()
     assert (tmp_path / "o_report" / "calibration.png").stat().st_size > 1000  # the reliability diagram
@@ -163,13 +119,18 @@ def test_run_calibrate_stores_the_recalibration_and_predict_applies_it(small_cas
 
     nodes = load_training_data(tmp_path / "o_data.npz").points
     calibrated = predict_nodes(fitted, nodes, 4, 0)
-    plain = predict_nodes(dataclasses.replace(fitted, uncertainty_floor=0.0, uncertainty_factor=1.0), nodes, 4, 0)
+    as_is = dataclasses.replace(fitted, uncertainty_floor=0.0, uncertainty_border=0.0, uncertainty_factors=(1.0,) * 3)
+    plain = predict_nodes(as_is, nodes, 4, 0)
     sup = calibrated.supervised.astype(bool)
-    expected = cal["factor"] * np.sqrt(fitted.uncertainty_floor**2 + plain.uncertainty[sup] ** 2)
+    p = plain.probability[sup].astype(np.float64)
+    border2 = fitted.uncertainty_border**2 * p * (1 - p)
+    factor = np.asarray(cal["factors"])[np.digitize(p, (0.1, 0.9), right=True)]
+    expected = factor * np.sqrt(fitted.uncertainty_floor**2 + plain.uncertainty[sup] ** 2 + border2)
     np.testing.assert_allclose(calibrated.uncertainty[sup], expected, rtol=1e-5, atol=1e-7)
-    earlier = {k: v for k, v in fitted.to_checkpoint().items() if k not in ("uncertainty_floor", "uncertainty_factor")}
+    new_keys = ("uncertainty_floor", "uncertainty_border", "uncertainty_factors")
+    earlier = {k: v for k, v in fitted.to_checkpoint().items() if k not in new_keys}
     older = type(fitted).from_checkpoint({**earlier, "uncertainty_scale": 2.5})  # a model calibrated by one scale
-    assert (older.uncertainty_floor, older.uncertainty_factor) == (0.0, 2.5)
+    assert (older.uncertainty_floor, older.uncertainty_border, older.uncertainty_factors) == (0.0, 0.0, (2.5,) * 3)
 
 
 def test_a_slice_equal_to_its_neighbours_is_predicted_well(data):

@@ -482,8 +482,7 @@ def reconstruct(
     (see :func:`output_paths`). The report holds the pictures, ``report.json`` and ``report.html``
     (group check with ``check``; ``command`` recorded when given). With ``calibration.calibrate``
     the model is cross-validated after training (one training per fold), the held-out calibration
-    of its uncertainty (the fit residual floor and the one-sigma multiple of the held-out quantile
-    map, :func:`.heldout.calibration`) is stored in it, and the held-out figures go into the report.
+    of its uncertainty (:mod:`.calibration`) is stored in it, and the held-out figures go into the report.
     """
     paths = {
         **output_paths(output),
@@ -505,12 +504,14 @@ def reconstruct(
         from .heldout import fit_residual_sd
 
         fitted.uncertainty_floor = fit_residual_sd(fitted, data, predict_config.mc_samples, predict_config.mc_seed)
-        fitted.uncertainty_factor = heldout["calibration"]["factor"]
+        fitted.uncertainty_border = heldout["calibration"]["border"]
+        fitted.uncertainty_factors = tuple(heldout["calibration"]["factors"])
         save_model(fitted, paths["model"])
         logger.info(
-            "held-out calibration: uncertainty = %.3f * sqrt(%.4f^2 + MC spread^2)",
-            fitted.uncertainty_factor,
+            "held-out calibration: uncertainty = (%s by band of p) * sqrt(%.4f^2 + MC spread^2 + %.3f^2 p (1 - p))",
+            " / ".join(f"{f:.3f}" for f in fitted.uncertainty_factors),
             fitted.uncertainty_floor,
+            fitted.uncertainty_border,
         )
     result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config, runtime)
     if with_report:

@@ -98,7 +98,7 @@ def plot_training(history: Sequence[dict[str, float]], path: Path, best_epoch: i
 
 
 def plot_calibration(cal: dict[str, Any], path: Path) -> None:
-    """Reliability diagram of a :func:`.heldout.calibration` result: the share of held-out errors
+    """Reliability diagram of a :func:`.calibration.calibration` result: the share of held-out errors
     inside each central interval against its level, for the MC spread as a Gaussian sd and for
     the recalibrated uncertainty (checked on the other half of the slices)."""
     plt = _pyplot()

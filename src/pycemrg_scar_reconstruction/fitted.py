@@ -15,9 +15,10 @@ data_hash           fingerprint of the training data
 data_summary        nodes, groups, memberships, supervised nodes, stacks, group sampling
 history             per-epoch loss, learning rate and seconds
 best_epoch, stop_reason, seconds, package_version, torch_version
-uncertainty_floor   held-out calibration: the fit residual sd added to the MC spread (absent: 0)
-uncertainty_factor  held-out calibration: the multiple of the result written as uncertainty
-                    (absent: the earlier ``uncertainty_scale``, else 1)
+uncertainty_floor   held-out calibration (:mod:`.calibration`): the fit residual sd (absent: 0)
+uncertainty_border  held-out calibration: the coefficient of the border term (absent: 0)
+uncertainty_factors held-out calibration: the one-sigma multiple per band of probability
+                    (absent: three times the earlier ``uncertainty_scale``, else 1)
 ==================  =====================================================================
 """
 
@@ -76,10 +77,10 @@ class FittedModel:
     best_epoch: int = 0
     stop_reason: str = ""
     seconds: float = 0.0
-    #: Held-out calibration (:func:`.heldout.calibration`): the written uncertainty is
-    #: ``uncertainty_factor * sqrt(uncertainty_floor^2 + spread^2)`` (0 and 1: the MC spread as is).
+    #: Held-out calibration (:func:`.calibration.calibrated_uncertainty`; 0, 0 and 1s: the MC spread as is).
     uncertainty_floor: float = 0.0
-    uncertainty_factor: float = 1.0
+    uncertainty_border: float = 0.0
+    uncertainty_factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def normalised(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) normalised coordinates of world-mm points."""
@@ -104,7 +105,8 @@ class FittedModel:
             "stop_reason": self.stop_reason,
             "seconds": self.seconds,
             "uncertainty_floor": float(self.uncertainty_floor),
-            "uncertainty_factor": float(self.uncertainty_factor),
+            "uncertainty_border": float(self.uncertainty_border),
+            "uncertainty_factors": [float(f) for f in self.uncertainty_factors],
             "package_version": __version__,
             "torch_version": str(torch.__version__),
         }
@@ -129,10 +131,13 @@ class FittedModel:
             raise ValueError(
                 "the coordinate normalisation (norm_center, norm_scale) is not 3 finite numbers and a positive scale"
             )
-        floor = float(ckpt.get("uncertainty_floor", 0.0))
-        factor = float(ckpt.get("uncertainty_factor", ckpt.get("uncertainty_scale", 1.0)))  # earlier: one scale
-        if not (np.isfinite(floor) and floor >= 0 and np.isfinite(factor) and factor > 0):
-            raise ValueError("uncertainty_floor/uncertainty_factor are not a number >= 0 and a positive number")
+        floor, border = float(ckpt.get("uncertainty_floor", 0.0)), float(ckpt.get("uncertainty_border", 0.0))
+        earlier = float(ckpt.get("uncertainty_scale", 1.0))  # before: one scale on the spread
+        factors = tuple(float(f) for f in ckpt.get("uncertainty_factors", [earlier] * 3))
+        if not all(np.isfinite(v) and v >= 0 for v in (floor, border)) or not (
+            len(factors) == 3 and all(np.isfinite(f) and f > 0 for f in factors)
+        ):
+            raise ValueError("uncertainty_floor/_border/_factors are not two numbers >= 0 and three positive numbers")
         stored = json.loads(ckpt["config"])
         config = TrainConfig.model_validate({k: v for k, v in stored.items() if k not in _RUNTIME_KEYS})
         net = ScarMLP(config.model, seed=config.seed)  # B is a buffer: the state dict restores its stretch
@@ -152,5 +157,6 @@ class FittedModel:
             stop_reason=str(ckpt["stop_reason"]),
             seconds=float(ckpt["seconds"]),
             uncertainty_floor=floor,
-            uncertainty_factor=factor,
+            uncertainty_border=border,
+            uncertainty_factors=factors,
         )

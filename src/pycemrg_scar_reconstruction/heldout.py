@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import norm
 
+from .calibration import calibration
 from .config import RuntimeConfig, TrainConfig
 from .data import TrainingData
 from .metrics import dice
@@ -35,13 +35,6 @@ from .progress import Ticker
 from .training import fit
 
 logger = logging.getLogger(__name__)
-
-#: Central-interval levels at which the calibration of the uncertainty is checked.
-CALIBRATION_LEVELS = np.linspace(0.1, 0.9, 9)
-#: Levels at which the held-out quantile map is fitted (interpolated linearly between them).
-MAP_LEVELS = np.linspace(0.05, 0.95, 19)
-#: The central level of +-1 standard deviation of a Gaussian: the written uncertainty's interval.
-ONE_SIGMA = float(2 * norm.cdf(1.0) - 1)
 
 
 def slice_folds(data: TrainingData, folds: int | None = None) -> np.ndarray:
@@ -264,95 +257,6 @@ def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.nd
     return out
 
 
-def interval_multipliers(error: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """(len(MAP_LEVELS),) the held-out quantile map: at each level of :data:`MAP_LEVELS`, the
-    multiple of ``sigma`` that holds that share of the ``|error|`` ((n,) each)."""
-    return np.quantile(np.abs(error) / sigma, MAP_LEVELS)
-
-
-def _coverage(error: np.ndarray, sigma: np.ndarray, multipliers: np.ndarray) -> np.ndarray:
-    """Share of ``|error|`` within ``multipliers[i] * sigma``, per level."""
-    return np.array([np.mean(np.abs(error) <= m * sigma) for m in multipliers])
-
-
-def calibration(error: np.ndarray, spread: np.ndarray, floor: np.ndarray | float, half: np.ndarray) -> dict[str, Any]:
-    """How well the uncertainty describes the held-out errors: the MC spread as it is, and recalibrated.
-
-    The recalibration (Kuleshov et al. 2018, for central intervals): a pixel's scale is
-    ``sigma = sqrt(floor^2 + spread^2)``, with ``floor`` the fit's residual sd (the pixel noise a
-    prediction of a pixel cannot avoid, from the training pixels; :func:`fit_residual_sd`), and
-    the held-out quantiles of ``|error| / sigma`` at :data:`MAP_LEVELS` map a level to its
-    interval's multiple of sigma. The errors are not Gaussian (on the synthetic cases about half
-    of the targets are exactly 0, the clipped background), so a single factor cannot fit every level.
-
-    Parameters
-    ----------
-    error, spread : (n,) held-out error (prediction - target) and MC spread of each pixel.
-    floor : scalar or (n,) fit residual sd of the model (fold) that predicted each pixel.
-    half : (n,) bool, two halves of the pixels (e.g. odd and even slices). The ECE after is
-        cross-fitted: the map fitted on one half is checked on the other, both ways, and the two
-        ECEs averaged (not the pooled coverage, in which opposite misfits cancel).
-
-    Returns
-    -------
-    dict: ``levels`` (:data:`CALIBRATION_LEVELS`); ``coverage_before``/``ece_before``: central
-    Gaussian intervals of the spread alone; ``coverage_after``/``ece_after``: the map, cross-fitted
-    (coverage: the mean of both directions'; ECE: the mean absolute gap between coverage and
-    level, per direction, averaged); ``multipliers`` (the map fitted on all pixels, at
-    ``map_levels``), ``cross_fitted`` (False when one half is empty: "after" is then in-sample), ``factor`` (its multiple at :data:`ONE_SIGMA`, which
-    ``run --calibrate`` stores), ``floor`` (RMS over the pixels), ``rank_correlation`` (Spearman of sigma with
-    ``|error|``: whether the uncertainty says which pixels are wrong, which the ECE does not).
-    """
-    from scipy.stats import spearmanr
-
-    error = np.abs(np.asarray(error, np.float64))
-    spread = np.maximum(np.asarray(spread, np.float64), 1e-6)
-    sigma = np.sqrt(np.broadcast_to(np.asarray(floor, np.float64), spread.shape) ** 2 + spread**2)
-    half = np.asarray(half, bool)
-    z = norm.ppf(0.5 + CALIBRATION_LEVELS / 2)
-    out: dict[str, Any] = {"levels": CALIBRATION_LEVELS.round(2).tolist(), "map_levels": MAP_LEVELS.round(2).tolist()}
-    if not len(error):
-        nan = [float("nan")] * len(z)
-        return {
-            **out,
-            "coverage_before": nan,
-            "coverage_after": nan,
-            "ece_before": float("nan"),
-            "ece_after": float("nan"),
-            "multipliers": [float("nan")] * len(MAP_LEVELS),
-            "factor": 1.0,
-            "floor": float("nan"),
-            "rank_correlation": float("nan"),
-        }
-    before = _coverage(error, spread, z)
-    multipliers = interval_multipliers(error, sigma)
-    if half.any() and not half.all():
-        # each direction judged alone: pooled, a map too wide one way and too narrow the other cancel
-        checked = [
-            _coverage(
-                error[on], sigma[on], np.interp(CALIBRATION_LEVELS, MAP_LEVELS, interval_multipliers(error[by], sigma[by]))
-            )
-            for by, on in ((half, ~half), (~half, half))
-        ]
-    else:  # one half empty: nothing to check on, the in-sample coverage is all there is
-        checked = [_coverage(error, sigma, np.interp(CALIBRATION_LEVELS, MAP_LEVELS, multipliers))]
-    after = np.mean(checked, axis=0)
-    varies = len(error) > 2 and np.ptp(sigma) > 0 and np.ptp(error) > 0
-    rank = spearmanr(sigma, error)[0] if varies else float("nan")  # a constant has no rank
-    return {
-        **out,
-        "coverage_before": before.round(4).tolist(),
-        "coverage_after": after.round(4).tolist(),
-        "ece_before": float(np.mean(np.abs(before - CALIBRATION_LEVELS))),
-        "ece_after": float(np.mean([np.mean(np.abs(c - CALIBRATION_LEVELS)) for c in checked])),
-        "multipliers": multipliers.round(4).tolist(),
-        "factor": float(np.interp(ONE_SIGMA, MAP_LEVELS, multipliers)),
-        "floor": float(np.mean(sigma**2 - spread**2) ** 0.5),
-        "rank_correlation": float(rank),
-        "cross_fitted": bool(half.any() and not half.all()),
-    }
-
-
 def _scores(target: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     ok = np.isfinite(predicted)
     t, p = target[ok], predicted[ok]
@@ -384,7 +288,7 @@ def crossval(
     dict with ``holdout_dice``, ``holdout_mae``, ``holdout_rmse`` (all held-out pixels),
     ``interior`` and ``end`` (the same for folds inside a stack and at its first or last slice:
     extrapolation), ``baseline_dice`` / ``baseline_mae`` per baseline (slices only),
-    ``calibration`` (see :func:`calibration`), ``per_fold``, ``workers`` and ``seconds``.
+    ``calibration`` (:func:`.calibration.calibration`), ``per_fold``, ``workers`` and ``seconds``.
     """
     start = time.perf_counter()
     if holdout not in ("slices", "views"):
@@ -426,7 +330,7 @@ def crossval(
         "pixels": everything["pixels"],
         "interior": _scores(data.group_target[~end_group], mean[~end_group]),
         "end": _scores(data.group_target[end_group], mean[end_group]),
-        "calibration": calibration(mean - data.group_target, spread, floor, data.group_slice % 2 == 1),
+        "calibration": calibration(mean - data.group_target, spread, floor, mean, data.group_slice % 2 == 1),
         "per_fold": per_fold,
         "workers": workers,
     }

@@ -163,12 +163,16 @@ def misregistration_note(simulated: dict) -> str:
 
 
 def calibration_note(cal: dict) -> str:
-    """One sentence on a :func:`.heldout.calibration` result: the ECE before and after, and the ranking."""
+    """One sentence on a :func:`.calibration.calibration` result: the ECE before and after (overall
+    and per band of probability) and how well the uncertainty ranks the errors."""
     checked = "on the other half of the slices" if cal.get("cross_fitted") else "in-sample"
+    bands = ", ".join(
+        f"{name} {value:.3f}" if value == value else f"{name} too few pixels"  # NaN: too few to judge
+        for name, value in cal["ece_by_band"].items()
+    )
     return (
-        f"ECE {cal['ece_before']:.3f} with the MC spread as a Gaussian sd; {cal['ece_after']:.3f} recalibrated "
-        f"(fit residual {cal['floor']:.3f} added, held-out quantile map; checked {checked}); "
-        f"it ranks the errors with Spearman {cal['rank_correlation']:.2f}"
+        f"ECE {cal['ece_before']:.3f} with the MC spread as a Gaussian sd; recalibrated {cal['ece_after']:.3f} "
+        f"({bands}; checked {checked}); it ranks the errors with Spearman {cal['rank_correlation']:.2f}"
     )
 
 

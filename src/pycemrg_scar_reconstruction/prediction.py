@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .calibration import calibrated_uncertainty
 from .device import memory_budget_mb, resolve_device
 from .fitted import FittedModel
 from .forward import group_memberships, supervised
@@ -215,8 +216,9 @@ def predict_nodes(
         )
     mean, std = np.zeros(n, np.float32), np.zeros(n, np.float32)
     mean[in_region], std[in_region] = mc_predict(fitted, points[in_region], samples, seed, device, memory_mb)
-    if fitted.uncertainty_floor > 0 or fitted.uncertainty_factor != 1:  # held-out calibration
-        std = np.float32(fitted.uncertainty_factor) * np.sqrt(np.float32(fitted.uncertainty_floor) ** 2 + std**2)
+    std = calibrated_uncertainty(
+        mean, std, fitted.uncertainty_floor, fitted.uncertainty_border, fitted.uncertainty_factors
+    )  # held-out calibration (the spread as is on a model not calibrated)
     sup = supervised_nodes(fitted, points).astype(bool) & in_region
     distance = support_distance(points, sup)
     cutoff = default_support_mm(fitted) if support_mm is None else float(support_mm)
