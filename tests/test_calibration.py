@@ -90,3 +90,16 @@ def test_written_uncertainty_by_hand():
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(calibrated_uncertainty(p, spread, 0.0, 0.0, (1.0,) * 3), spread.astype(np.float32))
+
+
+def test_after_judges_each_direction_alone():
+    """Errors of sd 0.02 on the odd slices and 0.1 on the even ones: a map from one half is too
+    wide or too narrow on the other. Pooled, the two misfits partly cancel; judged one direction at
+    a time, they show in full."""
+    rng = np.random.default_rng(4)
+    n = 20000
+    odd = np.arange(n) % 2 == 1
+    error = rng.normal(0, np.where(odd, 0.02, 0.1))
+    cal = calibration(error, np.zeros(n), 0.02, np.zeros(n), odd)
+    pooled = np.mean(np.abs(np.asarray(cal["coverage_after"]) - np.asarray(cal["levels"])))
+    assert cal["ece_after"] > 0.3 and pooled < cal["ece_after"] / 2

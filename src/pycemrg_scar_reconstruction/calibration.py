@@ -89,9 +89,9 @@ def _fit(
 
 def _check(
     error: np.ndarray, sigma: np.ndarray, band: np.ndarray, maps: np.ndarray, on: np.ndarray
-) -> tuple[np.ndarray, dict[str, float]]:
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Coverage of the ``on`` pixels at :data:`CALIBRATION_LEVELS` (each pixel with its band's map),
-    and the ECE of each band with enough pixels (NaN otherwise)."""
+    and of each band with enough pixels to judge (NaN otherwise)."""
     hits = np.zeros(len(CALIBRATION_LEVELS))
     by_band = {}
     for b, name in enumerate(BAND_NAMES):
@@ -100,14 +100,18 @@ def _check(
         covered = np.array([np.sum(error[sel] <= q * sigma[sel]) for q in m])
         hits += covered
         enough = sel.sum() >= MIN_CHECKED_PIXELS
-        by_band[name] = float(np.mean(np.abs(covered / sel.sum() - CALIBRATION_LEVELS))) if enough else float("nan")
+        by_band[name] = covered / sel.sum() if enough else np.full(len(CALIBRATION_LEVELS), np.nan)
     return hits / max(int(on.sum()), 1), by_band
 
 
-def _mean_judged(values: list[float]) -> float:
-    """Mean of the directions that judged a band (NaN when none did)."""
-    judged = [v for v in values if v == v]
-    return float(np.mean(judged)) if judged else float("nan")
+def _ece(coverage: np.ndarray) -> float:
+    return float(np.mean(np.abs(coverage - CALIBRATION_LEVELS)))
+
+
+def _mean_judged(values: list[np.ndarray]) -> np.ndarray:
+    """Mean of the directions that judged a band (arrays of one shape; NaN when none did)."""
+    judged = [v for v in values if np.all(np.isfinite(v))]
+    return np.mean(judged, axis=0) if judged else np.full(values[0].shape, np.nan)
 
 
 def calibration(
@@ -129,7 +133,8 @@ def calibration(
     dict: ``levels``; ``coverage_before``/``ece_before``: central Gaussian intervals of the spread
     alone; ``coverage_after``/``ece_after``: recalibrated and cross-fitted (coverage: the mean
     of both directions'; ECE: the mean absolute gap to the levels, per direction, averaged);
-    ``ece_by_band``: the same per band of probability (NaN for a band too small to judge);
+    ``coverage_by_band``/``ece_by_band``: the same per band of probability (NaN for a band too
+    small to judge);
     ``cross_fitted`` (False when one half is empty: "after" is then in-sample); fitted on all
     pixels: ``border``, ``factors`` (each band's multiple at :data:`ONE_SIGMA`), ``floor`` (RMS),
     ``band_pixels``; ``rank_correlation``: Spearman of the written uncertainty with ``|error|``
@@ -152,6 +157,7 @@ def calibration(
             "coverage_before": [nan] * len(z),
             "coverage_after": [nan] * len(z),
             "ece_by_band": dict.fromkeys(BAND_NAMES, nan),
+            "coverage_by_band": {n: [nan] * len(z) for n in BAND_NAMES},
             "cross_fitted": False,
             "border": 0.0,
             "factors": [1.0] * len(BAND_NAMES),
@@ -166,6 +172,7 @@ def calibration(
     for by, on in sides:
         _, side_sigma, side_maps = _fit(error, base, weight, band, by)
         checked.append(_check(error, side_sigma, band, side_maps, on))
+    by_band = {n: _mean_judged([b[n] for _, b in checked]) for n in BAND_NAMES}
     factors = np.array([np.interp(ONE_SIGMA, MAP_LEVELS, m) for m in maps])
     written = factors[band] * sigma
     varies = len(error) > 2 and np.ptp(written) > 0 and np.ptp(error) > 0
@@ -173,9 +180,10 @@ def calibration(
         **out,
         "coverage_before": before.round(4).tolist(),
         "coverage_after": np.mean([c for c, _ in checked], axis=0).round(4).tolist(),
-        "ece_before": float(np.mean(np.abs(before - CALIBRATION_LEVELS))),
-        "ece_after": float(np.mean([np.mean(np.abs(c - CALIBRATION_LEVELS)) for c, _ in checked])),
-        "ece_by_band": {n: _mean_judged([b[n] for _, b in checked]) for n in BAND_NAMES},
+        "ece_before": _ece(before),
+        "ece_after": float(np.mean([_ece(c) for c, _ in checked])),
+        "coverage_by_band": {n: coverage.round(4).tolist() for n, coverage in by_band.items()},
+        "ece_by_band": {n: _mean_judged([np.array([_ece(b[n])]) for _, b in checked]).item() for n in BAND_NAMES},
         "cross_fitted": cross_fitted,
         "border": border,
         "factors": factors.tolist(),

@@ -100,9 +100,10 @@ def plot_training(history: Sequence[dict[str, float]], path: Path, best_epoch: i
 def plot_calibration(cal: dict[str, Any], path: Path) -> None:
     """Reliability diagram of a :func:`.calibration.calibration` result: the share of held-out errors
     inside each central interval against its level, for the MC spread as a Gaussian sd and for
-    the recalibrated uncertainty (checked on the other half of the slices)."""
+    the recalibrated uncertainty (checked on the other half of the slices), overall and per band
+    of probability (curves: the two directions' mean coverage; ECEs: per direction, averaged)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    fig, ax = plt.subplots(figsize=(5, 4.6))
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
     ax.plot(cal["levels"], cal["coverage_before"], "o-", color="C3", label=f"MC spread (ECE {cal['ece_before']:.3f})")
     ax.plot(
@@ -116,7 +117,11 @@ def plot_calibration(cal: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("share of held-out errors inside")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", fontsize=8)
+    for (name, coverage), color in zip(cal.get("coverage_by_band", {}).items(), ("C2", "C1", "C4")):
+        if np.all(np.isfinite(coverage)):  # a band with too few pixels is not drawn
+            ece = cal["ece_by_band"][name]
+            ax.plot(cal["levels"], coverage, ":", color=color, lw=1.2, label=f"  {name} pixels (ECE {ece:.3f})")
+    ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     with atomic_output(Path(path)) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
