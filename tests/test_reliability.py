@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pycemrg_scar_reconstruction.api import predict, prepare, synth, train
@@ -210,3 +211,17 @@ def test_a_signal_during_training_saves_the_best_epoch(good, tmp_path, sig, code
     assert ref.best_epoch == fitted.best_epoch
     a, b = fitted.net.state_dict(), ref.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_json_is_strict_nan_becomes_null(tmp_path):
+    """report.json and --json stay strict JSON (no NaN literal a browser or jq would refuse)."""
+    import json
+
+    from pycemrg_scar_reconstruction.io.paths import json_text, write_json
+
+    obj = {"a": float("nan"), "b": [1.0, np.inf, np.float32("nan")], "c": np.array([0.5, np.nan]), "d": 2}
+    write_json(obj, tmp_path / "x.json")
+    text = (tmp_path / "x.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.0, None, None], "c": [0.5, None], "d": 2}
+    assert json.loads(json_text(obj)) == json.loads(text)

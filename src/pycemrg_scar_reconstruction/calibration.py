@@ -55,6 +55,8 @@ def fit_border(error: np.ndarray, base: np.ndarray, weight: np.ndarray) -> float
     from scipy.optimize import minimize_scalar
 
     e2, b2, w2 = (np.asarray(a, np.float64) ** 2 for a in (error, base, weight))
+    if not np.any(w2 > 0):  # no pixel near a border: nothing to fit, and no term to carry elsewhere
+        return 0.0
 
     def nll(log_c: float) -> float:
         s2 = b2 + np.exp(2 * log_c) * w2
@@ -108,10 +110,10 @@ def _ece(coverage: np.ndarray) -> float:
     return float(np.mean(np.abs(coverage - CALIBRATION_LEVELS)))
 
 
-def _mean_judged(values: list[np.ndarray]) -> np.ndarray:
-    """Mean of the directions that judged a band (arrays of one shape; NaN when none did)."""
+def _mean_judged(values: list[Any]) -> np.ndarray:
+    """Mean of the directions that judged a band (numbers or arrays of one shape; NaN when none did)."""
     judged = [v for v in values if np.all(np.isfinite(v))]
-    return np.mean(judged, axis=0) if judged else np.full(values[0].shape, np.nan)
+    return np.mean(judged, axis=0) if judged else np.full(np.shape(values[0]), np.nan)
 
 
 def calibration(
@@ -183,7 +185,7 @@ def calibration(
         "ece_before": _ece(before),
         "ece_after": float(np.mean([_ece(c) for c, _ in checked])),
         "coverage_by_band": {n: coverage.round(4).tolist() for n, coverage in by_band.items()},
-        "ece_by_band": {n: _mean_judged([np.array([_ece(b[n])]) for _, b in checked]).item() for n in BAND_NAMES},
+        "ece_by_band": {n: float(_mean_judged([_ece(b[n]) for _, b in checked])) for n in BAND_NAMES},
         "cross_fitted": cross_fitted,
         "border": border,
         "factors": factors.tolist(),

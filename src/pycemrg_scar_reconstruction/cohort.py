@@ -71,6 +71,11 @@ class CohortResult:
         return sum(r["status"] == status for r in self.rows)
 
 
+def _rounded(value: float | None, digits: int) -> float | str:
+    """A figure of report.json for a cohort.csv cell: rounded, or empty when absent (None, NaN)."""
+    return "" if value is None or value != value else round(value, digits)
+
+
 def _row(patient: Patient, status: str, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS, "")
     row.update(id=patient.id, status=status, **values)
@@ -135,18 +140,18 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
             seconds=round(time.perf_counter() - start, 2),
             nodes=len(result.probability),
             groups=overall["groups"],
-            group_rmse=round(overall["rmse"], 5),
-            share_within=round(overall["share_within"], 4),
+            group_rmse=_rounded(overall["rmse"], 5),
+            share_within=_rounded(overall["share_within"], 4),
             passed=report["passed"],
             scar_share=round(float((result.probability >= 0.5).mean()), 4),
             mean_uncertainty=round(float(result.uncertainty.mean()), 5),
-            dice=round(truth["dice"], 4) if "dice" in truth else "",
-            mae=round(truth["mae"], 5) if "mae" in truth else "",
-            holdout_dice=round(heldout["holdout_dice"], 4) if "holdout_dice" in heldout else "",
-            holdout_mae=round(heldout["holdout_mae"], 5) if "holdout_mae" in heldout else "",
-            simulated_dice=round(heldout["simulated"]["dice"], 4) if "simulated" in heldout else "",
-            calibration_ece=round(heldout["calibration"]["ece_after"], 4) if "calibration" in heldout else "",
-            misregistration_mm=round(report["misregistration_mm"], 2) if "misregistration_mm" in report else "",
+            dice=_rounded(truth.get("dice"), 4),
+            mae=_rounded(truth.get("mae"), 5),
+            holdout_dice=_rounded(heldout.get("holdout_dice"), 4),
+            holdout_mae=_rounded(heldout.get("holdout_mae"), 5),
+            simulated_dice=_rounded(heldout.get("simulated", {}).get("dice"), 4),
+            calibration_ece=_rounded(heldout.get("calibration", {}).get("ece_after"), 4),
+            misregistration_mm=_rounded(report.get("misregistration_mm"), 2),
             output=str(output),
         )
     except Exception as exc:  # the patient's failure, whatever it is, is its row; the cohort goes on

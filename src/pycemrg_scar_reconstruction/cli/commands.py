@@ -8,13 +8,12 @@ or, with ``--json``, the summary as JSON on stdout (``--json PATH`` writes it th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..config import CohortConfig, SynthConfig, ValidateConfig
-from ..io.paths import output_lock, write_json
+from ..io.paths import json_text, output_lock, write_json
 from .configs import crossval_config, mesh_config, predict_config, prepare_config, runtime_config, train_config
 from .options import values
 from .parser import D_COHORT, D_SYNTH, D_VALIDATE
@@ -25,7 +24,7 @@ def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
     object instead; with ``--json PATH`` the text and the summary written to PATH."""
     target = getattr(args, "json", None)
     if target == "-":
-        print(json.dumps(summary, default=str))
+        print(json_text(summary))
         return
     print(text)
     if target:

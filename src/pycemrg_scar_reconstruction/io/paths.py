@@ -163,10 +163,28 @@ def output_lock(*paths: Path) -> Iterator[None]:
             os.close(fd)
 
 
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON of ``obj``: numpy values as plain ones, NaN and infinities as null."""
+    return json.dumps(_finite(obj), indent=indent, default=_json_default, allow_nan=False)
+
+
 def write_json(obj: Any, path: Path) -> None:
-    """Write JSON (indented) atomically."""
+    """Write :func:`json_text` (indented) atomically."""
     with atomic_output(Path(path)) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json_text(obj, indent=2) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (also in numpy arrays and scalars) replaced by None."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
