@@ -23,6 +23,8 @@ def test_map_of_uniform_errors_is_the_level():
     assert cal["floor"] == pytest.approx(1.0) and cal["band_pixels"] == [n, 0, 0]
     assert cal["cross_fitted"] and cal["ece_after"] < 0.002  # the other half has the same errors
     assert np.isnan(cal["ece_by_band"]["border"]) and np.isnan(cal["rank_correlation"])  # nothing to judge
+    alone = calibration(error, np.zeros(n), 1.0, np.zeros(n), np.zeros(n, bool))  # no other half
+    assert not alone["cross_fitted"] and alone["ece_after"] < 0.002 and alone["factors"] == cal["factors"]
 
 
 def test_the_floor_mends_a_too_narrow_spread():

@@ -169,11 +169,12 @@ def calibration(
     everything = np.ones(len(error), bool)
     border, sigma, maps = _fit(error, base, weight, band, everything)
     cross_fitted = bool(half.any() and not half.all())
-    sides = ((half, ~half), (~half, half)) if cross_fitted else ((everything, everything),)
-    checked = []
-    for by, on in sides:
-        _, side_sigma, side_maps = _fit(error, base, weight, band, by)
-        checked.append(_check(error, side_sigma, band, side_maps, on))
+    checked = [_check(error, sigma, band, maps, everything)]  # in-sample, when there is no other half
+    if cross_fitted:
+        checked = []
+        for by, on in ((half, ~half), (~half, half)):
+            _, side_sigma, side_maps = _fit(error, base, weight, band, by)
+            checked.append(_check(error, side_sigma, band, side_maps, on))
     by_band = {n: _mean_judged([b[n] for _, b in checked]) for n in BAND_NAMES}
     factors = np.array([np.interp(ONE_SIGMA, MAP_LEVELS, m) for m in maps])
     written = factors[band] * sigma

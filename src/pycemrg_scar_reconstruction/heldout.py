@@ -94,11 +94,15 @@ def heldout_group_means(
     return means.mean(axis=0), means.std(axis=0)
 
 
+def residual_sd(data: TrainingData, group_means: np.ndarray) -> float:
+    """RMS of ``data``'s targets minus a fit's group means ((G,)): the part of a pixel the model
+    does not explain even where it was trained (pixel noise, and what the network could not fit)."""
+    return float(np.sqrt(np.mean((data.group_target - group_means) ** 2)))
+
+
 def fit_residual_sd(fitted: Any, data: TrainingData, samples: int, seed: int) -> float:
-    """RMS of the fit's residuals (target minus MC-mean group mean) over all groups of ``data``:
-    the part of a pixel the model does not explain even where it was trained (pixel noise)."""
-    mean, _ = heldout_group_means(fitted, data, np.arange(data.n_groups), samples, seed)
-    return float(np.sqrt(np.mean((data.group_target - mean) ** 2)))
+    """:func:`residual_sd` of a fitted model's MC-mean group means over all groups of ``data``."""
+    return residual_sd(data, heldout_group_means(fitted, data, np.arange(data.n_groups), samples, seed)[0])
 
 
 def predict_held_out(
@@ -405,7 +409,7 @@ def simulated_targets(
 
     p = predict_nodes(fitted, data.points, mc_samples, mc_seed).probability.astype(np.float64)
     truth = (p >= 0.5).astype(np.float64)
-    sd = float(np.sqrt(np.mean((data.group_target - data.group_mean(p)) ** 2)))
+    sd = residual_sd(data, data.group_mean(p))
     noise = np.random.default_rng(seed).normal(0.0, sd, data.n_groups)
     return truth, np.clip(data.acquired_mean(truth) + noise, 0.0, 1.0), sd
 
