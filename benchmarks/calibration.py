@@ -46,7 +46,8 @@ from pycemrg_scar_reconstruction.calibration import (
     calibration,
     interval_multipliers,
 )
-from pycemrg_scar_reconstruction.heldout import fold_workers, run_folds, slice_folds
+from pycemrg_scar_reconstruction.folds import fold_workers, run_folds
+from pycemrg_scar_reconstruction.heldout import slice_folds
 
 QUIET = RuntimeConfig(quiet=True)
 #: (seed, spacing mm, noise sd, shift sd mm, intensity, scar scale, biventricular)

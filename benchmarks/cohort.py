@@ -86,7 +86,7 @@ def main() -> None:
                     str(args.epochs),
                     "--threads",
                     "1",
-                    "--quiet",
+                    "-q",
                     "--output",
                     str(tmp / "plain" / r["id"] / "scar.vtu"),
                 ]

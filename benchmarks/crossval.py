@@ -37,13 +37,10 @@ from pycemrg_scar_reconstruction import (
     train,
 )
 from pycemrg_scar_reconstruction.calibration import calibration
-from pycemrg_scar_reconstruction.heldout import (
-    gap_predictions,
-    heldout_group_means,
-    simulated_accuracy,
-    simulated_targets,
-)
+from pycemrg_scar_reconstruction.folds import heldout_group_means
+from pycemrg_scar_reconstruction.heldout import gap_predictions
 from pycemrg_scar_reconstruction.prediction import predict_nodes
+from pycemrg_scar_reconstruction.simulated import simulated_accuracy, simulated_targets
 
 QUIET = RuntimeConfig(quiet=True)
 #: (seed, spacing mm, noise sd, shift sd mm, intensity, scar scale)

@@ -23,7 +23,8 @@ from calibration import ALL_CASES
 
 from pycemrg_scar_reconstruction import RuntimeConfig, TrainConfig, train
 from pycemrg_scar_reconstruction.calibration import calibrated_uncertainty
-from pycemrg_scar_reconstruction.heldout import crossval, fit_residual_sd
+from pycemrg_scar_reconstruction.folds import fit_residual_sd
+from pycemrg_scar_reconstruction.heldout import crossval
 from pycemrg_scar_reconstruction.metrics import truth_report
 from pycemrg_scar_reconstruction.prediction import predict_nodes
 

@@ -56,7 +56,7 @@ def main() -> None:
             "8",
         ]
         step("prepare", ["prepare", *inputs, "--output", f"{tmp}/data.npz"])
-        step("train", ["train", "--data", f"{tmp}/data.npz", "--output", f"{tmp}/model.pt", "--max-epochs", "2", "--quiet"])
+        step("train", ["train", "--data", f"{tmp}/data.npz", "--output", f"{tmp}/model.pt", "--max-epochs", "2", "-q"])
         step(
             "predict",
             [

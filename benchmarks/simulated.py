@@ -23,8 +23,8 @@ import numpy as np
 from _cases import score_line, synthetic_data, varied_case
 
 from pycemrg_scar_reconstruction import RuntimeConfig, TrainConfig, dice, train
-from pycemrg_scar_reconstruction.heldout import simulated_accuracy
 from pycemrg_scar_reconstruction.prediction import predict_nodes
+from pycemrg_scar_reconstruction.simulated import simulated_accuracy
 
 QUIET = RuntimeConfig(quiet=True)
 #: (seed, spacing mm, noise sd, shift sd mm, intensity, scar scale, biventricular)

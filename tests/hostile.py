@@ -180,6 +180,97 @@ def cohort_output_dir_is_a_file(d: Path) -> list[str]:
     return ["cohort", "--manifest", str(d / "m.csv"), "--output-dir", str(d / "afile")]
 
 
+# 2. outputs that name an input: refused before any work, whatever the spelling --------------
+
+
+@case("predict")
+def predict_output_is_the_mesh(d: Path) -> list[str]:
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "mesh.vtu")]
+
+
+@case("predict")
+def predict_output_is_the_mesh_by_another_path(d: Path) -> list[str]:
+    other = os.path.relpath(d / "mesh.vtu")  # relative to the working folder: another spelling of the same file
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "mesh.vtu"), "--output", other]
+
+
+@case("predict")
+def predict_output_is_a_symlink_to_the_mesh(d: Path) -> list[str]:
+    (d / "link.vtu").symlink_to(d / "mesh.vtu")
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "link.vtu")]
+
+
+@case("predict")
+def predict_output_is_a_hard_link_to_the_mesh(d: Path) -> list[str]:
+    os.link(d / "mesh.vtu", d / "hard.vtu")
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "hard.vtu"), "--output", str(d / "mesh.vtu")]
+
+
+@case("predict")
+def predict_output_is_the_model(d: Path) -> list[str]:
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "mesh.vtu"), "--output", str(d / "model.pt")]
+
+
+@case("run")
+def run_output_is_the_mesh(d: Path) -> list[str]:
+    return run(d, "--output", str(d / "mesh.vtu"))
+
+
+@case("run")
+def run_side_file_is_the_mask(d: Path) -> list[str]:
+    # o_data.npz (the training data beside the output) is the mask's file
+    os.link(d / "lge_mask.nii.gz", d / "o_data.npz")
+    return run(d, "--mask", str(d / "o_data.npz"), "--output", str(d / "o.vtu"))
+
+
+@case("baseline")
+def baseline_output_is_the_mesh(d: Path) -> list[str]:
+    return ["baseline", "--method", "linear", *prep(d)[1:], "--output", str(d / "mesh.vtu")]
+
+
+@case("prepare")
+def prepare_json_is_the_mesh(d: Path) -> list[str]:
+    return ["--json", str(d / "mesh.vtu"), *prep(d, "--output", str(d / "d2.npz"))]
+
+
+@case("prepare")
+def prepare_log_file_is_the_image(d: Path) -> list[str]:
+    return prep(d, "--output", str(d / "d2.npz"), "--log-file", str(d / "lge.nii.gz"))
+
+
+@case("train")
+def train_output_is_the_data(d: Path) -> list[str]:
+    return ["train", "--data", str(d / "data.npz"), "--output", str(d / "data.npz"), "--max-epochs", "2"]
+
+
+@case("validate")
+def validate_json_is_the_data(d: Path) -> list[str]:
+    return ["--json", str(d / "data.npz"), "validate", "--data", str(d / "data.npz"), "--mesh", str(d / "out.vtu")]
+
+
+@case("crossval")
+def crossval_json_is_the_data(d: Path) -> list[str]:
+    return ["--json", str(d / "data.npz"), "crossval", "--data", str(d / "data.npz"), "--max-epochs", "2"]
+
+
+@case("report")
+def report_folder_file_is_the_mesh(d: Path) -> list[str]:
+    os.link(d / "out.vtu", d / "report.json")  # report.json in --output-dir is the mesh's file
+    return ["report", "--data", str(d / "data.npz"), "--mesh", str(d / "report.json"), "--output-dir", str(d)]
+
+
+@case("synth")
+def synth_json_is_the_config(d: Path) -> list[str]:
+    (d / "c.yaml").write_text("n_nodes: 2000\n")
+    return ["synth", "--config", str(d / "c.yaml"), "--output-dir", str(d / "s"), "--json", str(d / "c.yaml")]
+
+
+@case("cohort")
+def cohort_json_is_the_manifest(d: Path) -> list[str]:
+    (d / "m.csv").write_text(f"id,mesh,image,slice_thickness\np,{d / 'mesh.vtu'},{d / 'lge.nii.gz'},8\n")
+    return ["cohort", "--manifest", str(d / "m.csv"), "--output-dir", str(d / "co"), "--json", str(d / "m.csv")]
+
+
 # 3. corrupt or degenerate inputs ---------------------------------------------------------------
 
 

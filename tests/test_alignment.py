@@ -147,8 +147,8 @@ def test_measured_offsets_are_kept_but_not_applied(tmp_path, caplog):
     assert err(shown) < err(measured.group_mean(truth))
     # the simulated accuracy says which misregistration it included
     from pycemrg_scar_reconstruction.config import RuntimeConfig, TrainConfig
-    from pycemrg_scar_reconstruction.heldout import simulated_accuracy
     from pycemrg_scar_reconstruction.metrics import misregistration_note
+    from pycemrg_scar_reconstruction.simulated import simulated_accuracy
     from pycemrg_scar_reconstruction.training import fit
 
     quick, quiet = TrainConfig(max_epochs=3, batch_size=1024), RuntimeConfig(quiet=True)

@@ -75,7 +75,7 @@ def test_json_prints_one_machine_readable_object(small_case, tmp_path, capfd):
     assert facts["groups"] > 0 and facts["output"] == str(tmp_path / "d.npz")
     summary = tmp_path / "s.json"
     argv = ["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), "--max-epochs", "2"]
-    assert main([*argv, "--quiet", "--json", str(summary)]) == 0
+    assert main([*argv, "--json", str(summary)]) == 0
     assert "trained 2 epochs" in capfd.readouterr().out
     assert json.loads(summary.read_text())["epochs"] == 2
 
@@ -105,3 +105,40 @@ def test_help_does_not_import_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
+def _help(capsys, argv: list[str]) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_help_shows_the_essentials_on_one_screen(capsys):
+    short = _help(capsys, ["run", "--help"])
+    assert len(short.splitlines()) < 45
+    for flag in ("--mesh", "--image", "--slice-thickness", "--target", "--output", "--threshold", "--device", "--threads"):
+        assert flag in short
+    assert "--help-all" in short and "--lr" not in short and "--mc-samples" not in short
+    full = _help(capsys, ["run", "--help-all"])
+    assert "--lr" in full and "--mc-samples" in full and len(full.splitlines()) > 3 * len(short.splitlines())
+
+
+def test_one_spelling_for_quiet():
+    from pycemrg_scar_reconstruction.cli.parser import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, parser in sub.choices.items():
+        flags = {f for a in parser._actions for f in a.option_strings}
+        assert "--quiet" not in flags and "-q" in flags, name
+
+
+def test_no_measured_figure_in_any_help():
+    """Help texts point to the docs for figures: a measured number goes stale (a Dice, a Spearman...)."""
+    import re
+
+    from pycemrg_scar_reconstruction.cli.parser import build_parser
+
+    figure = re.compile(r"(Dice|Spearman|AUC|RMSE|MAE|ECE|faster|slower)\D{0,20}\d|\d\s*x faster", re.I)
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            assert not figure.search(str(action.help or "")), (name, action.option_strings, action.help)

@@ -10,13 +10,8 @@ import pytest
 from pycemrg_scar_reconstruction.api import prepare
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, RuntimeConfig, StackConfig, TrainConfig
-from pycemrg_scar_reconstruction.heldout import (
-    crossval,
-    neighbour_baselines,
-    slice_folds,
-    subset,
-    view_folds,
-)
+from pycemrg_scar_reconstruction.folds import subset
+from pycemrg_scar_reconstruction.heldout import crossval, neighbour_baselines, slice_folds, view_folds
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +79,7 @@ def test_crossval_reports_held_out_figures(data, tmp_path, capsys):
 
     save_training_data(data, tmp_path / "d.npz")
     out = tmp_path / "cv.json"
-    argv = ["crossval", "--data", str(tmp_path / "d.npz"), "--folds", "2", "--max-epochs", "5", "--quiet"]
+    argv = ["crossval", "--data", str(tmp_path / "d.npz"), "--folds", "2", "--max-epochs", "5", "-q"]
     assert main([*argv, "--json", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert {"holdout_dice", "holdout_mae", "holdout_rmse", "baseline_dice", "per_fold", "seconds"} <= set(saved)
@@ -98,7 +93,7 @@ def test_run_calibrate_stores_the_recalibration_and_predict_applies_it(small_cas
     from pycemrg_scar_reconstruction.prediction import predict_nodes
 
     argv = ["run", "--mesh", str(small_case["mesh"]), "--image", str(small_case["image"]), "--slice-thickness", "8"]
-    argv += ["--output", str(tmp_path / "o.vtu"), "--max-epochs", "8", "--quiet", "--calibrate", "--folds", "2"]
+    argv += ["--output", str(tmp_path / "o.vtu"), "--max-epochs", "8", "-q", "--calibrate", "--folds", "2"]
     argv += ["--mask", str(small_case["mask"]), "--measure-offsets", "--simulate"]
     assert main(argv) == 0
     fitted = load_model(tmp_path / "o_model.pt")
@@ -164,9 +159,9 @@ def test_gap_predictions_leave_out_every_interior_slice(data):
 def test_the_simulated_accuracy_recovers_its_own_stand_in_truth(data, tmp_path, capsys):
     """The stand-in truth is the reconstruction thresholded; the targets are its group means plus
     noise of the fit's residual RMS; a retraining on them scores well against it."""
-    from pycemrg_scar_reconstruction.heldout import simulated_targets
     from pycemrg_scar_reconstruction.io.artifacts import save_training_data
     from pycemrg_scar_reconstruction.prediction import predict_nodes
+    from pycemrg_scar_reconstruction.simulated import simulated_targets
     from pycemrg_scar_reconstruction.training import fit
 
     config = TrainConfig(max_epochs=60, batch_size=1024)
@@ -178,7 +173,7 @@ def test_the_simulated_accuracy_recovers_its_own_stand_in_truth(data, tmp_path, 
     clean = data.group_mean(truth)
     assert 0.3 * sd < np.std(targets - clean) < 1.5 * sd and targets.min() >= 0 and targets.max() <= 1
     save_training_data(data, tmp_path / "d.npz")
-    argv = ["crossval", "--data", str(tmp_path / "d.npz"), "--folds", "2", "--max-epochs", "60", "--quiet", "--simulate"]
+    argv = ["crossval", "--data", str(tmp_path / "d.npz"), "--folds", "2", "--max-epochs", "60", "-q", "--simulate"]
     assert main([*argv, "--batch-size", "1024", "--json", str(tmp_path / "cv.json")]) == 0
     sim = json.loads((tmp_path / "cv.json").read_text())["simulated"]
     assert sim["dice"] > 0.7 and sim["mae"] < 0.1, sim
@@ -200,7 +195,7 @@ def test_folds_in_worker_processes_give_the_same_figures(data):
 
 def test_validate_shows_held_out_figures_beside_the_fit(small_case, tmp_path, capsys):
     argv = ["run", "--mesh", str(small_case["mesh"]), "--image", str(small_case["image"]), "--slice-thickness", "8"]
-    assert main([*argv, "--output", str(tmp_path / "o.vtu"), "--max-epochs", "3", "--quiet"]) == 0
+    assert main([*argv, "--output", str(tmp_path / "o.vtu"), "--max-epochs", "3", "-q"]) == 0
     capsys.readouterr()
     check = ["validate", "--data", str(tmp_path / "o_data.npz"), "--model", str(tmp_path / "o_model.pt")]
     code = main([*check, "--heldout", "--mc-samples", "3", "--json", str(tmp_path / "v.json")])

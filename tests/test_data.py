@@ -117,7 +117,7 @@ def test_from_arrays_is_the_only_door():
 
 
 def test_stack_disagreement_where_prisms_intersect():
-    from pycemrg_scar_reconstruction.data import stack_disagreement, summary
+    from pycemrg_scar_reconstruction.data_summary import stack_disagreement, summary
 
     affine_a = np.diag([1.0, 1.0, 4.0, 1.0])
     affine_b = np.array([[0, 0, 4.0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])

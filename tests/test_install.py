@@ -53,5 +53,5 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs(tmp_path):
     assert (Path(site.stdout.strip()) / "py.typed").exists()
     _run([str(bin_ / "scar-reconstruct"), "synth", "--output-dir", "case", "--n-nodes", "4000"], cwd=tmp_path, env=env)
     run = ["run", "--mesh", "case/mesh.vtu", "--image", "case/lge.nii.gz", "--slice-thickness", "8", "--output", "out.vtu"]
-    _run([str(bin_ / "scar-reconstruct"), *run, "--max-epochs", "20", "--quiet"], cwd=tmp_path, env=env)
+    _run([str(bin_ / "scar-reconstruct"), *run, "--max-epochs", "20", "-q"], cwd=tmp_path, env=env)
     assert (tmp_path / "out.vtu").exists() and (tmp_path / "out_report" / "report.html").exists()

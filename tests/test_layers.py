@@ -1,7 +1,8 @@
 """The package's import graph follows the layer list in docs/architecture.md.
 
 Every module of the package is in exactly one layer; a module imports (at the top or inside a
-function) only modules of its own layer or below. Checked on the source with ``ast``.
+function) only modules of its own layer or below; the graph has no cycle; nothing outside ``cli``
+imports ``cli``; no module is over 400 lines. Checked on the source with ``ast``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,75 @@ def test_no_module_imports_one_above_it():
             if layer[dep_module] > layer[name]:
                 bad.append(f"{name} (layer {layer[name]}) imports {dep_module} (layer {layer[dep_module]})")
     assert not bad, bad
+
+
+def graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (submodule names resolved to modules)."""
+    known = modules()
+    out: dict[str, set[str]] = {}
+    for name, path in known.items():
+        out[name] = {dep if dep in known else dep.rsplit(".", 1)[0] for dep in imported(name, path)} - {name}
+    return out
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_sees_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle():
+    assert cycles(graph()) == []
+
+
+def test_library_never_imports_the_cli():
+    bad = [
+        f"{name} imports {dep}"
+        for name, deps in graph().items()
+        if not (name == "cli" or name.startswith("cli."))
+        for dep in deps
+        if dep == "cli" or dep.startswith("cli.")
+    ]
+    assert not bad, bad
+
+
+def test_no_module_over_400_lines():
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 400}
+    assert not long, long
 
 
 def test_package_face_is_lazy_and_complete():

@@ -90,18 +90,18 @@ def test_every_element_kind_keeps_its_volume_through_opencarp(tmp_path):
     [("offset", [1, 105, 205, 7]), ("keep", [1, 5, 5, 7]), ("replace", [1, 2, 3, 1])],
 )
 def test_tag_modes_keep_or_offset_the_input_tags(tmp_path, mode, expected):
-    from pycemrg_scar_reconstruction.api import _element_outputs
+    from pycemrg_scar_reconstruction.api._common import element_outputs
 
     grid = every_element_kind()
     # node probabilities that make the cells healthy, border zone, core scar, healthy
     prob = np.zeros(grid.n_points)
     prob[8:14], prob[14:19] = 0.3, 0.9
     mesh = MeshConfig(path=tmp_path / "k.vtu", tag_array="region")
-    out = _element_outputs(grid, prob, PredictConfig(tag_mode=mode), mesh)
+    out = element_outputs(grid, prob, PredictConfig(tag_mode=mode), mesh)
     np.testing.assert_array_equal(out["element_tags"], expected)
     np.testing.assert_array_equal(out["cell_arrays"]["scar_region"], [1, 2, 3, 1])
     with pytest.raises(InputError, match="no cell array 'nothere'"):
-        _element_outputs(grid, prob, PredictConfig(), mesh.model_copy(update={"tag_array": "nothere"}))
+        element_outputs(grid, prob, PredictConfig(), mesh.model_copy(update={"tag_array": "nothere"}))
 
 
 def test_fibres_become_a_lon_and_their_absence_is_said(tmp_path, caplog):
@@ -127,7 +127,7 @@ def test_output_units_of_a_vtk_output(tmp_path):
 def test_run_with_an_opencarp_output_reports_and_validates(small_case, tmp_path):
     base = ["--mesh", str(small_case["mesh"]), "--image", str(small_case["image"]), "--slice-thickness", "8"]
     out = tmp_path / "heart.pts"
-    assert main(["run", *base, "--output", str(out), "--max-epochs", "3", "--quiet", "--mc-samples", "2"]) == 0
+    assert main(["run", *base, "--output", str(out), "--max-epochs", "3", "-q", "--mc-samples", "2"]) == 0
     assert (tmp_path / "heart_report" / "report.json").exists() and (tmp_path / "heart_report" / "report.html").exists()
     for name in ("heart.elem", "heart.scar_probability.dat", "heart.scar_supervised.dat", "heart.scar_truth.dat"):
         assert (tmp_path / name).exists(), name
@@ -153,7 +153,7 @@ def test_predict_on_an_opencarp_mesh_writes_dat_elem_and_lon(small_case, tmp_pat
                 str(tmp_path / "r.vtu"),
                 "--max-epochs",
                 "3",
-                "--quiet",
+                "-q",
                 "--no-report",
             ]
         )

@@ -46,7 +46,7 @@ def test_distance_and_prior_on_a_tiny_mesh():
 
 def test_biventricular_case_has_no_rv_scar_beyond_the_support(bv_case, tmp_path, capsys):
     out = tmp_path / "bv.vtu"
-    assert main(["run", *_inputs(bv_case), "--output", str(out), "--max-epochs", "80", "--quiet", "--no-report"]) == 0
+    assert main(["run", *_inputs(bv_case), "--output", str(out), "--max-epochs", "80", "--no-report"]) == 0
     assert "beyond 5 mm from any supervised node" in capsys.readouterr().out
     mesh = pv.read(out)
     rv = mesh.point_data["is_LV"] == 0
@@ -62,7 +62,7 @@ def test_biventricular_case_has_no_rv_scar_beyond_the_support(bv_case, tmp_path,
 def test_region_keeps_every_node_and_cell_and_zeroes_the_outside(bv_case, tmp_path):
     out = tmp_path / "lv.vtu"
     args = [*_inputs(bv_case), "--region-array", "is_LV", "--region-values", "1", "--output", str(out)]
-    assert main(["run", *args, "--max-epochs", "40", "--quiet", "--threshold", "0.5"]) == 0
+    assert main(["run", *args, "--max-epochs", "40", "--threshold", "0.5"]) == 0
     mesh, source = pv.read(out), pv.read(bv_case["mesh"])
     assert (mesh.n_points, mesh.n_cells) == (source.n_points, source.n_cells)
     rv = source.point_data["is_LV"] == 0

@@ -217,7 +217,7 @@ def prepare_args(case) -> list[str]:
 def test_cli_train_predict_run(small_case, tmp_path, capsys):
     prep = prepare_args(small_case)
     assert main(["prepare", *map(str, prep), "--output", str(tmp_path / "d.npz")]) == 0
-    fast = ["--max-epochs", "4", "--quiet", "--batch-size", "4096"]
+    fast = ["--max-epochs", "4", "--batch-size", "4096"]
     assert main(["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), *fast]) == 0
     assert (tmp_path / "m.history.json").exists()
     assert (
@@ -334,7 +334,7 @@ def test_deterministic_runs_are_bit_identical_across_processes(small_case, tmp_p
             str(tmp_path / f"{name}.pt"),
             "--max-epochs",
             "4",
-            "--quiet",
+            "-q",
             "--deterministic",
         ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

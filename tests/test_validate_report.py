@@ -72,7 +72,7 @@ def fitted_case(small_case, tmp_path_factory):
         "60",
         "--batch-size",
         "1024",
-        "--quiet",
+        "-q",
     ]
     assert main([str(a) for a in argv]) == 0
     return out

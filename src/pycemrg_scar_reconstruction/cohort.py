@@ -91,11 +91,10 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
     from pydantic import ValidationError
 
     from .api import reconstruct, validate
-    from .cli import _validation_line
-    from .cli.configs import crossval_config, predict_config, prepare_config, runtime_config, train_config
-    from .cli.options import flags_in_message
+    from .arguments import crossval_config, predict_config, prepare_config, runtime_config, train_config
     from .config import MeshConfig, ValidateConfig
     from .manifest import run_parser
+    from .options import flags_in_message, validation_line
 
     folder = Path(output_dir) / patient.id
     folder.mkdir(parents=True, exist_ok=True)
@@ -156,7 +155,7 @@ def run_patient(patient: Patient, output_dir: Path, key: str, runtime: dict[str,
         )
     except Exception as exc:  # the patient's failure, whatever it is, is its row; the cohort goes on
         if isinstance(exc, ValidationError):
-            line = _validation_line(exc)
+            line = validation_line(exc)
         elif isinstance(exc, InputError):
             line = flags_in_message(str(exc), columns=True)  # a manifest user knows column names
         else:

@@ -1,7 +1,8 @@
 """Training data: groups (one per supervised pixel) and memberships (node, group).
 
 Built from world-mm mesh points and :class:`~.stack.SliceStack` objects with the forward model
-(:mod:`.forward`). File reading and writing live in :mod:`.io`; this module only converts to and
+(:mod:`.forward`). File reading and writing live in :mod:`.io`, the arrays' kinds and the stack geometry's arrays in
+:mod:`.data_layout`, the printed summary in :mod:`.data_summary`; this module only converts to and
 from a dict of arrays (``to_arrays`` / ``from_arrays``), and ``from_arrays`` checks everything it
 is given. In memory the stacks' geometry is one :class:`~.stack.StackGeometry` per stack.
 
@@ -44,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from .data_layout import _ARRAY_FIELDS, STACK_KEYS, stack_arrays, stacks_from_arrays, wrong_kind
 from .errors import InputError
 from .forward import group_keys, group_mean, group_memberships, key_voxel, prism_memberships, supervised, voxel_key
 from .geometry import normalisation
@@ -54,103 +56,6 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 3
 #: In-plane RMS misregistration (mm) over which a measured but uncorrected one is reported (about a pixel).
 MISREGISTRATION_WARN_MM = 1.5
-#: The array keys of the ``.npz`` besides the stack geometry (:data:`STACK_KEYS`) and the version.
-_ARRAY_FIELDS = (
-    "points",
-    "member_node",
-    "member_group",
-    "group_target",
-    "group_count",
-    "group_voxel",
-    "group_stack",
-    "group_slice",
-    "norm_center",
-    "norm_scale",
-    "stack_names",
-    "stack_mapping",
-)
-#: The ``.npz`` keys of the stacks' geometry, one entry per stack.
-STACK_KEYS = ("stack_affines", "stack_shapes", "stack_thickness", "stack_axis", "stack_slice_offsets")
-
-
-def stack_arrays(stacks: tuple[StackGeometry, ...] | list[StackGeometry]) -> dict[str, np.ndarray]:
-    """The stacks' geometry as the arrays of :data:`STACK_KEYS` (also the checkpoint's layout)."""
-    return {
-        "stack_affines": np.array([g.affine for g in stacks], dtype=np.float64).reshape(-1, 4, 4),
-        "stack_shapes": np.array([g.shape for g in stacks], dtype=np.int64).reshape(-1, 3),
-        "stack_thickness": np.array([g.thickness for g in stacks], dtype=np.float64),
-        "stack_axis": np.array([g.axis for g in stacks], dtype=np.int64),
-        "stack_slice_offsets": np.concatenate(
-            [g.slice_offsets if g.slice_offsets is not None else np.zeros((g.n_slices, 3)) for g in stacks]
-        ).reshape(-1, 3),
-    }
-
-
-#: The kind of every array of the file (numpy dtype kinds: f float, i/u integer, U/S text).
-_KINDS = {
-    "points": "f",
-    "member_node": "iu",
-    "member_group": "iu",
-    "group_target": "f",
-    "group_count": "iu",
-    "group_voxel": "iu",
-    "group_stack": "iu",
-    "group_slice": "iu",
-    "norm_center": "f",
-    "norm_scale": "f",
-    "stack_names": "US",
-    "stack_mapping": "US",
-    "stack_affines": "f",
-    "stack_shapes": "iu",
-    "stack_thickness": "f",
-    "stack_axis": "iu",
-    "stack_slice_offsets": "f",
-}
-
-
-def wrong_kind(arrays: dict[str, np.ndarray]) -> str | None:
-    """The first array whose dtype is not what the layout says (e.g. text points), or None."""
-    for key, kinds in _KINDS.items():
-        if key in arrays and np.asarray(arrays[key]).dtype.kind not in kinds:
-            names = {"f": "floats", "i": "integers", "u": "integers", "U": "text", "S": "text"}
-            return f"{key} holds {np.asarray(arrays[key]).dtype} values, expected {names[kinds[0]]}"
-    return None
-
-
-def stacks_from_arrays(arrays: dict[str, np.ndarray]) -> tuple[StackGeometry, ...]:
-    """Inverse of :func:`stack_arrays` (raises ValueError on inconsistent or impossible arrays)."""
-    problem = wrong_kind(arrays)
-    if problem:
-        raise ValueError(problem)
-    affines = np.asarray(arrays["stack_affines"], dtype=np.float64)
-    shapes, thickness, axis = (np.asarray(arrays[k]) for k in ("stack_shapes", "stack_thickness", "stack_axis"))
-    n = len(affines)
-    if affines.shape != (n, 4, 4) or shapes.shape != (n, 3) or thickness.shape != (n,) or axis.shape != (n,):
-        raise ValueError(
-            f"stack arrays disagree: affines {affines.shape}, shapes {shapes.shape}, "
-            f"thickness {thickness.shape}, axis {axis.shape}"
-        )
-    offsets = np.asarray(arrays["stack_slice_offsets"], dtype=np.float64)
-    counts = [int(shapes[s, int(axis[s])]) for s in range(n)] if n and np.all(np.isin(axis, (0, 1, 2))) else []
-    if offsets.shape != (sum(counts), 3):
-        raise ValueError(f"stack_slice_offsets has shape {offsets.shape}, expected ({sum(counts)}, 3)")
-    per_stack = np.split(offsets, np.cumsum(counts)[:-1]) if counts else []
-    if not (np.all(np.isfinite(affines)) and np.all(np.isfinite(thickness)) and np.all(np.isfinite(offsets))):
-        raise ValueError("non-finite stack affine, thickness or offsets")
-    if np.any(shapes < 1) or np.any(thickness <= 0) or not np.all(np.isin(axis, (0, 1, 2))):
-        raise ValueError("stack shapes must be positive, thicknesses positive and axes 0, 1 or 2")
-    if n and np.min(np.abs(np.linalg.det(affines[:, :3, :3]))) < 1e-9:
-        raise ValueError("a stack affine is singular")
-    return tuple(
-        StackGeometry(
-            affines[s],
-            (int(shapes[s, 0]), int(shapes[s, 1]), int(shapes[s, 2])),
-            float(thickness[s]),
-            int(axis[s]),
-            per_stack[s],
-        )
-        for s in range(n)
-    )
 
 
 @dataclass(frozen=True)
@@ -398,68 +303,3 @@ def build_training_data(points: np.ndarray, stacks: list[SliceStack], region: np
         stack_names=np.array([st.name for st in stacks]),
         stack_mapping=np.array([json.dumps(st.mapping) for st in stacks]),
     )
-
-
-def stack_disagreement(data: TrainingData) -> list[dict[str, float]]:
-    """Per stack, how far its targets are from the other stacks' where their prisms share nodes.
-
-    Each node's target in a stack is the mean target of its groups there; for every pair of stacks
-    the absolute difference is taken at the nodes both supervise, and per stack these are averaged
-    over all its pairs (node-weighted). Breath-hold motion between acquisitions shows up here.
-
-    Returns
-    -------
-    One dict per stack: ``stack``, ``shared_nodes`` and ``mean_abs_difference`` (NaN when it shares none).
-    """
-    n_stacks, n = len(data.stack_names), data.n_nodes
-    if n_stacks < 2:
-        return []
-    idx = data.group_stack[data.member_group] * n + data.member_node
-    sums = np.bincount(idx, weights=data.group_target[data.member_group], minlength=n_stacks * n).reshape(n_stacks, n)
-    counts = np.bincount(idx, minlength=n_stacks * n).reshape(n_stacks, n)
-    node_target = sums / np.maximum(counts, 1)
-    out = []
-    for a in range(n_stacks):  # pairs of stacks (a handful), vectorised over nodes
-        diff_sum, shared = 0.0, 0
-        for b in range(n_stacks):
-            both = (counts[a] > 0) & (counts[b] > 0) if a != b else np.zeros(n, bool)
-            diff_sum += float(np.abs(node_target[a, both] - node_target[b, both]).sum())
-            shared += int(both.sum())
-        out.append(
-            {"stack": a, "shared_nodes": shared, "mean_abs_difference": diff_sum / shared if shared else float("nan")}
-        )
-    return out
-
-
-def _format_mapping(mapping: dict) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in mapping.items())
-
-
-def summary(data: TrainingData) -> str:
-    """A short human-readable summary: nodes, supervised share, groups per stack and slice."""
-    sup = data.supervised()
-    lines = [
-        f"nodes: {data.n_nodes}",
-        f"supervised nodes: {int(sup.sum())} ({100.0 * sup.mean():.1f}% of the mesh)",
-        f"groups: {data.n_groups}  memberships: {data.n_members}  "
-        f"(mean {data.n_members / max(data.n_groups, 1):.1f} nodes per group)",
-    ]
-    for si, name in enumerate(data.stack_names):
-        sel = data.group_stack == si
-        slices, counts = np.unique(data.group_slice[sel], return_counts=True)
-        per_slice = ", ".join(f"{s}:{c}" for s, c in zip(slices, counts))
-        lines.append(
-            f"stack {si} ({name}): {int(sel.sum())} groups, thickness {data.stacks[si].thickness:g} mm; "
-            f"groups per slice {{{per_slice}}}"
-        )
-        lines.append(f"  targets: {_format_mapping(json.loads(str(data.stack_mapping[si])))}")
-        offsets = data.stacks[si].slice_offsets
-        if offsets is not None:
-            rows = "; ".join(f"{k}: [{o[0]:+.1f}, {o[1]:+.1f}, {o[2]:+.1f}]" for k, o in enumerate(offsets))
-            lines.append(f"  slice offsets [di, dj, dn] mm (the heart's displacement per slice): {rows}")
-    for row in stack_disagreement(data):
-        lines.append(
-            f"stack {row['stack']} vs the other stacks where prisms intersect: "
-            f"mean |target difference| {row['mean_abs_difference']:.3f} over {row['shared_nodes']} node pairs"
-        )
-    return "\n".join(lines)

@@ -78,7 +78,7 @@ class _RowParser(argparse.ArgumentParser):
 
 def run_parser() -> argparse.ArgumentParser:
     """A parser of the ``run`` options that raises instead of exiting."""
-    from .cli.parser import add_run_arguments
+    from .arguments import add_run_arguments
 
     parser = _RowParser(prog="run", add_help=False, exit_on_error=False)
     add_run_arguments(parser)
@@ -110,7 +110,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"{path}: not a readable YAML file ({type(exc).__name__}); check its syntax") from None
-    from .cli.options import text_of
+    from .options import text_of
 
     rows = [{str(k).strip(): text_of(v) for k, v in r.items() if k is not None} for r in raw]
     return [{k: v for k, v in r.items() if v != ""} for r in rows if any(v != "" for v in r.values())]
@@ -123,9 +123,8 @@ def read_manifest(path: Path) -> list[Patient]:
     unusable ids) raise :class:`.errors.InputError`; a bad row (an option the ``run`` parser or
     the config models refuse, a file that does not exist) comes back with its ``error`` set.
     """
-    from .cli import _validation_line
-    from .cli.configs import predict_config, prepare_config, runtime_config, train_config
-    from .cli.options import _RepeatError, columns_of, to_argv
+    from .arguments import predict_config, prepare_config, runtime_config, train_config
+    from .options import _RepeatError, columns_of, to_argv, validation_line
 
     path = Path(path)
     rows = _rows(path)
@@ -165,7 +164,7 @@ def read_manifest(path: Path) -> list[Patient]:
             except (_RowError, _RepeatError, argparse.ArgumentError) as exc:
                 error = str(exc)
             except ValidationError as exc:
-                error = _validation_line(exc)
+                error = validation_line(exc)
             except InputError as exc:
                 error = str(exc)
         patients.append(

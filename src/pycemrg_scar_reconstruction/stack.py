@@ -1,4 +1,5 @@
-"""A stack's geometry (:class:`StackGeometry`) and a stack of slices (:class:`SliceStack`).
+"""A stack's geometry (:class:`StackGeometry`), a stack of slices (:class:`SliceStack`) and a
+stack as read before conversion (:class:`RawStack`).
 
 :class:`StackGeometry` is the one description of where a stack's pixels are: it travels with the
 pixels (in :class:`SliceStack`), with the training data and with the model. A :class:`SliceStack`
@@ -180,3 +181,28 @@ class SliceStack:
             raise ValueError(f"{self.name}: values shape {self.values.shape} != geometry shape {self.geometry.shape}")
         if self.mask is not None and self.mask.shape != self.values.shape:
             raise ValueError(f"{self.name}: mask shape {self.mask.shape} != image {self.values.shape}")
+
+
+@dataclass(frozen=True, eq=False)
+class RawStack:
+    """A stack as read from disk, before its values become targets (see :mod:`.targets`).
+
+    Attributes
+    ----------
+    values : (I, J, K) raw pixel values (probabilities, labels or intensities).
+    geometry : StackGeometry, as read (DICOM per-slice positions included; no breath-hold offsets).
+    mask, remote, blood_pool : (I, J, K) bool or None: the myocardium mask (or the myocardium
+        labels) and the reference masks of the clinical normalisations.
+    label_names : label name -> value from a labels file, or None.
+    name : where the stack came from (a file path), for messages.
+    positions : a note when per-slice DICOM positions were used ("" otherwise).
+    """
+
+    values: np.ndarray
+    geometry: StackGeometry
+    mask: np.ndarray | None = None
+    remote: np.ndarray | None = None
+    blood_pool: np.ndarray | None = None
+    label_names: dict[str, int] | None = None
+    name: str = "<stack>"
+    positions: str = ""

@@ -36,6 +36,7 @@ import numpy as np
 
 from .config import Labels, TargetConfig, TargetKind
 from .errors import InputError
+from .stack import RawStack, SliceStack, StackGeometry
 from .tissue import estimate_levels, scar_fraction
 
 TARGET_KINDS: tuple[str, ...] = get_args(TargetKind)
@@ -241,3 +242,27 @@ def _convert(
         out[~np.isfinite(values)] = np.nan
         return out
     raise InputError(f"unknown `target` {kind!r}; choose one of {', '.join(TARGET_KINDS)}")
+
+
+def stack_targets(
+    raw: RawStack, config: TargetConfig, geometry: StackGeometry, tissue: tuple[np.ndarray, np.ndarray] | None = None
+) -> SliceStack:
+    """The :class:`.stack.SliceStack` of a stack as read: its values converted by :func:`to_target`.
+
+    ``geometry`` is the stack's final geometry (breath-hold offsets applied); ``tissue`` the
+    (wall, blood) fractions of its prisms, for ``mixture``.
+    """
+    targets, mapping = to_target(
+        raw.values,
+        config,
+        raw.mask,
+        remote=raw.remote,
+        blood_pool=raw.blood_pool,
+        name=raw.name,
+        tissue=tissue,
+        axis=geometry.axis,
+        label_names=raw.label_names,
+    )
+    if raw.positions:
+        mapping = {**mapping, "slice_positions": raw.positions}
+    return SliceStack(values=targets, geometry=geometry, mask=raw.mask, name=raw.name, mapping=mapping)

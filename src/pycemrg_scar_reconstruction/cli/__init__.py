@@ -1,7 +1,8 @@
 """The ``scar-reconstruct`` command line: a thin layer over :mod:`..api`.
 
-* :mod:`.options`: options generated from the config models (each declared once);
-* :mod:`.parser`: the subcommands and their option groups;
+* :mod:`..options` / :mod:`..arguments` (below the CLI, shared with cohort manifests): options
+  generated from the config models (each declared once), parsed options -> config models;
+* :mod:`.parser`: the subcommands and their option groups, short and full help;
 * :mod:`.commands`: options -> config models -> API call -> printed summary;
 * :func:`main`: logging for the command line, and errors as one line with exit code 2.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
-import re
 import shlex
 import signal
 import sys
@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..errors import InputError, Interrupted
-from .options import _RepeatError, field_flag, flags_in_message
+from ..options import _RepeatError, flags_in_message, validation_line
 
 log = logging.getLogger("pycemrg_scar_reconstruction")
 
@@ -82,7 +82,7 @@ def _with_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
         return argv
     import yaml
 
-    from .options import columns_of, text_of, to_argv
+    from ..options import columns_of, text_of, to_argv
 
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     position, skip, path = None, False, None
@@ -117,14 +117,6 @@ def _with_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     except ValueError as exc:
         raise InputError(f"{path}: {exc}; see scar-reconstruct {argv[position]} --help") from None
     return [*argv[: position + 1], *extra, *argv[position + 1 :]]
-
-
-def _validation_line(exc: ValidationError) -> str:
-    """One line for the first error of a pydantic validation, with the field as its flag."""
-    first = exc.errors()[0]
-    names = [str(x) for x in first["loc"] if isinstance(x, str)]
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    return (f"{field_flag(names[-1])}: " if names else "") + flags_in_message(re.sub(r"\b([a-z]+_[a-z_]+)\b", r"`\1`", msg))
 
 
 class Terminated(KeyboardInterrupt):
@@ -194,6 +186,10 @@ def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
         return 2, False
     args.command_line = shlex.join(["scar-reconstruct", *given])
     try:
+        from ..io.paths import refuse_overwrite
+        from .commands import written_and_read
+
+        refuse_overwrite(*written_and_read(args))  # before anything is opened for writing, the log file too
         _setup_logging(args.verbose, args.silent, args.log_file)
         if args.json not in (None, "-"):
             from ..io.paths import check_output
@@ -205,7 +201,7 @@ def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
             print(f"error: {flags_in_message(line)}", file=sys.stderr)
         return 2, args.verbose
     except ValidationError as exc:
-        print(f"error: {_validation_line(exc)}", file=sys.stderr)
+        print(f"error: {validation_line(exc)}", file=sys.stderr)
         return 2, args.verbose
     except OSError as exc:
         print(f"error: {_os_line(exc)}", file=sys.stderr)

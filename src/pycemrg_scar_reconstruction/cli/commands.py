@@ -12,11 +12,70 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..arguments import (
+    D_COHORT,
+    D_SYNTH,
+    D_VALIDATE,
+    crossval_config,
+    mesh_config,
+    predict_config,
+    prepare_config,
+    runtime_config,
+    train_config,
+)
 from ..config import CohortConfig, SynthConfig, ValidateConfig
 from ..io.paths import json_text, output_lock, write_json
-from .configs import crossval_config, mesh_config, predict_config, prepare_config, runtime_config, train_config
-from .options import values
-from .parser import D_COHORT, D_SYNTH, D_VALIDATE
+from ..options import values
+
+#: Options that name what a command writes; every other path option names something it reads.
+OUTPUT_OPTIONS = ("output", "output_dir", "json", "log_file")
+#: The files ``report`` writes into its folder.
+REPORT_FILES = ("slices.png", "mesh.png", "training.png", "calibration.png", "report.json", "report.html")
+
+
+def _paths(value: Any) -> list[Path]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [Path(v) for v in items if isinstance(v, Path)]
+
+
+def written_and_read(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """The files a command will write (its outputs and their side files) and the ones it reads
+    (every other path option), as (what, path) pairs for :func:`..io.paths.refuse_overwrite`."""
+    from ..api import alignment_picture_path, output_paths
+    from ..io.artifacts import history_path
+
+    read = [
+        (f"--{k.split('.')[-1].replace('_', '-')}", p)
+        for k, v in vars(args).items()
+        if k not in OUTPUT_OPTIONS
+        for p in _paths(v)
+    ]
+    written: list[tuple[str, Path]] = []
+    output, folder = getattr(args, "output", None), getattr(args, "output_dir", None)
+    if output is not None:
+        written.append(("--output", output))
+        if args.command == "prepare":
+            written.append(("alignment picture beside --output", alignment_picture_path(output)))
+        if args.command == "train":
+            written.append(("loss history beside --output", history_path(output)))
+        if args.command == "run":
+            paths = output_paths(output)
+            written += [
+                ("training data beside --output", paths["data"]),
+                ("model beside --output", paths["model"]),
+                ("loss history beside --output", history_path(paths["model"])),
+                ("alignment picture beside --output", alignment_picture_path(paths["data"])),
+                *[("report beside --output", paths["report"] / n) for n in REPORT_FILES],
+            ]
+    if folder is not None and args.command == "report":
+        written += [("report in --output-dir", folder / n) for n in REPORT_FILES]
+    if folder is not None and args.command == "cohort":
+        written += [("cohort table in --output-dir", folder / n) for n in ("cohort.csv", "cohort.html")]
+    if getattr(args, "json", None) not in (None, "-"):
+        written.append(("--json summary", Path(args.json)))
+    if getattr(args, "log_file", None) is not None:
+        written.append(("--log-file", args.log_file))
+    return written, read
 
 
 def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
@@ -84,7 +143,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from ..api import prepare, slice_offsets_mm
-    from ..data import summary
+    from ..data_summary import summary
 
     with output_lock(args.output):
         data = prepare(prepare_config(args), output=args.output)

@@ -1,47 +1,100 @@
-"""The ``scar-reconstruct`` argument parser: subcommands, with options grouped as a user reads them."""
+"""The ``scar-reconstruct`` argument parser: subcommands, with options grouped as a user reads them.
+
+``COMMAND --help`` shows what a first run needs (:data:`ESSENTIAL`: inputs, outputs, thickness,
+target, threshold, device, threads) and says how many more options ``--help-all`` shows.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .._version import __version__
-from ..config import (
-    PRESETS,
-    CohortConfig,
-    CrossvalConfig,
-    MeshConfig,
-    ModelConfig,
-    PredictConfig,
-    PrepareConfig,
-    RuntimeConfig,
-    StackConfig,
-    SynthConfig,
-    TargetConfig,
-    TrainConfig,
-    ValidateConfig,
+from ..arguments import (
+    D_COHORT,
+    D_CROSSVAL,
+    D_PREDICT,
+    D_SYNTH,
+    D_VALIDATE,
+    PREDICT_RUNTIME,
+    TRAIN_RUNTIME,
+    add_inputs,
+    add_mesh,
+    add_prediction,
+    add_run_arguments,
+    add_runtime,
+    add_training,
 )
-from .options import add_options
+from ..config import CohortConfig, CrossvalConfig, MeshConfig, PredictConfig, SynthConfig, ValidateConfig
+from ..options import add_options
 
-#: Destination prefixes of each model's options in the parsed namespace.
-D_PREPARE = "prepare."
-D_COHORT = "cohort."
-D_CROSSVAL = "crossval."
-D_MESH, D_STACK, D_TARGET, D_TRAIN, D_MODEL, D_PREDICT, D_RUNTIME, D_VALIDATE, D_SYNTH = (
-    "mesh.",
-    "stack.",
-    "target.",
-    "train.",
-    "model.",
-    "predict.",
-    "runtime.",
-    "validate.",
-    "synth.",
+#: The options ``COMMAND --help`` shows, in this order (required options are always shown); ``--help-all`` shows all.
+ESSENTIAL = (
+    "--help",
+    "--help-all",
+    "--manifest",
+    "--data",
+    "--model",
+    "--mesh",
+    "--image",
+    "--slice-thickness",
+    "--mask",
+    "--myocardium-labels",
+    "--target",
+    "--scar-label",
+    "--truth",
+    "--output",
+    "--output-dir",
+    "--threshold",
+    "--device",
+    "--threads",
 )
-#: Runtime options that matter to each kind of work.
-TRAIN_RUNTIME = ("device", "amp", "compile", "deterministic", "threads", "quiet")
-PREDICT_RUNTIME = ("device", "deterministic", "threads", "memory_mb")
+
+
+class _ShortHelp(argparse.Action):
+    """``-h/--help``: the essential options only, and a line saying how to see the rest."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        shown, hidden_groups, n_hidden = [], [], 0
+        for group in parser._action_groups:
+            for a in group._group_actions:
+                if a.help is argparse.SUPPRESS:
+                    continue
+                if a.required or set(ESSENTIAL).intersection(a.option_strings):
+                    shown.append(a)
+                else:
+                    n_hidden += 1
+                    title = (group.title or "").split(" (")[0].split(":")[0]
+                    if title not in hidden_groups and group not in (parser._optionals, parser._positionals):
+                        hidden_groups.append(title)
+        rank = {flag: i for i, flag in enumerate(ESSENTIAL)}
+        shown.sort(key=lambda a: min((rank.get(f, len(rank)) for f in a.option_strings), default=len(rank)))
+        formatter = parser._get_formatter()
+        formatter.add_usage(parser.usage, shown, [])
+        formatter.add_text(parser.description)
+        formatter.start_section("the options a first run needs")
+        formatter.add_arguments(shown)
+        formatter.end_section()
+        if n_hidden:
+            formatter.add_text(f"{n_hidden} more options ({', '.join(hidden_groups)}): {parser.prog} --help-all")
+        parser._print_message(formatter.format_help(), sys.stdout)
+        parser.exit()
+
+
+class _FullHelp(argparse.Action):
+    """``--help-all``: every option, in its group."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.print_help()
+        parser.exit()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,75 +102,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
-
-
-def _mesh(parser: argparse.ArgumentParser, required: bool, help_text: str) -> None:
-    g = parser.add_argument_group("mesh")
-    g.add_argument("--mesh", required=required, type=Path, metavar="PATH", help=help_text)
-    add_options(g, MeshConfig, D_MESH, skip=("path",), flag_prefix="mesh_")
-
-
-def _inputs(parser: argparse.ArgumentParser) -> None:
-    """The mesh and the stacks; per-stack options once (all stacks) or once per --image."""
-    _mesh(parser, True, MeshConfig.model_fields["path"].description or "")
-    g = parser.add_argument_group("stacks (repeat --image for more stacks; per-stack options once, or once per --image)")
-    g.add_argument(
-        "--image",
-        required=True,
-        action="append",
-        type=Path,
-        metavar="PATH",
-        help=StackConfig.model_fields["path"].description,
-    )
-    add_options(g, StackConfig, D_STACK, skip=("path",), repeat=True)
-    g = parser.add_argument_group("targets: what the pixel values are")
-    add_options(g, TargetConfig, D_TARGET, repeat=True)
-    g = parser.add_argument_group("breath-hold alignment")
-    add_options(
-        g, PrepareConfig, D_PREPARE, only=("align_slices", "measure_offsets", "align_max_inplane_mm", "align_max_normal_mm")
-    )
-
-
-def _training(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("training")
-    g.add_argument(
-        "--preset",
-        choices=tuple(PRESETS),
-        default="default",
-        help="starting configuration; options given explicitly override it (paper: the published setup)",
-    )
-    add_options(g, TrainConfig, D_TRAIN)
-    add_options(parser.add_argument_group("model"), ModelConfig, D_MODEL)
-
-
-def _prediction(parser: argparse.ArgumentParser) -> None:
-    add_options(parser.add_argument_group("prediction"), PredictConfig, D_PREDICT)
-
-
-def _runtime(parser: argparse.ArgumentParser, fields: tuple[str, ...]) -> None:
-    add_options(parser.add_argument_group("runtime (not saved with the model)"), RuntimeConfig, D_RUNTIME, only=fields)
-
-
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``run`` (also the columns of a cohort manifest)."""
-    _inputs(p)
-    p.add_argument(
-        "--output",
-        required=True,
-        type=Path,
-        metavar="PATH",
-        help="output mesh (.vtu .vtk .vtp or NAME.pts); training data and model are saved beside it",
-    )
-    p.add_argument(
-        "--report",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="write the pictures and report.json into <output stem>_report/ (default: on)",
-    )
-    _training(p)
-    _prediction(p)
-    add_options(p.add_argument_group("held-out accuracy and calibration"), CrossvalConfig, D_CROSSVAL)
-    _runtime(p, tuple(RuntimeConfig.model_fields))
 
 
 def _global_options(parser: argparse.ArgumentParser, at_top: bool) -> None:
@@ -159,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add = sub.add_parser
 
     def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return _add(name, parents=[shared], **kwargs)
+        p = _add(name, parents=[shared], add_help=False, **kwargs)
+        p.add_argument("-h", "--help", action=_ShortHelp, help="show the options a first run needs, and exit")
+        p.add_argument("--help-all", action=_FullHelp, help="show every option, and exit")
+        return p
 
     sub.add_parser = add_parser  # type: ignore[method-assign,assignment]
 
@@ -172,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=c.cmd_synth)
 
     p = sub.add_parser("prepare", help="map mesh nodes into pixel prisms and write grouped training data")
-    _inputs(p)
+    add_inputs(p)
     p.add_argument("--output", required=True, type=Path, metavar="PATH", help="training data file (.npz)")
     p.set_defaults(func=c.cmd_prepare)
 
@@ -181,13 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output", required=True, type=Path, metavar="PATH", help="model checkpoint (.pt); the loss curve goes beside it"
     )
-    _training(p)
-    _runtime(p, TRAIN_RUNTIME)
+    add_training(p)
+    add_runtime(p, TRAIN_RUNTIME)
     p.set_defaults(func=c.cmd_train)
 
     p = sub.add_parser("predict", help="write scar probability and uncertainty onto a mesh")
     p.add_argument("--model", required=True, type=Path, metavar="PATH", help="model checkpoint (.pt) from train")
-    _mesh(p, True, MeshConfig.model_fields["path"].description or "")
+    add_mesh(p, True, MeshConfig.model_fields["path"].description or "")
     p.add_argument(
         "--output",
         required=True,
@@ -195,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="output mesh (.vtu .vtk .vtp, or openCARP NAME.pts): a copy of the input with the scar arrays",
     )
-    _prediction(p)
-    _runtime(p, PREDICT_RUNTIME)
+    add_prediction(p)
+    add_runtime(p, PREDICT_RUNTIME)
     p.set_defaults(func=c.cmd_predict)
 
     p = sub.add_parser("run", help="prepare + train + predict for one patient")
@@ -215,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir", required=True, type=Path, metavar="DIR", help="<id>/ per patient, cohort.csv, cohort.html"
     )
     add_options(p.add_argument_group("cohort"), CohortConfig, D_COHORT)
-    _runtime(p, ("device", "amp", "compile", "deterministic", "threads", "memory_mb"))
+    add_runtime(p, ("device", "amp", "compile", "deterministic", "threads", "memory_mb"))
     p.set_defaults(func=c.cmd_cohort)
 
     p = sub.add_parser(
@@ -225,26 +212,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path, metavar="PATH", help="training data (.npz) from prepare")
     add_options(p.add_argument_group("folds"), CrossvalConfig, D_CROSSVAL, skip=("calibrate",))
     add_options(p.add_argument_group("prediction"), PredictConfig, D_PREDICT, only=("mc_samples", "mc_seed"))
-    _training(p)
-    _runtime(p, TRAIN_RUNTIME)
+    add_training(p)
+    add_runtime(p, TRAIN_RUNTIME)
     p.set_defaults(func=c.cmd_crossval)
 
     p = sub.add_parser("validate", help="check the group constraints (exit 0 pass, 1 fail, 2 bad input)")
     p.add_argument("--data", required=True, type=Path, metavar="PATH", help="training data (.npz) from prepare")
     p.add_argument("--model", type=Path, metavar="PATH", help="model checkpoint (.pt) to check")
-    _mesh(p, False, "or a reconstructed mesh with scar_probability (also the mesh that holds --truth)")
+    add_mesh(p, False, "or a reconstructed mesh with scar_probability (also the mesh that holds --truth)")
     add_options(p.add_argument_group("check"), ValidateConfig, D_VALIDATE)
     p.set_defaults(func=c.cmd_validate)
 
     p = sub.add_parser("baseline", help="a reference reconstruction (nearest slice, linear, log-odds)")
     p.add_argument("--method", required=True, choices=("nearest", "linear", "logodds"))
-    _inputs(p)
+    add_inputs(p)
     p.add_argument("--output", required=True, type=Path, metavar="PATH", help="output mesh (.vtu .vtk .vtp)")
     p.set_defaults(func=c.cmd_baseline)
 
     p = sub.add_parser("report", help="pictures (slices, mesh, training) and report.json")
     p.add_argument("--data", required=True, type=Path, metavar="PATH", help="training data (.npz) from prepare")
-    _mesh(p, True, "reconstructed mesh (with scar_probability), e.g. the output of predict")
+    add_mesh(p, True, "reconstructed mesh (with scar_probability), e.g. the output of predict")
     p.add_argument("--model", type=Path, metavar="PATH", help="model checkpoint (.pt): adds the training curve")
     p.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="folder for the PNGs and report.json")
     add_options(p.add_argument_group("check"), ValidateConfig, D_VALIDATE)  # MC passes: for --heldout

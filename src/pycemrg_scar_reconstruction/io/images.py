@@ -5,7 +5,6 @@ Every image becomes (values (I, J, K), affine (4, 4) voxel -> world RAS mm), wha
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ import numpy as np
 from ..config import StackConfig
 from ..errors import InputError
 from ..geometry import FRAME_TO_RAS, voxel_spacing
-from ..stack import SliceStack, StackGeometry
-from ..targets import resolve_labels, to_target
+from ..stack import RawStack, SliceStack, StackGeometry
+from ..targets import resolve_labels, stack_targets
 from .meshes import quiet_vtk_read
 from .paths import atomic_output, full_suffix, require_file
 
@@ -268,16 +267,11 @@ def read_labels_file(path: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in table.items()}
 
 
-TissueOf = Callable[[StackGeometry], "tuple[np.ndarray, np.ndarray]"]
-OffsetsOf = Callable[[StackGeometry, "np.ndarray | None", str], "np.ndarray | None"]
+def load_stack(config: StackConfig) -> RawStack:
+    """Read one stack's image and masks as they are on disk (no conversion to targets).
 
-
-def read_stack(config: StackConfig, tissue_of: TissueOf | None = None, offsets_of: OffsetsOf | None = None) -> SliceStack:
-    """Read one stack (and its masks) and convert its values to scar targets.
-
-    ``tissue_of`` gives the (wall, blood) fractions of a geometry's prisms from the mesh; the
-    ``mixture`` normalisation needs it. ``offsets_of(geometry, mask, name)`` gives the per-slice
-    offsets (breath-hold alignment) before the targets are made. :func:`.api.prepare` passes both.
+    The geometry carries the slice thickness and, for a DICOM series, each slice's own position
+    where it differs from the one affine. :func:`.targets.stack_targets` makes the targets.
     """
     path = Path(config.path)
     values, affine = load_image(path, "image", config.dicom_series)
@@ -309,23 +303,23 @@ def read_stack(config: StackConfig, tissue_of: TissueOf | None = None, offsets_o
         if offsets is not None:
             geometry = geometry.with_offsets(offsets)
             positions = f"per-slice DICOM positions (up to {worst:.2f} mm from one affine)"
-    if offsets_of is not None:
-        geometry = geometry.with_offsets(offsets_of(geometry, mask, str(path)))
-    mixture = config.target.kind == "intensity" and config.target.normalise == "mixture"
-    targets, mapping = to_target(
-        values,
-        config.target,
-        mask,
+    return RawStack(
+        values=values,
+        geometry=geometry,
+        mask=mask,
         remote=grid_mask(config.remote_mask, "remote mask"),
         blood_pool=grid_mask(config.blood_pool_mask, "blood-pool mask"),
-        name=str(path),
-        tissue=tissue_of(geometry) if (mixture and tissue_of is not None) else None,
-        axis=config.axis,
         label_names=names,
+        name=str(path),
+        positions=positions,
     )
-    if positions:
-        mapping = {**mapping, "slice_positions": positions}
-    return SliceStack(values=targets, geometry=geometry, mask=mask, name=str(path), mapping=mapping)
+
+
+def read_stack(config: StackConfig, tissue: tuple[np.ndarray, np.ndarray] | None = None) -> SliceStack:
+    """Read one stack and convert its values to scar targets (``tissue``: the (wall, blood)
+    fractions of its prisms, which ``mixture`` needs; :func:`.api.prepare` computes them)."""
+    raw = load_stack(config)
+    return stack_targets(raw, config.target, raw.geometry, tissue)
 
 
 def write_nifti(values: np.ndarray, affine: np.ndarray, path: Path) -> None:

@@ -41,6 +41,59 @@ def require_file(path: Path, what: str) -> None:
         raise InputError(f"{path}: cannot read the {what}: permission denied; check the file's permissions")
 
 
+#: The files an openCARP mesh ``NAME.pts`` stands for (``NAME.<array>.dat`` files besides).
+OPENCARP_SUFFIXES = (".pts", ".elem", ".lon")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name the same file: by inode when both exist (symbolic and hard links,
+    ``./x``), else by their absolute paths with links resolved."""
+    a, b = Path(a), Path(b)
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
+
+
+def _file_set(path: Path) -> list[Path]:
+    """The files one path stands for: an openCARP ``NAME.pts`` also names ``NAME.elem`` and ``NAME.lon``."""
+    path = Path(path)
+    if full_suffix(path) == ".pts":
+        return [path.with_suffix(s) for s in OPENCARP_SUFFIXES]
+    return [path]
+
+
+def _opencarp_dat(output: Path, other: Path) -> bool:
+    """``other`` is one of the ``NAME.<array>.dat`` files an openCARP output ``NAME.pts`` writes."""
+    if full_suffix(output) != ".pts" or not other.name.endswith(".dat"):
+        return False
+    prefix = output.with_suffix("").name + "."
+    return other.name.startswith(prefix) and same_file(other.parent, output.parent)
+
+
+def refuse_overwrite(outputs: list[tuple[str, Path]], inputs: list[tuple[str, Path]]) -> None:
+    """Refuse, before any work, an output that would be written over an input.
+
+    ``outputs`` and ``inputs`` are (what, path) pairs. Paths are compared by the file they name
+    (:func:`same_file`), openCARP sets whole (``NAME.pts``, ``.elem``, ``.lon``, ``NAME.*.dat``).
+
+    Raises
+    ------
+    InputError
+        Naming both, and the fix.
+    """
+    for what_out, out in outputs:
+        for what_in, given in inputs:
+            for o in _file_set(out):
+                for i in _file_set(given):
+                    if same_file(o, i) or _opencarp_dat(out, i):
+                        also = "" if (o == Path(out) and i == Path(given)) else f" ({o.name} is {i.name})"
+                        raise InputError(
+                            f"{out}: the {what_out} would be written over the {what_in} {given}{also}; "
+                            "give another output path (no output may be an input)"
+                        )
+
+
 def _existing_ancestor(path: Path) -> Path:
     """The nearest part of ``path`` (itself included) that exists."""
     path = Path(os.path.abspath(path))

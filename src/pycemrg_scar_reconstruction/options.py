@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from ..config import (
+from .config import (
     CohortConfig,
     CrossvalConfig,
     MeshConfig,
@@ -228,3 +228,11 @@ def to_argv(options: dict[str, str], columns: dict[str, argparse.Action], base: 
                 cell = str(p)
             argv += [flag, cell]
     return argv, inputs
+
+
+def validation_line(exc: ValidationError) -> str:
+    """One line for the first error of a pydantic validation, with the field as its flag."""
+    first = exc.errors()[0]
+    names = [str(x) for x in first["loc"] if isinstance(x, str)]
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return (f"{field_flag(names[-1])}: " if names else "") + flags_in_message(re.sub(r"\b([a-z]+_[a-z_]+)\b", r"`\1`", msg))

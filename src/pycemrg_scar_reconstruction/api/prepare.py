@@ -1,0 +1,233 @@
+"""``prepare``: the mesh nodes mapped into the prisms of every stack's pixels, as named stages.
+
+Each stage reads what the ones before it left in a :class:`PrepareRun` and adds its own part,
+once and in this order (:data:`STAGES`):
+
+=============  ==========================================================================
+read           the mesh (frame, units, region) and every stack's image and masks as on disk
+overlap        refuse a mesh that no stack covers (naming the frame/units that would fit);
+               warn on partial overlap
+align          per-slice breath-hold offsets from each stack's mask against the mesh
+               (``align_slices`` applies them, ``measure_offsets`` only keeps them)
+tissue         the (wall, blood) fractions of each ``mixture`` stack's prisms from the mesh
+targets        each stack's values converted to scar targets on its final geometry
+memberships    the training data: groups and (node, group) memberships
+=============  ==========================================================================
+
+A study-to-mesh registration belongs between ``overlap`` and ``align`` (it moves every stack's
+geometry at once, and the breath-hold offsets are residuals on top of it). The mesh's myocardium
+test (a point-in-cell search) is built at most once per run for each region it is asked with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..alignment import Alignment, estimate_offsets
+from ..config import PrepareConfig, StackConfig
+from ..data import MISREGISTRATION_WARN_MM, TrainingData, build_training_data
+from ..data_layout import stack_arrays
+from ..errors import InputError
+from ..geometry import bounding_box
+from ..io.artifacts import check_data_output, save_training_data
+from ..io.images import load_stack
+from ..io.meshes import myocardium_test, read_mesh, region_nodes
+from ..io.paths import check_output, stem
+from ..progress import Ticker
+from ..stack import RawStack, SliceStack, StackGeometry
+from ..targets import stack_targets
+from ..tissue import tissue_fractions
+from ._common import MIN_OVERLAP_SHARE, require_overlap
+
+logger = logging.getLogger(__name__)
+
+Inside = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class PrepareRun:
+    """What the stages of one ``prepare`` have computed so far (filled in stage order)."""
+
+    config: PrepareConfig
+    mesh_obj: Any = None
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    region: np.ndarray | None = None
+    raw: list[RawStack] = field(default_factory=list)
+    geometries: list[StackGeometry] = field(default_factory=list)
+    alignments: dict[str, Alignment] = field(default_factory=dict)
+    tissue: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    stacks: list[SliceStack] = field(default_factory=list)
+    data: TrainingData | None = None
+    _inside: dict[bool, Inside] = field(default_factory=dict)
+
+    def inside(self, with_region: bool, why: str = "`normalise` mixture", instead: str = "use fwhm / nsd") -> Inside:
+        """The mesh's myocardium test (in the region when ``with_region``), built once."""
+        key = with_region and self.region is not None
+        if key not in self._inside:
+            region = self.region if key else None
+            self._inside[key] = myocardium_test(self.mesh_obj, self.config.mesh, region, why=why, instead=instead)
+        return self._inside[key]
+
+
+def read(run: PrepareRun) -> None:
+    """The mesh (frame, units, region) and every stack as read."""
+    run.mesh_obj, run.points = read_mesh(run.config.mesh)
+    run.region = region_nodes(run.mesh_obj, run.config.mesh)
+    run.raw = [load_stack(sc) for sc in run.config.stacks]
+    run.geometries = [raw.geometry for raw in run.raw]
+
+
+def overlap(run: PrepareRun) -> None:
+    """Refuse a mesh outside every stack; warn when most of it is outside."""
+    share = require_overlap(run.mesh_obj, run.points, run.config.mesh, run.geometries)
+    if share < MIN_OVERLAP_SHARE:
+        logger.warning(
+            "%s: only %.0f%% of the mesh lies within the image stack(s); check `mesh_frame`/`mesh_units`",
+            run.config.mesh.path,
+            100 * share,
+        )
+
+
+def align(run: PrepareRun) -> None:
+    """Per-slice breath-hold offsets of each stack with a mask, measured against the mesh's
+    myocardium (in the region); applied with ``align_slices``, kept in ``alignments`` either way."""
+    config = run.config
+    if not (config.align_slices or config.measure_offsets):
+        return
+    option = "`align_slices`" if config.align_slices else "`measure_offsets`"
+    inside = run.inside(True, why=option, instead=f"leave out {option}")
+    for s, raw in enumerate(run.raw):
+        if raw.mask is None:
+            logger.warning(
+                "%s: no myocardium mask, so its slices' offsets are not estimated (%s needs `mask` or `myocardium_labels`)",
+                raw.name,
+                option,
+            )
+            continue
+        geometry = run.geometries[s]
+        require_overlap(run.mesh_obj, run.points, config.mesh, [geometry])
+        result = estimate_offsets(inside, geometry, raw.mask, config.align_max_inplane_mm, config.align_max_normal_mm)
+        run.alignments[raw.name] = result
+        if not config.align_slices:
+            continue
+        if result.at_bound.any():
+            logger.warning(
+                "%s: slice(s) %s reached the edge of the alignment search; the true offset may be larger "
+                "(raise `align_max_inplane_mm` / `align_max_normal_mm` and compare the alignment picture)",
+                raw.name,
+                ", ".join(str(int(k)) for k in np.flatnonzero(result.at_bound)),
+            )
+        run.geometries[s] = geometry.with_offsets(result.offsets)
+
+
+def tissue_needed(stack: StackConfig) -> bool:
+    """The stack's conversion (``mixture``) needs the tissue fractions of its prisms."""
+    return stack.target.kind == "intensity" and stack.target.normalise == "mixture"
+
+
+def tissue(run: PrepareRun) -> None:
+    """The (wall, blood) fractions of every ``mixture`` stack's prisms, from the whole mesh."""
+    for s, sc in enumerate(run.config.stacks):
+        if tissue_needed(sc):
+            inside = run.inside(False)
+            require_overlap(run.mesh_obj, run.points, run.config.mesh, [run.geometries[s]])
+            run.tissue[s] = tissue_fractions(inside, run.geometries[s], bounding_box(run.points))
+
+
+def targets(run: PrepareRun) -> None:
+    """Each stack's values as scar targets on its final geometry."""
+    run.stacks = [
+        stack_targets(raw, sc.target, run.geometries[s], run.tissue.get(s))
+        for s, (raw, sc) in enumerate(zip(run.raw, run.config.stacks))
+    ]
+
+
+def memberships(run: PrepareRun) -> None:
+    """The training data; the measured offsets beside it; refuse zero groups."""
+    data = build_training_data(run.points, run.stacks, run.region)
+    if run.alignments:
+        measured = [
+            st.geometry.with_offsets(run.alignments[st.name].offsets) if st.name in run.alignments else st.geometry
+            for st in run.stacks
+        ]
+        data = replace(data, measured_offsets=stack_arrays(measured)["stack_slice_offsets"])
+        rms = data.misregistration_mm()
+        if rms is not None and rms > MISREGISTRATION_WARN_MM:
+            logger.warning(
+                "%s: the slices' masks sit %.1f mm (RMS) off the mesh's myocardium, a breath-hold misregistration "
+                "left in the memberships; `align_slices` corrects it",
+                ", ".join(str(sc.path) for sc in run.config.stacks),
+                rms,
+            )
+    if data.n_groups == 0:
+        names = ", ".join(str(sc.path) for sc in run.config.stacks)
+        raise InputError(
+            f"{names}: no pixel prism holds a mesh node with a valid target; check `mask` and `slice_thickness`"
+        )
+    run.data = data
+
+
+#: The stages of ``prepare``, in order.
+STAGES: tuple[tuple[str, Callable[[PrepareRun], None]], ...] = (
+    ("read", read),
+    ("overlap", overlap),
+    ("align", align),
+    ("tissue", tissue),
+    ("targets", targets),
+    ("memberships", memberships),
+)
+
+
+def run_stages(config: PrepareConfig, until: str = "memberships") -> PrepareRun:
+    """Run the stages of :data:`STAGES` in order up to and including ``until``."""
+    names = [name for name, _ in STAGES]
+    if until not in names:
+        raise ValueError(f"unknown stage {until!r}; one of {', '.join(names)}")
+    run = PrepareRun(config)
+    ticker = Ticker()
+    for name, stage in STAGES[: names.index(until) + 1]:
+        stage(run)
+        ticker.tick("prepare: %s done at %.1f s", name, ticker.elapsed)
+    return run
+
+
+def alignment_picture_path(output: Path) -> Path:
+    """Where ``prepare`` puts the alignment picture beside its training data: ``<stem>_alignment.png``."""
+    return Path(output).with_name(f"{stem(Path(output))}_alignment.png")
+
+
+def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
+    """Map the mesh nodes into the prisms of every stack's pixels and group them (:data:`STAGES`).
+
+    Parameters
+    ----------
+    config : the mesh and stacks.
+    output : where to write the training data (``.npz``); nothing is written when None. With
+        ``align_slices`` the alignment picture goes beside it (:func:`alignment_picture_path`).
+
+    Raises
+    ------
+    InputError
+        On unreadable inputs, no overlap between mesh and stacks (with the fix), or zero groups.
+    """
+    if output is not None:
+        check_data_output(Path(output))
+        if config.align_slices:
+            check_output(alignment_picture_path(Path(output)), "alignment picture")
+    run = run_stages(config)
+    assert run.data is not None
+    if output is not None:
+        save_training_data(run.data, Path(output))
+        if run.alignments and config.align_slices:
+            from ..figures import plot_alignment
+
+            stacks_by_name = {st.name: st for st in run.stacks}
+            found = {n: (stacks_by_name[n], a) for n, a in run.alignments.items()}
+            plot_alignment(found, alignment_picture_path(Path(output)))
+    return run.data

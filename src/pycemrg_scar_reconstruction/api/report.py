@@ -1,0 +1,120 @@
+"""``report``: the pictures, ``report.json`` and ``report.html`` of a reconstruction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..config import MeshConfig, ValidateConfig
+from ..data import TrainingData
+from ..data_layout import stack_arrays
+from ..errors import InputError
+from ..io.artifacts import load_training_data
+from ..io.meshes import read_mesh
+from ..io.paths import atomic_output, check_output_dir, stem, write_json
+from ._common import load_fitted
+from .crossval import HELDOUT_NEEDS_MODEL, heldout_summary, model_crossval
+from .validate import validate
+
+if TYPE_CHECKING:  # torch-backed types: imported when a model is used, not with the API
+    from ..fitted import FittedModel
+
+
+def slice_offsets_mm(data: TrainingData, measured: bool = False) -> dict[str, list[list[float]]]:
+    """``report.json``'s ``slice_offsets_mm`` (the applied offsets) or, with ``measured``,
+    ``measured_offsets_mm`` (empty when not measured): each stack's file name without extensions ->
+    one ``[di, dj, dn]`` (mm) per slice."""
+    arrays = data.measured_offsets if measured else stack_arrays(data.stacks)["stack_slice_offsets"]
+    if arrays is None:
+        return {}
+    return {stem(Path(str(name))): np.round(o, 3).tolist() for name, o in zip(data.stack_names, data.per_stack(arrays))}
+
+
+def support_summary(mesh_obj: object) -> dict | None:
+    """The support rule's figures of a reconstruction (cutoff, prior, share of region nodes given
+    the prior, share of nodes in the region), or None when the mesh has no support arrays."""
+    point_data, field_data = mesh_obj.point_data, mesh_obj.field_data  # type: ignore[attr-defined]
+    if not ("scar_distance_mm" in point_data and "scar_support_mm" in field_data):
+        return None
+    support = float(np.asarray(field_data["scar_support_mm"]).ravel()[0])
+    distance = np.asarray(point_data["scar_distance_mm"], dtype=np.float64)
+    in_region = np.asarray(point_data.get("scar_in_region", np.ones(len(distance))), bool)
+    return {
+        "support_mm": support,
+        "prior": float(np.asarray(field_data["scar_prior"]).ravel()[0]),
+        "prior_share": float(np.mean(distance[in_region] > support)) if in_region.any() else 0.0,
+        "region_share": float(in_region.mean()),
+    }
+
+
+def report(
+    output_dir: Path,
+    data: TrainingData | Path,
+    mesh: MeshConfig,
+    model: FittedModel | Path | None = None,
+    config: ValidateConfig = ValidateConfig(),
+    command: str | None = None,
+    heldout: dict | None = None,
+) -> dict:
+    """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model), ``calibration.png``
+    (with held-out figures), ``report.json`` and ``report.html`` (all of it on one self-contained page).
+
+    ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
+    ``command`` (the command line that made the result) is recorded when given.
+    """
+    from ..figures import plot_calibration, plot_mesh, plot_slices, plot_training
+    from ..report_page import report_page, versions
+
+    out = Path(output_dir)
+    check_output_dir(out, "report folder")
+    if not isinstance(data, TrainingData):
+        data = load_training_data(Path(data))
+    if config.heldout and model is None and heldout is None:
+        raise InputError(HELDOUT_NEEDS_MODEL)
+    mesh_obj = read_mesh(mesh)[0]
+    result = validate(data, config.model_copy(update={"heldout": False}), mesh=mesh, mesh_obj=mesh_obj)
+    if config.heldout and heldout is None:
+        heldout = model_crossval(data, model, config.mc_samples, config.mc_seed)
+    result["slice_offsets_mm"] = slice_offsets_mm(data)
+    if data.measured_offsets is not None:
+        result["measured_offsets_mm"] = slice_offsets_mm(data, measured=True)
+    result["stacks"] = [
+        {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}
+        for name, g, mapping in zip(data.stack_names, data.stacks, data.stack_mapping)
+    ]
+    support = support_summary(mesh_obj)
+    if support is not None:
+        result["support"] = support
+    plot_slices(data, np.asarray(mesh_obj.point_data["scar_probability"]), out / "slices.png")
+    plot_mesh(mesh_obj, out / "mesh.png")
+    if model is not None:
+        fitted = load_fitted(model)
+        plot_training(fitted.history, out / "training.png", fitted.best_epoch)
+        result["training"] = {
+            "epochs": len(fitted.history),
+            "best_epoch": fitted.best_epoch,
+            "stop_reason": fitted.stop_reason,
+            "seconds": fitted.seconds,
+        }
+    if command:
+        result["command"] = command
+    if heldout is not None:  # a cross-validation's figures (see :func:`.crossval.crossval`)
+        result["heldout"] = heldout_summary(heldout)
+    result["versions"] = versions()
+    write_json(result, out / "report.json")
+    pictures = {
+        "Slices: input pixels, reconstruction's group means, difference": out / "slices.png",
+        "Mesh: scar probability and uncertainty": out / "mesh.png",
+    }
+    if model is not None:
+        pictures["Training: group loss per epoch"] = out / "training.png"
+    if heldout is not None and heldout.get("calibration"):
+        plot_calibration(heldout["calibration"], out / "calibration.png")
+        pictures["Uncertainty calibration on the held-out pixels"] = out / "calibration.png"
+    page = report_page(result, pictures, f"Scar reconstruction: {mesh.path}")
+    with atomic_output(out / "report.html") as tmp:
+        tmp.write_text(page)
+    return result

@@ -1,0 +1,94 @@
+"""``run`` (:func:`reconstruct`): the whole patient, prepare, train and predict, with its report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import CrossvalConfig, PredictConfig, PrepareConfig, RuntimeConfig, TrainConfig, ValidateConfig
+from ..io.artifacts import check_model_output, save_model
+from ..io.meshes import check_mesh_output, check_opencarp_cells, read_mesh
+from ..io.paths import check_output_dir, full_suffix, stem
+from ._common import mesh_size_hint
+from .crossval import crossval
+from .predict import predict
+from .prepare import prepare
+from .report import report
+from .train import train
+
+if TYPE_CHECKING:  # torch-backed types: imported when a model is trained or used, not with the API
+    from ..prediction import Prediction
+
+logger = logging.getLogger(__name__)
+
+
+def output_paths(output: Path) -> dict[str, Path]:
+    """Where ``reconstruct`` puts the training data and model beside the output mesh."""
+    output = Path(output)
+    name = stem(output)
+    return {
+        "mesh": output,
+        "data": output.with_name(f"{name}_data.npz"),
+        "model": output.with_name(f"{name}_model.pt"),
+        "report": output.with_name(f"{name}_report"),
+    }
+
+
+def reconstruct(
+    prepare_config: PrepareConfig,
+    train_config: TrainConfig,
+    output: Path,
+    predict_config: PredictConfig = PredictConfig(),
+    with_report: bool = True,
+    runtime: RuntimeConfig = RuntimeConfig(),
+    check: ValidateConfig = ValidateConfig(),
+    command: str | None = None,
+    data_path: Path | None = None,
+    model_path: Path | None = None,
+    report_dir: Path | None = None,
+    calibration: CrossvalConfig = CrossvalConfig(),
+) -> Prediction:
+    """The whole patient: prepare, train and predict.
+
+    The training data, the model and (unless ``with_report`` is False) the report folder go to
+    ``data_path``, ``model_path`` and ``report_dir``; each one not given goes beside ``output``
+    (see :func:`output_paths`). The report holds the pictures, ``report.json`` and ``report.html``
+    (group check with ``check``; ``command`` recorded when given). With ``calibration.calibrate``
+    the model is cross-validated after training (one training per fold), the held-out calibration
+    of its uncertainty (:mod:`..calibration`) is stored in it, and the held-out figures go into the report.
+    """
+    paths = {
+        **output_paths(output),
+        **{k: Path(v) for k, v in (("data", data_path), ("model", model_path), ("report", report_dir)) if v is not None},
+    }
+    check_mesh_output(paths["mesh"], mesh_size_hint(prepare_config.mesh))
+    check_model_output(paths["model"])
+    if with_report:
+        check_output_dir(paths["report"], "report folder")
+    if full_suffix(paths["mesh"]) == ".pts":
+        check_opencarp_cells(read_mesh(prepare_config.mesh)[0], paths["mesh"])
+    data = prepare(prepare_config, output=paths["data"])
+    fitted = train(data, train_config, output=paths["model"], runtime=runtime)
+    heldout = None
+    if calibration.calibrate:
+        heldout = crossval(
+            data, train_config, runtime, calibration, predict_config.mc_samples, predict_config.mc_seed, fitted
+        )
+        from ..folds import fit_residual_sd
+
+        fitted.uncertainty_floor = fit_residual_sd(fitted, data, predict_config.mc_samples, predict_config.mc_seed)
+        fitted.uncertainty_border = heldout["calibration"]["border"]
+        fitted.uncertainty_factors = tuple(heldout["calibration"]["factors"])
+        save_model(fitted, paths["model"])
+        logger.info(
+            "held-out calibration: uncertainty = (%s by band of p) * sqrt(%.4f^2 + MC spread^2 + %.3f^2 p (1 - p))",
+            " / ".join(f"{f:.3f}" for f in fitted.uncertainty_factors),
+            fitted.uncertainty_floor,
+            fitted.uncertainty_border,
+        )
+    result = predict(fitted, prepare_config.mesh, paths["mesh"], predict_config, runtime)
+    if with_report:
+        mesh = prepare_config.mesh.model_copy(update={"path": paths["mesh"]})
+        report(paths["report"], data, mesh, fitted, check, command, heldout)
+    return result

@@ -1,0 +1,137 @@
+"""Training: the network, its fit, the presets, and where and how it runs (device, threads)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from .base import MAX_SEED, Device, _Config, _flag
+
+
+class ModelConfig(_Config):
+    """The coordinate network."""
+
+    encoding: Literal["fourier", "none"] = Field("fourier", description="input encoding of normalised xyz")
+    fourier_features: PositiveInt = Field(64, description="number of Fourier frequencies (encoding fourier)")
+    fourier_scale: PositiveFloat = Field(
+        0.5,
+        description="std of the Fourier frequencies, cycles per normalised unit "
+        "(the geometric mean of the in-plane and through-plane std)",
+    )
+    fourier_anisotropy: PositiveFloat = Field(
+        2.0,
+        description="in-plane / through-plane std ratio of the Fourier frequencies, about the slice normal of the "
+        "stack with the most slices (1: isotropic)",
+    )
+    width: PositiveInt = Field(32, description="hidden layer width")
+    depth: PositiveInt = Field(3, description="number of hidden layers")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout rate (MC dropout)")
+    dropout_position: Literal["all", "last"] = Field("last", description="dropout after every hidden layer or only the last")
+
+
+class TrainConfig(_Config):
+    """The network, optimisation, batching and early stopping (saved with the model)."""
+
+    model: ModelConfig = ModelConfig()
+    batch_size: PositiveInt = Field(16384, description="target memberships per batch (groups are never split)")
+    mc_samples: PositiveInt = Field(
+        32, description="MC-dropout passes per training step", json_schema_extra=_flag("train_mc_samples")
+    )
+    dropout_masks: Literal["row", "step"] = Field(
+        "step",
+        description="training dropout masks: one per MC pass shared by the step's batch and folded into the "
+        "weights (step), or a fresh mask per membership and pass (row, standard dropout)",
+    )
+    group_sample: int = Field(
+        16,
+        ge=0,
+        description="when the median group holds more nodes than this (fine meshes), each epoch uses a "
+        "new random subset of this many nodes of every larger group; 0: always every node",
+    )
+    fast_start_epochs: int = Field(
+        8, ge=0, description="the first epochs use half the batch size at twice the learning rate"
+    )
+    lr: PositiveFloat = Field(3e-3, description="learning rate (lower bound of the cyclic schedule)")
+    lr_max: PositiveFloat = Field(1e-2, description="upper learning rate of the cyclic schedule")
+    schedule: Literal["constant", "cyclic", "plateau"] = Field("plateau", description="learning-rate schedule")
+    step_size: PositiveInt = Field(2000, description="half-cycle in steps of the cyclic schedule")
+    init_output_bias: bool = Field(True, description="start the output at the mean target instead of 0.5")
+    patience: PositiveInt = Field(30, description="epochs without improvement before stopping")
+    stop_on_field: bool = Field(
+        False,
+        description="also stop when the predicted field has stopped changing: the probability at a fixed sample of "
+        "nodes moved by less than field_tol on average between checks field_every epochs apart, field_window times "
+        "in a row",
+    )
+    field_tol: PositiveFloat = Field(
+        0.02, description="largest change of the probability that counts as stable (stop_on_field)"
+    )
+    field_every: PositiveInt = Field(5, description="epochs between two checks of the field (stop_on_field)")
+    field_window: PositiveInt = Field(2, description="stable checks in a row that stop training (stop_on_field)")
+    min_delta: float = Field(1e-3, ge=0, description="relative improvement of the epoch loss that counts")
+    max_epochs: PositiveInt = Field(2000, description="upper bound on epochs")
+    max_time: Optional[PositiveFloat] = Field(None, description="upper bound on training seconds")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed for initialisation, shuffling and dropout")
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:
+        """A preset (:data:`PRESETS`) with explicit options on top (``model`` may be a partial dict)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        base = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[preset].items()}
+        model = {**base.pop("model", {}), **dict(overrides.pop("model", {}) or {})}
+        return cls(**{**base, **overrides, "model": ModelConfig(**model)})
+
+
+#: Presets: named starting points; options given explicitly override them.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # The published configuration: raw xyz, 4 x 128 ReLU, dropout 0.1, 3 MC samples, Adam with a
+    # triangular cyclic learning rate 1e-3..1e-2 stepped per batch (step size 2000), batches of
+    # about 10,000 nodes, patience 500, at most 10,000 epochs.
+    "paper": {
+        "model": {"encoding": "none", "width": 128, "depth": 4, "dropout": 0.1, "dropout_position": "all"},
+        "batch_size": 10_000,
+        "mc_samples": 3,
+        "lr": 1e-3,
+        "lr_max": 1e-2,
+        "schedule": "cyclic",
+        "step_size": 2000,
+        "fast_start_epochs": 0,
+        "dropout_masks": "row",
+        "group_sample": 0,
+        "init_output_bias": False,
+        "patience": 500,
+        "min_delta": 0.0,
+        "max_epochs": 10_000,
+    },
+}
+
+
+class RuntimeConfig(_Config):
+    """Where and how the work runs: never saved with a model, never changes what is computed
+    (except ``amp`` and ``threads``, which change float rounding)."""
+
+    device: Device = Field(
+        "auto",
+        description="device for training and prediction: auto (cuda when present), cpu, cuda or cuda:N",
+        json_schema_extra={"metavar": "auto|cpu|cuda[:N]"},
+    )
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="mixed precision (auto: on for cuda, off on cpu)"
+    )
+    compile: bool = Field(False, description="torch.compile the model for training (opt-in)")
+    deterministic: bool = Field(
+        False,
+        description="one CPU thread: bit-identical results across processes (slower; within a process they always are)",
+    )
+    threads: Optional[PositiveInt] = Field(
+        None,
+        description="CPU threads for torch (default: OMP_NUM_THREADS when set, else the physical cores left free "
+        "by the machine's load, at least 1)",
+    )
+    memory_mb: Optional[PositiveInt] = Field(
+        None, description="activation memory budget for prediction batches, MiB (default: a quarter of the free memory)"
+    )
+    quiet: bool = Field(False, description="no progress bar")
