@@ -38,3 +38,30 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     if np.linalg.det(q) < 0:
         q[:, 0] *= -1
     return q
+
+
+def write_dicom_series(image_path: Path, folder: Path) -> Path:
+    """Write a NIfTI image as a DICOM series (one file per slice, positions and orientation kept)."""
+    import SimpleITK as sitk
+
+    image = sitk.Cast(sitk.ReadImage(str(image_path)), sitk.sitkInt16)
+    folder.mkdir()
+    direction = image.GetDirection()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    cosines = (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])
+    for k in range(image.GetDepth()):
+        sl = image[:, :, k]
+        for tag, value in (
+            ("0020|000e", "1.2.826.0.1.3680043.2.1125.1.42"),
+            ("0020|0013", str(k + 1)),
+            ("0008|0060", "MR"),
+            ("0020|0037", "\\".join(f"{d:.10f}" for d in cosines)),
+            ("0020|0032", "\\".join(f"{p:.10f}" for p in image.TransformIndexToPhysicalPoint((0, 0, k)))),
+            ("0018|0050", "8"),
+            ("0028|0030", "\\".join(f"{s:.10f}" for s in image.GetSpacing()[:2])),
+        ):
+            sl.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(sl)
+    return folder

@@ -271,6 +271,53 @@ def cohort_json_is_the_manifest(d: Path) -> list[str]:
     return ["cohort", "--manifest", str(d / "m.csv"), "--output-dir", str(d / "co"), "--json", str(d / "m.csv")]
 
 
+# 2b. impossible sizes, garbage beside an input, contradictions, results without values ------
+
+
+@case("prepare")
+def mesh_header_declares_impossible_points(d: Path) -> list[str]:
+    import re
+
+    text = re.sub(rb'NumberOfPoints="\d+"', b'NumberOfPoints="999999999999"', (d / "mesh.vtu").read_bytes())
+    (d / "huge.vtu").write_bytes(text)
+    return prep(d, "--output", str(d / "d2.npz"), mesh="huge.vtu")
+
+
+@case("synth")
+def synth_nodes_beyond_the_limit(d: Path) -> list[str]:
+    return ["synth", "--output-dir", str(d / "s"), "--n-nodes", "1000000000000"]
+
+
+@case("predict")
+def opencarp_input_with_a_garbage_lon(d: Path) -> list[str]:
+    import pyvista as pv
+
+    from pycemrg_scar_reconstruction.io.meshes import write_prediction
+
+    write_prediction(pv.read(str(d / "mesh.vtu")), {}, d / "heart.pts")
+    (d / "heart.lon").write_text("this is not\na fibre file\n")
+    return ["predict", "--model", str(d / "model.pt"), "--mesh", str(d / "heart.pts"), "--output", str(d / "o.pts")]
+
+
+@case("baseline")
+def baseline_image_five_km_from_the_mesh(d: Path) -> list[str]:
+    values, affine = _lge(d)
+    affine[:3, 3] += 5_000_000.0
+    _nifti(d, "far.nii.gz", values.astype(np.float32), affine)
+    return ["baseline", "--method", "linear", *prep(d, image="far.nii.gz")[1:], "--output", str(d / "b.vtu")]
+
+
+@case("validate")
+def validate_probability_all_nan(d: Path) -> list[str]:
+    _mesh(d, "nan.vtu", lambda m: m.point_data.__setitem__("scar_probability", np.full(m.n_points, np.nan)) or m)
+    return ["validate", "--data", str(d / "data.npz"), "--mesh", str(d / "nan.vtu")]
+
+
+@case("train")
+def train_cyclic_lr_max_below_lr(d: Path) -> list[str]:
+    return trn(d, "data.npz", "--schedule", "cyclic", "--lr", "0.01", "--lr-max", "0.001", "--max-epochs", "2")
+
+
 # 3. corrupt or degenerate inputs ---------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, StackC
 from pycemrg_scar_reconstruction.errors import InputError
 from pycemrg_scar_reconstruction.geometry import index_to_world
 from pycemrg_scar_reconstruction.io.images import load_image
+from tests.conftest import write_dicom_series
 
 
 def memberships(data):
@@ -42,32 +43,7 @@ def test_itk_formats_match_nifti(small_case, tmp_path, suffix):
 
 
 def test_dicom_series_matches_nifti(small_case, tmp_path):
-    mask = sitk.Cast(sitk.ReadImage(str(small_case["mask"])), sitk.sitkInt16)
-    folder = tmp_path / "dicom"
-    folder.mkdir()
-    direction = mask.GetDirection()
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    series_uid = "1.2.826.0.1.3680043.2.1125.1.42"
-    for k in range(mask.GetDepth()):
-        sl = mask[:, :, k]
-        for tag, value in (
-            ("0020|000e", series_uid),
-            ("0020|0013", str(k + 1)),
-            ("0008|0060", "MR"),
-            (
-                "0020|0037",
-                "\\".join(
-                    f"{d:.10f}" for d in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])
-                ),
-            ),
-            ("0020|0032", "\\".join(f"{p:.10f}" for p in mask.TransformIndexToPhysicalPoint((0, 0, k)))),
-            ("0018|0050", "8"),
-            ("0028|0030", "\\".join(f"{s:.10f}" for s in mask.GetSpacing()[:2])),
-        ):
-            sl.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
-        writer.Execute(sl)
+    folder = write_dicom_series(small_case["mask"], tmp_path / "dicom")
     values_d, affine_d = load_image(folder)
     values_n, affine_n = load_image(small_case["mask"])
     np.testing.assert_allclose(affine_d, affine_n, atol=1e-3)

@@ -163,7 +163,7 @@ def test_predict_on_an_opencarp_mesh_writes_dat_elem_and_lon(small_case, tmp_pat
     assert set(np.unique(vtu.cell_data["scar_region"])) <= {1, 2, 3}
     mesh = pv.read(small_case["mesh"])
     write_prediction(mesh, {}, tmp_path / "heart.pts")
-    (tmp_path / "heart.lon").write_text("1\n1 0 0\n")
+    (tmp_path / "heart.lon").write_text("1\n" + "1 0 0\n" * mesh.n_cells)  # a valid fibre file: copied
     argv = [
         "predict",
         "--model",

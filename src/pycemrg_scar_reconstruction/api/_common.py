@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import MeshConfig, PredictConfig
+from ..config import MeshConfig, PredictConfig, PrepareConfig
 from ..errors import InputError
 from ..forward import frame_search, overlap_share
 from ..geometry import bounding_box
@@ -51,6 +51,17 @@ def require_overlap(mesh_obj: Any, points: np.ndarray, mesh: MeshConfig, geometr
         raw = np.asarray(mesh_obj.points, dtype=np.float64)  # the mesh's own frame and units
         raise InputError(no_overlap_message(mesh, raw, points, geometries))
     return share
+
+
+def prepare_inputs(config: PrepareConfig) -> list[tuple[str, Path]]:
+    """The files a prepare config reads, as (what, path) pairs for :func:`..io.paths.refuse_overwrite`."""
+    out = [("mesh", Path(config.mesh.path))]
+    for sc in config.stacks:
+        out.append(("image", Path(sc.path)))
+        for what in ("mask", "remote_mask", "blood_pool_mask", "labels"):
+            if getattr(sc, what) is not None:
+                out.append((what.replace("_", " "), Path(getattr(sc, what))))
+    return out
 
 
 def mesh_size_hint(mesh: MeshConfig) -> int:

@@ -11,7 +11,8 @@ from ..config import PredictConfig, PrepareConfig
 from ..data import build_training_data
 from ..errors import InputError
 from ..io.meshes import check_mesh_output, check_opencarp_cells, write_prediction
-from ._common import element_outputs, mesh_size_hint
+from ..io.paths import refuse_overwrite
+from ._common import element_outputs, mesh_size_hint, prepare_inputs
 from .prepare import run_stages
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,12 @@ def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> 
     if method not in METHODS:
         raise InputError(f"unknown baseline method {method!r}; choose one of {', '.join(METHODS)}")
     if output is not None:
+        refuse_overwrite([("output mesh", Path(output))], prepare_inputs(config))
         check_mesh_output(Path(output), mesh_size_hint(config.mesh))
     run = run_stages(config, until="targets")  # the network's inputs: same overlap check, offsets, targets
     mesh_obj, points, stacks = run.mesh_obj, run.points, run.stacks
     if output is not None:
-        check_opencarp_cells(mesh_obj, Path(output))
+        check_opencarp_cells(mesh_obj, Path(output), Path(config.mesh.path))
     if len(stacks) > 1:
         logger.warning("baselines use the first stack only (%s)", stacks[0].name)
     values = METHODS[method](points, stacks[0]).astype(np.float32)

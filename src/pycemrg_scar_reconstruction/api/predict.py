@@ -10,6 +10,7 @@ import numpy as np
 from ..config import MeshConfig, PredictConfig, RuntimeConfig
 from ..errors import InputError
 from ..io.meshes import check_mesh_output, check_opencarp_cells, read_mesh, region_nodes, write_prediction
+from ..io.paths import refuse_overwrite
 from ._common import element_outputs, load_fitted, mesh_size_hint
 
 if TYPE_CHECKING:  # torch-backed types: imported when a model is used, not with the API
@@ -32,12 +33,15 @@ def predict(
     from ..device import torch_threads
     from ..prediction import mesh_mismatch, predict_nodes
 
+    if output is not None:
+        read = [("mesh", Path(mesh.path))] + ([("model", Path(model))] if isinstance(model, (str, Path)) else [])
+        refuse_overwrite([("output mesh", Path(output))], read)
     fitted = load_fitted(model)
     if output is not None:
         check_mesh_output(Path(output), mesh_size_hint(mesh))
     mesh_obj, points = read_mesh(mesh)
     if output is not None:
-        check_opencarp_cells(mesh_obj, Path(output))
+        check_opencarp_cells(mesh_obj, Path(output), Path(mesh.path))
     region = region_nodes(mesh_obj, mesh)
     mismatch = mesh_mismatch(fitted, points if region is None else points[region])
     if mismatch and not config.allow_extrapolation:

@@ -22,6 +22,7 @@ test (a point-in-cell search) is built at most once per run for each region it i
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,12 +39,12 @@ from ..geometry import bounding_box
 from ..io.artifacts import check_data_output, save_training_data
 from ..io.images import load_stack
 from ..io.meshes import myocardium_test, read_mesh, region_nodes
-from ..io.paths import check_output, stem
+from ..io.paths import check_output, refuse_overwrite, stem
 from ..progress import Ticker
 from ..stack import RawStack, SliceStack, StackGeometry
 from ..targets import stack_targets
 from ..tissue import tissue_fractions
-from ._common import MIN_OVERLAP_SHARE, require_overlap
+from ._common import MIN_OVERLAP_SHARE, prepare_inputs, require_overlap
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +193,9 @@ def run_stages(config: PrepareConfig, until: str = "memberships") -> PrepareRun:
     run = PrepareRun(config)
     ticker = Ticker()
     for name, stage in STAGES[: names.index(until) + 1]:
+        start = time.perf_counter()
         stage(run)
+        logger.info("prepare: %s in %.2f s", name, time.perf_counter() - start)
         ticker.tick("prepare: %s done at %.1f s", name, ticker.elapsed)
     return run
 
@@ -217,6 +220,10 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
         On unreadable inputs, no overlap between mesh and stacks (with the fix), or zero groups.
     """
     if output is not None:
+        refuse_overwrite(
+            [("training data", Path(output)), ("alignment picture", alignment_picture_path(Path(output)))],
+            prepare_inputs(config),
+        )
         check_data_output(Path(output))
         if config.align_slices:
             check_output(alignment_picture_path(Path(output)), "alignment picture")

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from ..config import CrossvalConfig, PredictConfig, PrepareConfig, RuntimeConfig, TrainConfig, ValidateConfig
 from ..io.artifacts import check_model_output, save_model
 from ..io.meshes import check_mesh_output, check_opencarp_cells, read_mesh
-from ..io.paths import check_output_dir, full_suffix, stem
-from ._common import mesh_size_hint
+from ..io.paths import check_output_dir, full_suffix, refuse_overwrite, stem
+from ._common import mesh_size_hint, prepare_inputs
 from .crossval import crossval
 from .predict import predict
 from .prepare import prepare
@@ -62,12 +62,13 @@ def reconstruct(
         **output_paths(output),
         **{k: Path(v) for k, v in (("data", data_path), ("model", model_path), ("report", report_dir)) if v is not None},
     }
+    refuse_overwrite([(f"{k} of run", p) for k, p in paths.items()], prepare_inputs(prepare_config))
     check_mesh_output(paths["mesh"], mesh_size_hint(prepare_config.mesh))
     check_model_output(paths["model"])
     if with_report:
         check_output_dir(paths["report"], "report folder")
     if full_suffix(paths["mesh"]) == ".pts":
-        check_opencarp_cells(read_mesh(prepare_config.mesh)[0], paths["mesh"])
+        check_opencarp_cells(read_mesh(prepare_config.mesh)[0], paths["mesh"], Path(prepare_config.mesh.path))
     data = prepare(prepare_config, output=paths["data"])
     fitted = train(data, train_config, output=paths["model"], runtime=runtime)
     heldout = None

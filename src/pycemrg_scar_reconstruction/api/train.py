@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from ..config import RuntimeConfig, TrainConfig
 from ..data import TrainingData
 from ..errors import Interrupted
-from ..io.artifacts import check_model_output, load_training_data, save_model
+from ..io.artifacts import check_model_output, history_path, load_training_data, save_model
+from ..io.paths import refuse_overwrite
 
 if TYPE_CHECKING:  # torch-backed types: imported when a model is trained, not with the API
     from ..fitted import FittedModel
@@ -26,6 +27,8 @@ def train(
     from ..training import fit
 
     if output is not None:
+        read = [("training data", Path(data))] if isinstance(data, (str, Path)) else []
+        refuse_overwrite([("model", Path(output)), ("loss history", history_path(Path(output)))], read)
         check_model_output(Path(output))  # before hours of work
     if not isinstance(data, TrainingData):
         data = load_training_data(Path(data))

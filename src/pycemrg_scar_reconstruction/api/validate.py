@@ -31,6 +31,9 @@ def mesh_field(mesh: Any, field: str, path: Path, n_nodes: int) -> np.ndarray:
             f"{path}: '{field}' has {values.shape[0]} values, the training data {n_nodes} nodes; "
             "use the mesh the training data was prepared from"
         )
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise InputError(f"{path}: '{field}' has {bad} NaN or infinite values of {n_nodes}; re-run predict")
     return values
 
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from ..errors import InputError, Interrupted
 from ..options import _RepeatError, flags_in_message, validation_line
+from .commands import SUMMARY_LOGGER
 
 log = logging.getLogger("pycemrg_scar_reconstruction")
 
@@ -45,6 +46,8 @@ class _CliHandler(logging.StreamHandler):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == PROGRESS_LOGGER:
             return self.progress
+        if record.name == SUMMARY_LOGGER:
+            return False
         return record.levelno >= self.min_level
 
     def format(self, record: logging.LogRecord) -> str:

@@ -8,6 +8,7 @@ or, with ``--json``, the summary as JSON on stdout (``--json PATH`` writes it th
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from ..config import CohortConfig, SynthConfig, ValidateConfig
 from ..io.paths import json_text, output_lock, write_json
 from ..options import values
 
+#: The logger of each command's result text: it goes to --log-file, not to stderr (stdout has it).
+SUMMARY_LOGGER = "pycemrg_scar_reconstruction.summary"
 #: Options that name what a command writes; every other path option names something it reads.
 OUTPUT_OPTIONS = ("output", "output_dir", "json", "log_file")
 #: The files ``report`` writes into its folder.
@@ -81,6 +84,7 @@ def written_and_read(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], 
 def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
     """The command's result: ``text`` on stdout, or with ``--json`` the ``summary`` as one JSON
     object instead; with ``--json PATH`` the text and the summary written to PATH."""
+    logging.getLogger(SUMMARY_LOGGER).info("%s", text)  # for --log-file; stdout has it already
     target = getattr(args, "json", None)
     if target == "-":
         print(json_text(summary))

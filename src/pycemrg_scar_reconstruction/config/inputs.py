@@ -155,11 +155,19 @@ class PrepareConfig(_Config):
     )
 
 
+#: The largest synthetic mesh (nodes) and prism sampling (samples): a few GB of memory at most,
+#: refused above rather than failing mid-way with a MemoryError.
+MAX_SYNTH_NODES = 5_000_000
+MAX_SYNTH_SAMPLES = 50_000_000
+
+
 class SynthConfig(_Config):
     """A synthetic case: LV wall mesh, known scar, and an LGE stack made with the forward model."""
 
     seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed: geometry, scar shape, orientation and noise")
-    n_nodes: PositiveInt = Field(75_000, description="approximate number of mesh nodes")
+    n_nodes: PositiveInt = Field(
+        75_000, le=MAX_SYNTH_NODES, description=f"approximate number of mesh nodes (at most {MAX_SYNTH_NODES:,})"
+    )
     slice_spacing: PositiveFloat = Field(10.0, description="distance between slice centres in mm")
     slice_thickness: PositiveFloat = Field(8.0, description="slice thickness in mm")
     pixel_spacing: PositiveFloat = Field(1.5, description="in-plane pixel size in mm")
@@ -168,7 +176,11 @@ class SynthConfig(_Config):
     scar_scale: PositiveFloat = Field(
         1.0, le=3.0, description="factor on the infarct radii (1: 14-24 mm; 0.5 makes small focal scars)"
     )
-    samples: PositiveInt = Field(1_500_000, description="myocardium samples used to average each prism")
+    samples: PositiveInt = Field(
+        1_500_000,
+        le=MAX_SYNTH_SAMPLES,
+        description=f"myocardium samples used to average each prism (at most {MAX_SYNTH_SAMPLES:,})",
+    )
     long_axis_views: int = Field(0, ge=0, le=3, description="also write this many one-slice long-axis stacks")
     intensity: bool = Field(
         False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from .base import MAX_SEED, Device, _Config, _flag
 
@@ -73,6 +73,15 @@ class TrainConfig(_Config):
     max_epochs: PositiveInt = Field(2000, description="upper bound on epochs")
     max_time: Optional[PositiveFloat] = Field(None, description="upper bound on training seconds")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seed for initialisation, shuffling and dropout")
+
+    @model_validator(mode="after")
+    def _cyclic_range(self) -> TrainConfig:
+        if self.schedule == "cyclic" and self.lr_max < self.lr:
+            raise ValueError(
+                f"lr_max ({self.lr_max:g}) is below `lr` ({self.lr:g}): the cyclic schedule runs from `lr` up to "
+                "lr_max; give lr_max >= `lr`"
+            )
+        return self
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any) -> TrainConfig:

@@ -5,6 +5,8 @@ Every image becomes (values (I, J, K), affine (4, 4) voxel -> world RAS mm), wha
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from ..stack import RawStack, SliceStack, StackGeometry
 from ..targets import resolve_labels, stack_targets
 from .meshes import quiet_vtk_read
 from .paths import atomic_output, full_suffix, require_file
+
+logger = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
@@ -74,6 +78,15 @@ def _checked(values: np.ndarray, affine: np.ndarray, path: Path, what: str) -> t
         raise InputError(
             f"{path}: {what} has {int(np.isinf(values).sum())} infinite pixel values; "
             "replace them (NaN marks pixels without a value)"
+        )
+    n_nan = int(np.isnan(values).sum())
+    if n_nan:
+        logger.warning(
+            "%s: %d NaN pixels (%.1f%% of the %s) have no value and form no group",
+            path,
+            n_nan,
+            100 * n_nan / values.size,
+            what,
         )
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise InputError(f"{path}: the {what}'s affine (voxel -> world) is not finite; repair the header")
@@ -143,7 +156,9 @@ def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarr
             series = dicom_series or ids[0]
             if series not in ids:
                 raise InputError(f"{path}: no DICOM series {series}; the folder has {', '.join(ids)}")
-            img = sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series))
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series)
+            _warn_left_out(path, {f for i in ids for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), i)})
+            img = sitk.ReadImage(files)
         else:
             img = sitk.ReadImage(str(path))
     except InputError:
@@ -167,6 +182,22 @@ def _load_itk(path: Path, what: str, dicom_series: str | None) -> tuple[np.ndarr
     affine_lps[:3, :3] = direction @ np.diag(img.GetSpacing())
     affine_lps[:3, 3] = img.GetOrigin()
     return values, LPS_TO_RAS @ affine_lps
+
+
+def _warn_left_out(folder: Path, in_series: set[str]) -> None:
+    """Name the files of a DICOM folder that belong to no series (unreadable, truncated, not DICOM)."""
+    seen = {os.path.realpath(f) for f in in_series}
+    left = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and os.path.realpath(p) not in seen
+    )
+    if left:
+        logger.warning(
+            "%s: %d file(s) of the folder are in no DICOM series and were left out (%s%s); check them if a slice is missing",
+            folder,
+            len(left),
+            ", ".join(left[:3]),
+            ", ..." if len(left) > 3 else "",
+        )
 
 
 def dicom_slice_offsets(path: Path, dicom_series: str | None, geometry: StackGeometry) -> tuple[np.ndarray | None, float]:
@@ -217,7 +248,7 @@ def _load_vtk_layer(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     Coordinates are taken as world RAS mm. The stack's third axis is the slice normal; its column
     length is 1 mm (a single slice has no spacing: give `slice_thickness`).
     """
-    mesh = quiet_vtk_read(path)
+    mesh = quiet_vtk_read(path, "image")
     dims = tuple(int(d) for d in getattr(mesh, "dimensions", ()))
     if len(dims) != 3 or sorted(dims)[0] != 1 or not hasattr(mesh, "dimensions"):
         raise InputError(f"{path}: not a single 2D slice grid (dimensions {dims or 'none'}); give one slice per VTK file")

@@ -118,6 +118,25 @@ def _int_table(text: bytes, n: int, elem: Path, kind: str) -> np.ndarray:
     raise InputError(f"{elem}: {fix}")
 
 
+def check_fibres(path: Path, n_elements: int) -> None:
+    """Refuse an openCARP ``.lon`` that is not one: a first line 1 or 2 (directions per element),
+    then 3 or 6 numbers for each of ``n_elements`` elements."""
+    fix = "fix it or remove it (the output then has no .lon)"
+    try:
+        tokens = Path(path).read_bytes().split()
+        directions = int(tokens[0]) if tokens else 0
+        values = np.array(tokens[1:], dtype=np.float64)
+    except (ValueError, OverflowError):
+        raise InputError(f"{path}: not an openCARP fibre file (a number that is not one); {fix}") from None
+    if directions not in (1, 2):
+        raise InputError(f"{path}: not an openCARP fibre file (first line must be 1 or 2 directions per element); {fix}")
+    if len(values) != 3 * directions * n_elements or not np.all(np.isfinite(values)):
+        raise InputError(
+            f"{path}: {len(values)} fibre values for {n_elements} elements with {directions} direction(s) "
+            f"(expected {3 * directions * n_elements}, all finite); {fix}"
+        )
+
+
 def write_opencarp_fibres(fibres: np.ndarray, path: Path) -> None:
     """openCARP ``.lon``: the number of directions per element (1 or 2), then 3 or 6 values per element."""
     fibres = np.asarray(fibres, np.float64).reshape(len(fibres), -1)
