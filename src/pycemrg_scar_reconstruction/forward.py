@@ -32,15 +32,13 @@ def prism_memberships(points: np.ndarray, geometry: StackGeometry) -> tuple[np.n
     A node x has continuous index c = A^-1 x. In plane its pixel is round(c) (half-up); through
     plane it lies in slice s's prism iff |c_k - s| * spacing_k <= thickness / 2. With thickness <
     spacing some nodes are in no prism (gaps); with thickness > spacing a node can be in the prisms
-    of two (or more) slices.
+    of two (or more) slices. With per-slice offsets (``geometry.slice_offsets``) a node x is
+    tested against slice k at x + d_k, one slice at a time.
 
     Parameters
     ----------
     points : (N, 3) world mm, in the same frame as the affine.
     geometry : the stack's geometry.
-
-    With per-slice offsets (``geometry.slice_offsets``) a node x is tested against slice k at
-    x + d_k, one slice at a time.
 
     Returns
     -------
