@@ -4,6 +4,7 @@ and the support of the answer (how far each node is from any evidence)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -164,3 +165,58 @@ def test_biventricular_probability_case_is_written(tmp_path):
     rv = mesh.point_data["is_LV"] == 0
     assert facts["rv_nodes"] == int(rv.sum()) > 0
     assert np.all(mesh.point_data["scar_truth"][rv] == 0)
+
+
+def _as_voxels(mesh_path: Path, out: Path) -> Path:
+    """The same mesh with its hexahedra written as VTK_VOXEL cells (voxel node order), as
+    thresholding an ImageData and moving it gives: points that are not an axis-aligned box."""
+    from pycemrg_scar_reconstruction.io.meshes import mesh_cells
+
+    mesh = pv.read(str(mesh_path))
+    offsets, conn, types = mesh_cells(mesh)
+    assert set(types.tolist()) == {12}
+    rows = offsets[:-1][:, None] + np.arange(8)
+    conn = conn.copy()
+    conn[rows] = conn[rows][:, [0, 1, 3, 2, 4, 5, 7, 6]]  # the order is its own inverse
+    voxels = pv.UnstructuredGrid(np.insert(conn, offsets[:-1], 8), np.full(len(types), 11, np.uint8), mesh.points)
+    for name in mesh.point_data:
+        voxels.point_data[name] = mesh.point_data[name]
+    for name in mesh.cell_data:
+        voxels.cell_data[name] = mesh.cell_data[name]
+    voxels.save(str(out))
+    return out
+
+
+def test_a_rotated_voxel_mesh_is_read_as_the_same_hexahedra(bv_case, tmp_path):
+    from pycemrg_scar_reconstruction.io.artifacts import load_model
+
+    voxels = _as_voxels(bv_case["mesh"], tmp_path / "voxels.vtu")
+    inputs = ["--image", str(bv_case["image"]), "--mask", str(bv_case["mask"]), "--slice-thickness", "8"]
+    intensity = [*inputs, "--target", "intensity", "--normalise", "mixture", "--region-array", "is_LV"]
+    for name, mesh in (("hex", bv_case["mesh"]), ("vox", voxels)):
+        argv = ["run", "--mesh", str(mesh), *intensity, "--output", str(tmp_path / f"{name}.vtu")]
+        assert main([*argv, "--max-epochs", "5", "--deterministic", "--mc-samples", "3", "-q", "--no-report"]) == 0
+    hexes, vox = load_training_data(tmp_path / "hex_data.npz"), load_training_data(tmp_path / "vox_data.npz")
+    np.testing.assert_array_equal(hexes.member_node, vox.member_node)
+    np.testing.assert_array_equal(hexes.member_group, vox.member_group)
+    np.testing.assert_array_equal(hexes.group_target, vox.group_target)  # the same tissue fractions and levels
+    assert hexes.stack_mapping[0] == vox.stack_mapping[0]
+    a, b = pv.read(tmp_path / "hex.vtu"), pv.read(tmp_path / "vox.vtu")
+    np.testing.assert_array_equal(a.point_data["scar_probability"], b.point_data["scar_probability"])
+    assert set(b.celltypes.tolist()) == {12}  # written back as hexahedra
+    assert load_model(tmp_path / "vox_model.pt").best_epoch == load_model(tmp_path / "hex_model.pt").best_epoch
+
+
+def test_inverted_or_degenerate_cells_are_refused(tmp_path):
+    pts = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]], float)
+    inverted = pv.UnstructuredGrid(np.array([8, 4, 5, 6, 7, 0, 1, 2, 3]), np.array([12], np.uint8), pts)
+    flat = pts.copy()
+    flat[4:, 2] = 0.0
+    degenerate = pv.UnstructuredGrid(np.array([8, 0, 1, 2, 3, 4, 5, 6, 7]), np.array([12], np.uint8), flat)
+    from pycemrg_scar_reconstruction.config import MeshConfig
+    from pycemrg_scar_reconstruction.io.meshes import read_mesh
+
+    for name, grid, word in (("inv.vtu", inverted, "inverted"), ("flat.vtu", degenerate, "degenerate")):
+        grid.save(str(tmp_path / name))
+        with pytest.raises(InputError, match=f"1 cell.*{word}.*repair the mesh"):
+            read_mesh(MeshConfig(path=tmp_path / name))

@@ -97,7 +97,7 @@ def read_mesh(config: MeshConfig) -> tuple[Any, np.ndarray]:
     _, conn, _ = mesh_cells(mesh)
     if len(conn) and (conn.min() < 0 or conn.max() >= len(raw)):
         raise InputError(f"{path}: a cell refers to node {int(conn.max())}, the mesh has {len(raw)}; repair the mesh")
-    return mesh, to_world_mm(raw, config.frame, config.resolved_units)
+    return general_cells(mesh, path), to_world_mm(raw, config.frame, config.resolved_units)
 
 
 class _Collect(logging.Filter):
@@ -226,6 +226,54 @@ def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         vtk_to_numpy(cells.GetConnectivityArray()).astype(np.int64),
         np.asarray(grid.celltypes),
     )
+
+
+#: VTK's axis-aligned cell types and the general type with the same nodes: (voxel type, general
+#: type, the voxel's node order as the general cell's). A voxel's points are read as an axis-aligned
+#: box, so a voxel mesh that was rotated (thresholding an ImageData, then moving it) would be wrong.
+_AXIS_ALIGNED = ((11, 12, (0, 1, 3, 2, 4, 5, 7, 6)), (8, 9, (0, 1, 3, 2)))  # VOXEL -> HEXAHEDRON, PIXEL -> QUAD
+#: Volumetric cell types whose signed volume is checked: tetra, hexahedron, wedge, pyramid.
+_SOLID = (10, 12, 13, 14)
+
+
+def general_cells(mesh: Any, path: Path) -> Any:
+    """The mesh with ``VTK_VOXEL`` / ``VTK_PIXEL`` cells as hexahedra / quads (node order converted,
+    arrays kept); other meshes unchanged. Refuses solid cells with no or negative volume."""
+    import pyvista as pv
+
+    if not hasattr(mesh, "celltypes") or mesh.n_cells == 0:
+        return mesh
+    offsets, conn, types = mesh_cells(mesh)
+    if np.isin(types, [t for t, _, _ in _AXIS_ALIGNED]).any():
+        conn = conn.copy()
+        types = types.copy()
+        for voxel, general, order in _AXIS_ALIGNED:
+            chosen = np.flatnonzero(types == voxel)
+            if len(chosen):
+                rows = offsets[chosen][:, None] + np.arange(len(order))
+                conn[rows] = conn[rows][:, list(order)]
+                types[chosen] = general
+        out = pv.UnstructuredGrid(np.insert(conn, offsets[:-1], np.diff(offsets)), types, mesh.points)
+        for name in mesh.point_data:
+            out.point_data[name] = mesh.point_data[name]
+        for name in mesh.cell_data:
+            out.cell_data[name] = mesh.cell_data[name]
+        for name in mesh.field_data:
+            out.field_data[name] = mesh.field_data[name]
+        mesh = out
+    solid = np.isin(types, _SOLID)
+    if solid.any():
+        volume = np.asarray(mesh.compute_cell_sizes(length=False, area=False, volume=True).cell_data["Volume"])
+        scale = float(np.ptp(np.asarray(mesh.points), axis=0).max()) ** 3
+        bad = solid & (volume <= 1e-12 * scale)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            kind = "inverted (negative volume)" if volume[first] < 0 else "degenerate (no volume)"
+            raise InputError(
+                f"{path}: {int(bad.sum())} cell(s) are inverted or degenerate, the first (cell {first}) {kind}; "
+                "repair the mesh (node order of each cell, collapsed nodes)"
+            )
+    return mesh
 
 
 #: Cell arrays taken as fibre directions for an openCARP ``.lon`` (3 or 6 values per element).

@@ -1,0 +1,177 @@
+"""Real cases: held-out slices of a real label stack, and each normalisation's agreement with the expert.
+
+For every real case (a folder with ``sa_labels.nii.gz``: 1 myocardium, 2 scar; ``sa_lge.nii.gz``;
+``mesh.vtu`` with the cell array ``is_LV``; read where it lies, never copied):
+
+1. **Held-out slices.** Each slice with scar, and each traced neighbour of one, is blanked in turn;
+   the rest is reconstructed and the blanked slice is scored against its own manual scar, the
+   way ``validate`` scores groups: each pixel's prism, the group mean of the nodes inside it,
+   >= 0.5 against the label. Pooled over the folds:
+   - the network (default training) as ``predict`` gives it, with the support rule (default
+     cutoff) and without it (``--support-mm 1000``);
+   - the slice baselines of ``baseline`` (nearest, linear, logodds) on the stack with the slice
+     blanked, pixels without a value taken as missing;
+   - the image-domain neighbour baselines (the two neighbouring slices' labels on the same pixels).
+   Dice is given on all the blanked pixels and on the pixels where the image-domain baseline has
+   a value (both neighbours, or one, label that pixel), so every method is on the same pixels.
+2. **Intensity -> scar agreement.** The PSIR stack with the myocardium labels as mask, through each
+   normalisation (``mixture`` with the mesh's tissue fractions, ``fwhm``, ``nsd`` at 3 and 5 SD
+   with the labelled non-scar myocardium as remote, ``minmax``): pixel-by-pixel Dice of the targets
+   >= 0.5 with the expert's scar, over the myocardium pixels.
+
+    .venv/bin/python benchmarks/real.py [--data DIR] [--cases human_p1] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from pycemrg_scar_reconstruction import (
+    MeshConfig,
+    PrepareConfig,
+    RuntimeConfig,
+    SliceStack,
+    StackConfig,
+    TargetConfig,
+    TrainConfig,
+    dice,
+)
+from pycemrg_scar_reconstruction.api.prepare import run_stages
+from pycemrg_scar_reconstruction.baselines import METHODS
+from pycemrg_scar_reconstruction.folds import subset
+from pycemrg_scar_reconstruction.heldout import neighbour_baselines
+from pycemrg_scar_reconstruction.prediction import predict_nodes
+from pycemrg_scar_reconstruction.training import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Where the project keeps its real cases (beside the clone, not in it).
+REAL = ROOT.parent / "shared" / "data" / "real"
+THICKNESS_MM = 8.0
+#: "support rule off": a cutoff no node of a heart reaches.
+NO_SUPPORT_MM = 1000.0
+
+
+def label_config(case: Path) -> PrepareConfig:
+    """The label stack as a user gives it: scar label 2, myocardium labels 1 and 2, LV cells."""
+    target = TargetConfig(kind="label", scar_label=(2,))
+    stack = StackConfig(
+        path=case / "sa_labels.nii.gz", target=target, myocardium_labels=(1, 2), slice_thickness=THICKNESS_MM
+    )
+    return PrepareConfig(mesh=MeshConfig(path=case / "mesh.vtu", region_array="is_LV", region_values=(1,)), stacks=[stack])
+
+
+def blanked(stack: SliceStack, k: int) -> SliceStack:
+    """The stack with slice ``k`` without values (NaN), as if it had not been acquired."""
+    values = np.array(stack.values, dtype=np.float64)
+    index: list[slice | int] = [slice(None)] * 3
+    index[stack.geometry.axis] = k
+    values[tuple(index)] = np.nan
+    return SliceStack(values=values, geometry=stack.geometry, mask=stack.mask, name=stack.name, mapping=stack.mapping)
+
+
+def heldout(case: Path, seed: int) -> None:
+    run = run_stages(label_config(case))
+    data, stack = run.data, run.stacks[0]
+    assert data is not None
+    scar_slices = np.unique(data.group_slice[data.group_target >= 0.5])
+    traced = set(np.unique(data.group_slice).tolist())
+    folds = sorted({int(k + d) for k in scar_slices for d in (-1, 0, 1)} & traced)
+    print(
+        f"{case.name}: {data.n_groups} labelled pixels on slices {min(traced)}-{max(traced)}, scar on {scar_slices.tolist()}"
+    )
+    print(f"folds (each blanked in turn): {folds}")
+    rows: dict[str, list[np.ndarray]] = {"target": [], "common": []}
+    quiet = RuntimeConfig(quiet=True)
+    start = time.perf_counter()
+    for k in folds:
+        held = data.group_slice == k
+        fitted = fit(subset(data, ~held), TrainConfig(seed=seed), quiet, progress=False)
+        preds = {
+            "network (support rule, default)": predict_nodes(fitted, data.points, 20, 0, region=run.region).probability,
+            "network (support rule off)": predict_nodes(
+                fitted, data.points, 20, 0, support_mm=NO_SUPPORT_MM, region=run.region
+            ).probability,
+        }
+        for name, method in METHODS.items():
+            preds[f"slice baseline {name}"] = method(data.points, blanked(stack, k))
+        for name, values in preds.items():
+            rows.setdefault(name, []).append(data.group_mean(np.asarray(values, np.float64))[held])
+        image = neighbour_baselines(data, held)
+        for name in ("linear", "nearest"):
+            rows.setdefault(f"image-domain neighbours {name}", []).append(image[name])
+        rows["target"].append(data.group_target[held])
+        rows["common"].append(np.isfinite(image["linear"]))
+    target, common = np.concatenate(rows.pop("target")), np.concatenate(rows.pop("common"))
+    seconds, n_scar = time.perf_counter() - start, int((target >= 0.5).sum())
+    print(f"{len(folds)} folds in {seconds:.0f} s; {len(target)} blanked pixels, {n_scar} scar")
+    print(f"| method | Dice, all {len(target)} pixels | Dice, the {int(common.sum())} pixels a neighbour labels |")
+    print("|---|---|---|")
+    for name, parts in rows.items():
+        pred = np.concatenate(parts)
+        on_all = "n/a" if np.isnan(pred).any() else f"{dice(pred, target):.3f}"
+        print(f"| {name} | {on_all} | {dice(pred[common], target[common]):.3f} |")
+
+
+def agreement(case: Path) -> None:
+    """Each normalisation's targets against the expert's scar, pixel by pixel."""
+    labels = nib.load(str(case / "sa_labels.nii.gz"))
+    label = np.asarray(labels.dataobj)
+    myocardium, scar = label >= 1, label == 2
+    with tempfile.TemporaryDirectory() as tmp:
+        remote = Path(tmp) / "remote.nii.gz"
+        nib.save(nib.Nifti1Image((label == 1).astype(np.uint8), labels.affine), str(remote))
+        settings = {
+            "mixture": TargetConfig(kind="intensity", normalise="mixture"),
+            "fwhm": TargetConfig(kind="intensity", normalise="fwhm"),
+            "nsd 3 SD": TargetConfig(kind="intensity", normalise="nsd", n_sd=3.0),
+            "nsd 5 SD": TargetConfig(kind="intensity", normalise="nsd", n_sd=5.0),
+            "minmax": TargetConfig(kind="intensity", normalise="minmax"),
+        }
+        counts = f"{int(scar.sum())} scar of {int(myocardium.sum())} myocardium pixels"
+        print(f"\n{case.name}: intensity -> scar, pixel by pixel against the expert ({counts})")
+        print("| normalisation | Dice | pixels called scar |")
+        print("|---|---|---|")
+        for name, target in settings.items():
+            stack = StackConfig(
+                path=case / "sa_lge.nii.gz",
+                mask=case / "sa_labels.nii.gz",
+                remote_mask=remote,
+                target=target,
+                slice_thickness=THICKNESS_MM,
+            )
+            config = PrepareConfig(mesh=MeshConfig(path=case / "mesh.vtu"), stacks=[stack])
+            try:
+                values = run_stages(config, until="targets").stacks[0].values
+            except Exception as exc:  # a normalisation that refuses this image says why
+                print(f"| {name} | refused: {str(exc).splitlines()[0][:80]} | |")
+                continue
+            called = np.nan_to_num(values) >= 0.5
+            score = dice(called[myocardium].astype(float), scar[myocardium].astype(float))
+            print(f"| {name} | {score:.3f} | {int(called[myocardium].sum())} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REAL, help=f"folder of the real cases (default: {REAL})")
+    parser.add_argument("--cases", nargs="*", default=None, help="case folders to run (default: every one there)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--skip-heldout", action="store_true", help="only the intensity agreement")
+    args = parser.parse_args()
+    names = args.cases or sorted(p.name for p in args.data.iterdir() if (p / "sa_labels.nii.gz").exists())
+    if not names:
+        raise SystemExit(f"{args.data}: no real case (a folder with sa_labels.nii.gz); give --data")
+    for name in names:
+        case = args.data / name
+        if not args.skip_heldout:
+            heldout(case, args.seed)
+        agreement(case)
+
+
+if __name__ == "__main__":
+    main()
