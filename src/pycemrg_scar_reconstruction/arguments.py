@@ -64,9 +64,19 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
     add_options(g, StackConfig, D_STACK, skip=("path",), repeat=True)
     g = parser.add_argument_group("targets: what the pixel values are")
     add_options(g, TargetConfig, D_TARGET, repeat=True)
-    g = parser.add_argument_group("breath-hold alignment")
+    g = parser.add_argument_group("study registration and breath-hold alignment")
     add_options(
-        g, PrepareConfig, D_PREPARE, only=("align_slices", "measure_offsets", "align_max_inplane_mm", "align_max_normal_mm")
+        g,
+        PrepareConfig,
+        D_PREPARE,
+        only=(
+            "study_registration",
+            "register_min_mm",
+            "align_slices",
+            "measure_offsets",
+            "align_max_inplane_mm",
+            "align_max_normal_mm",
+        ),
     )
 
 

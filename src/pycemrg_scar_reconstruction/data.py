@@ -33,6 +33,10 @@ stack_mapping         (S,)        str, JSON: how raw values became targets (thre
 measured_offsets      (K, 3)      optional float64 mm: each slice's offset as measured from its mask
                                   against the mesh, applied or not (``measure_offsets``); absent: not
                                   measured. Files without it read as before (same format version).
+registration          ()          optional str, JSON: the study-to-mesh registration (``study_to_mesh``:
+                                  the 4 x 4 matrix, world RAS mm of the study -> the mesh's frame;
+                                  translation, rotation, whether applied, the shares of labelled pixels
+                                  inside the mesh); when applied, ``stack_affines`` are in the mesh's frame
 ====================  ==========  =====================================================
 """
 
@@ -76,6 +80,7 @@ class TrainingData:
     stack_names: np.ndarray
     stack_mapping: np.ndarray
     measured_offsets: np.ndarray | None = None
+    registration: str | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -145,6 +150,8 @@ class TrainingData:
         out.update(stack_arrays(self.stacks))
         if self.measured_offsets is not None:
             out["measured_offsets"] = np.asarray(self.measured_offsets, np.float64)
+        if self.registration is not None:
+            out["registration"] = np.asarray(self.registration)
         out["format_version"] = np.asarray(FORMAT_VERSION)
         return out
 
@@ -184,7 +191,13 @@ class TrainingData:
         measured = np.asarray(arrays["measured_offsets"]) if "measured_offsets" in arrays else None
         if measured is not None and measured.dtype.kind != "f":
             raise InputError(f"{name}: measured_offsets holds {measured.dtype} values, expected floats; {fix}")
-        data = cls(**a, stacks=stacks, measured_offsets=measured)
+        registration = None
+        if "registration" in arrays:
+            text = np.asarray(arrays["registration"])
+            if text.shape != () or text.dtype.kind not in "US":
+                raise InputError(f"{name}: registration is not one text (JSON); {fix}")
+            registration = str(text)
+        data = cls(**a, stacks=stacks, measured_offsets=measured, registration=registration)
         problem = data._problem()
         if problem:
             raise InputError(f"{name}: {problem}; {fix}")

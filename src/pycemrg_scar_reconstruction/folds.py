@@ -37,6 +37,7 @@ def subset(data: TrainingData, keep: np.ndarray) -> TrainingData:
         stack_names=data.stack_names,
         stack_mapping=data.stack_mapping,
         measured_offsets=data.measured_offsets,
+        registration=data.registration,
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from .anatomy import (
     N_LAYERS,
@@ -192,6 +193,27 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         case.facts["shift_sd_mm"] = config.shift
     if config.intensity:
         case = _intensity(case, shape, rv, infarcts, rng, config, rot_world, shift)
+    if config.study_offset > 0 or config.study_rotation > 0:
+        case = _moved_study(case, config)
+    return case
+
+
+def _moved_study(case: SyntheticCase, config: SynthConfig) -> SyntheticCase:
+    """The mesh moved rigidly relative to every stack, as a mesh made from another scan: by
+    ``study_offset`` mm in a random direction and ``study_rotation`` degrees about a random axis
+    through its centre (its own generator: the stacks stay those of the unmoved case)."""
+    rng = np.random.default_rng([config.seed, 20261202])
+    direction, axis = rng.normal(size=3), rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    axis /= np.linalg.norm(axis)
+    centre = case.points.mean(axis=0)
+    rot = Rotation.from_rotvec(np.radians(config.study_rotation) * axis).as_matrix()
+    matrix = np.eye(4)
+    matrix[:3, :3] = rot
+    matrix[:3, 3] = centre - rot @ centre + config.study_offset * direction
+    case.points = case.points @ rot.T + matrix[:3, 3]
+    case.facts["study_to_mesh"] = matrix.round(9).tolist()
+    case.facts["study_offset_mm"], case.facts["study_rotation_deg"] = config.study_offset, config.study_rotation
     return case
 
 

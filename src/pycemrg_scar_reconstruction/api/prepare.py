@@ -7,6 +7,9 @@ once and in this order (:data:`STAGES`):
 read           the mesh (frame, units, region) and every stack's image and masks as on disk
 overlap        refuse a mesh that no stack covers (naming the frame/units that would fit);
                warn on partial overlap
+register       one rigid transform for the whole study (every stack) onto the mesh, from the
+               myocardium masks (:mod:`..registration`): measured, and applied when asked
+               (``study_registration`` rigid) or, by default, when it is large
 align          per-slice breath-hold offsets from each stack's mask against the mesh
                (``align_slices`` applies them, ``measure_offsets`` only keeps them)
 tissue         the (wall, blood) fractions of each ``mixture`` stack's prisms from the mesh
@@ -14,13 +17,14 @@ targets        each stack's values converted to scar targets on its final geomet
 memberships    the training data: groups and (node, group) memberships
 =============  ==========================================================================
 
-A study-to-mesh registration belongs between ``overlap`` and ``align`` (it moves every stack's
-geometry at once, and the breath-hold offsets are residuals on top of it). The mesh's myocardium
-test (a point-in-cell search) is built at most once per run for each region it is asked with.
+The breath-hold offsets (``align``) are residuals on top of the study's registration. The mesh's
+myocardium test (a point-in-cell search) is built at most once per run for each region it is
+asked with.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +45,7 @@ from ..io.images import load_stack
 from ..io.meshes import myocardium_test, read_mesh, region_nodes
 from ..io.paths import check_output, refuse_overwrite, stem
 from ..progress import Ticker
+from ..registration import estimate_study_transform, inside_share, mask_centres, moved_geometry
 from ..stack import RawStack, SliceStack, StackGeometry
 from ..targets import stack_targets
 from ..tissue import tissue_fractions
@@ -65,6 +70,7 @@ class PrepareRun:
     tissue: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     stacks: list[SliceStack] = field(default_factory=list)
     data: TrainingData | None = None
+    registration: dict[str, Any] | None = None
     _inside: dict[bool, Inside] = field(default_factory=dict)
 
     def inside(self, with_region: bool, why: str = "`normalise` mixture", instead: str = "use fwhm / nsd") -> Inside:
@@ -92,6 +98,56 @@ def overlap(run: PrepareRun) -> None:
             "%s: only %.0f%% of the mesh lies within the image stack(s); check `mesh_frame`/`mesh_units`",
             run.config.mesh.path,
             100 * share,
+        )
+
+
+def register(run: PrepareRun) -> None:
+    """The study-to-mesh transform from every stack's myocardium mask; every stack's geometry moved
+    by it when it is applied (``study_registration`` rigid, or by default above ``register_min_mm``)."""
+    config = run.config
+    mode = config.study_registration
+    masked = [s for s, raw in enumerate(run.raw) if raw.mask is not None]
+    if mode == "off" or (mode is None and not masked):
+        return
+    if not masked:
+        raise InputError(
+            f"{', '.join(str(sc.path) for sc in config.stacks)}: `study_registration` {mode} needs a myocardium mask "
+            "(`mask` or `myocardium_labels`) of at least one stack"
+        )
+    try:
+        inside = run.inside(True, why="`study_registration`", instead="set `study_registration` off")
+    except InputError:
+        if mode is not None:
+            raise
+        logger.info("study registration skipped: the mesh has no volume cells")
+        return
+    found = estimate_study_transform(
+        inside,
+        bounding_box(run.points),
+        [run.geometries[s] for s in masked],
+        [run.raw[s].mask for s in masked],  # type: ignore[misc]
+        [run.raw[s].name for s in masked],
+    )
+    centres = np.concatenate([mask_centres(run.geometries[s], run.raw[s].mask) for s in masked])  # type: ignore[arg-type]
+    moved = found.moved_mm(centres)
+    applied = mode == "rigid" or (mode is None and moved > config.register_min_mm)
+    run.registration = {
+        "mode": mode or "default",
+        "applied": bool(applied),
+        "study_to_mesh": found.matrix.tolist(),
+        "translation_mm": found.translation_mm.tolist(),
+        "rotation_deg": found.rotation_deg,
+        "moved_mm": moved,
+        "soft_dice_before": found.dice_before,
+        "soft_dice_after": found.dice_after,
+    }
+    if applied:
+        run.geometries = [moved_geometry(g, found.matrix) for g in run.geometries]
+    elif moved > config.register_min_mm:
+        logger.warning(
+            "%s: the study sits %.1f mm (RMS) off the mesh; `study_registration` rigid moves it onto the mesh",
+            ", ".join(str(sc.path) for sc in config.stacks),
+            moved,
         )
 
 
@@ -166,6 +222,9 @@ def memberships(run: PrepareRun) -> None:
                 ", ".join(str(sc.path) for sc in run.config.stacks),
                 rms,
             )
+    if run.registration is not None:
+        run.registration.update(registration_shares(run))
+        data = replace(data, registration=json.dumps(run.registration))
     if data.n_groups == 0:
         names = ", ".join(str(sc.path) for sc in run.config.stacks)
         raise InputError(
@@ -174,10 +233,36 @@ def memberships(run: PrepareRun) -> None:
     run.data = data
 
 
+def registration_shares(run: PrepareRun) -> dict[str, float]:
+    """The shares of labelled myocardium and scar pixels (targets >= 0.5 in the mask) whose centres
+    lie in the mesh's myocardium (and in its region, when one is given), before and after the
+    registration is applied (the same when it is not)."""
+    tests = {"mesh": run.inside(False)}
+    if run.region is not None:
+        tests["region"] = run.inside(True)
+    matrix = np.asarray(run.registration["study_to_mesh"]) if run.registration else np.eye(4)
+    out: dict[str, float] = {}
+    for kind in ("myocardium", "scar"):
+        pixels = [
+            (raw, st, raw.mask if kind == "myocardium" else raw.mask & (np.nan_to_num(st.values) >= 0.5))
+            for raw, st in zip(run.raw, run.stacks)
+            if raw.mask is not None
+        ]
+        for where, inside in tests.items():
+            for when, m in (("before", None), ("after", matrix)):
+                counts = [(inside_share(inside, raw.geometry, p, m), int(p.sum())) for raw, st, p in pixels]
+                total = sum(n for _, n in counts)
+                out[f"{kind}_in_{where}_{when}"] = (
+                    float(sum(share * n for share, n in counts if n) / total) if total else float("nan")
+                )
+    return out
+
+
 #: The stages of ``prepare``, in order.
 STAGES: tuple[tuple[str, Callable[[PrepareRun], None]], ...] = (
     ("read", read),
     ("overlap", overlap),
+    ("register", register),
     ("align", align),
     ("tissue", tissue),
     ("targets", targets),

@@ -153,6 +153,16 @@ class PrepareConfig(_Config):
     align_max_normal_mm: float = Field(
         5.0, ge=0, description="bound of the through-plane offset search, mm (0: in plane only)"
     )
+    study_registration: Optional[Literal["off", "measure", "rigid"]] = Field(
+        None,
+        json_schema_extra=_flag("register"),
+        description="study-to-mesh registration from the myocardium masks of every stack at once: off; measure "
+        "(report only); rigid (apply one rigid transform to every stack); default: measure when a stack has a "
+        "mask and apply when it moves the masks by more than register_min_mm (RMS); see report.json study_to_mesh",
+    )
+    register_min_mm: PositiveFloat = Field(
+        1.5, description="by default, the registration is applied when it moves the masks by more than this (mm RMS)"
+    )
 
 
 #: The largest synthetic mesh (nodes) and prism sampling (samples): a few GB of memory at most,
@@ -196,4 +206,14 @@ class SynthConfig(_Config):
     )
     biventricular: bool = Field(
         False, description="add an RV free wall attached to the LV (mesh arrays is_LV); LGE scar in the LV wall only"
+    )
+    study_offset: float = Field(
+        0.0,
+        ge=0,
+        le=30,
+        description="a mesh from another scan: move the mesh by this many mm (random direction) relative to every "
+        "stack (the true study-to-mesh transform goes into case.json)",
+    )
+    study_rotation: float = Field(
+        0.0, ge=0, le=30, description="... and rotate it by this many degrees about its centre (random axis)"
     )

@@ -1,0 +1,235 @@
+"""Study registration: one rigid transform that takes the LGE study's world frame onto the mesh.
+
+A modeller's mesh comes from another acquisition, so the whole LGE study (every stack: they share
+the scanner frame) may sit millimetres and degrees off it. The transform ``T`` (4 x 4, world RAS mm
+of the study -> the mesh's frame; points map as ``T @ [x, y, z, 1]``) is found by laying the
+myocardium masks of every stack at once onto the mesh's myocardium:
+
+* the mesh's myocardium becomes an occupancy field on a regular grid (a point in a mesh cell is 1),
+  blurred with a Gaussian so that the objective is smooth (coarse to fine: 3 mm, then 1 mm);
+* each masked slice is sampled at its pixel centres at five heights through the slab, within a
+  margin around its mask (mask value 1 on the myocardium, 0 around it); the field averaged over
+  the heights is each pixel's wall fraction, and the mesh's footprint is the pixels above the one
+  level of wall fraction that gives it the masks' area (found at no motion, so that a generous or
+  a tight mask is matched alike: the alignment module does the same per slice);
+* the objective is the Dice of the masks with the soft footprint at ``T x``, less a small pull
+  towards no motion (:data:`PRIOR_WEIGHT`); its six parameters (translation mm, rotation vector in
+  degrees about the masks' centre) are found by Powell's method within bounds (scipy.optimize),
+  starting from no motion.
+
+Per-slice breath-hold offsets (:mod:`.alignment`) are residuals on top of it. The stage that uses
+it is ``api.prepare``'s ``register``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.optimize import minimize
+from scipy.spatial.transform import Rotation
+
+from .errors import InputError
+from .geometry import index_to_world
+from .stack import StackGeometry
+
+#: Grid spacing of the mesh's occupancy field, mm.
+FIELD_SPACING_MM = 1.5
+#: Blur of the field at each stage of the search (coarse to fine), mm.
+BLUR_MM = (3.0, 1.0, 1.0)
+#: Around each slice's mask, the pixels within this distance (mm) are sampled as "not myocardium".
+MARGIN_MM = 10.0
+#: Search bounds: translation (mm, per axis) and rotation (degrees, per axis of the rotation vector).
+MAX_MM, MAX_DEG = 20.0, 20.0
+#: The pull towards no motion, per (10 mm)^2 of translation and (10 degrees)^2 of rotation, in
+#: units of soft Dice: it keeps the estimate still where the masks cannot tell (a rotation about the
+#: long axis of a nearly symmetric ventricle), and is small beside what a real misregistration gains.
+PRIOR_WEIGHT = 0.002
+#: Heights through the slab at which each pixel is sampled (fractions of the slice thickness).
+HEIGHTS = (-0.4, -0.2, 0.0, 0.2, 0.4)
+#: Width of the soft footprint's logistic, in wall fraction.
+FOOTPRINT_WIDTH = 0.05
+#: A mask covering more than this share of its slices is not a myocardium mask.
+MAX_MASK_SHARE = 0.4
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A study-to-mesh transform and how well the masks lie on the mesh before and after it.
+
+    Attributes
+    ----------
+    matrix : (4, 4) float64, world RAS mm of the study -> the mesh's frame.
+    centre : (3,) mm, the masks' centre (the rotation is about it).
+    dice_before, dice_after : soft Dice of the masks with the mesh's myocardium, without and with it.
+    """
+
+    matrix: np.ndarray
+    centre: np.ndarray
+    dice_before: float
+    dice_after: float
+
+    @property
+    def translation_mm(self) -> np.ndarray:
+        """(3,) how far the masks' centre moves, mm."""
+        return apply(self.matrix, self.centre[None])[0] - self.centre
+
+    @property
+    def rotation_deg(self) -> float:
+        """The rotation angle, degrees."""
+        return float(np.degrees(Rotation.from_matrix(self.matrix[:3, :3]).magnitude()))
+
+    def moved_mm(self, points: np.ndarray) -> float:
+        """RMS displacement (mm) of ``points`` (N, 3) under the transform: its size where it matters."""
+        moved = apply(self.matrix, points) - points
+        return float(np.sqrt(np.mean(np.sum(moved**2, axis=1))))
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 3) points moved by a 4 x 4 rigid ``matrix`` (``T @ [x, y, z, 1]``)."""
+    return np.asarray(points, np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def rigid_matrix(params: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """4 x 4 transform of ``params`` = (tx, ty, tz mm, rx, ry, rz degrees, a rotation vector) about
+    ``centre``: x -> R (x - c) + c + t."""
+    rot = Rotation.from_rotvec(np.radians(params[3:6])).as_matrix()
+    out = np.eye(4)
+    out[:3, :3] = rot
+    out[:3, 3] = centre - rot @ centre + params[:3]
+    return out
+
+
+def moved_geometry(geometry: StackGeometry, matrix: np.ndarray) -> StackGeometry:
+    """The stack's geometry in the mesh's frame: its affine followed by ``matrix`` (per-slice
+    offsets, given along the image's own axes, move with it)."""
+    return StackGeometry(matrix @ geometry.affine, geometry.shape, geometry.thickness, geometry.axis, geometry.slice_offsets)
+
+
+def occupancy(
+    inside: Callable[[np.ndarray], np.ndarray], box: tuple[np.ndarray, np.ndarray], margin_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh's myocardium on a grid of :data:`FIELD_SPACING_MM` over ``box`` grown by
+    ``margin_mm``: (field (X, Y, Z) float, origin (3,) mm)."""
+    lo, hi = np.asarray(box[0]) - margin_mm, np.asarray(box[1]) + margin_mm
+    shape = np.ceil((hi - lo) / FIELD_SPACING_MM).astype(int) + 1
+    axes = [lo[d] + FIELD_SPACING_MM * np.arange(shape[d]) for d in range(3)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    return inside(grid).reshape(tuple(shape)).astype(np.float32), lo
+
+
+def mask_samples(
+    geometries: list[StackGeometry], masks: list[np.ndarray], names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """World points (H, P, 3) and mask values (P,) of every masked slice: pixel centres within
+    :data:`MARGIN_MM` of the slice's mask, at :data:`HEIGHTS` through the slab."""
+    from scipy.ndimage import distance_transform_edt
+
+    points, values = [], []
+    for g, mask, name in zip(geometries, masks, names):
+        moved = np.moveaxis(mask, g.axis, -1)
+        a, b = g.inplane
+        share = moved.sum(axis=(0, 1)) / (moved.shape[0] * moved.shape[1])
+        if np.any(share > MAX_MASK_SHARE):
+            raise InputError(
+                f"{name}: the mask covers {100 * share.max():.0f}% of a slice, which is no myocardium mask; "
+                "give the myocardium mask (or `myocardium_labels`) to register the study"
+            )
+        spacing = g.spacing[[a, b]]
+        offsets = g.world_offsets()
+        for k in np.flatnonzero(moved.any(axis=(0, 1))):  # the masked slices (a few dozen)
+            near = distance_transform_edt(~moved[..., k], sampling=spacing) <= MARGIN_MM
+            ii, jj = np.nonzero(near)
+            idx = np.zeros((len(HEIGHTS), len(ii), 3))
+            idx[..., a], idx[..., b] = ii, jj
+            idx[..., g.axis] = k + np.asarray(HEIGHTS)[:, None] * g.thickness / g.spacing[g.axis]
+            # a mesh point x appears in slice k at x + d_k: the pixel shows the mesh at p - d_k
+            points.append(index_to_world(idx.reshape(-1, 3), g.affine).reshape(idx.shape) - offsets[k])
+            values.append(moved[ii, jj, k].astype(np.float64))
+    if not points:
+        raise InputError(f"{', '.join(names)}: no mask has a myocardium pixel; the study cannot be registered")
+    return np.concatenate(points, axis=1), np.concatenate(values)
+
+
+def _wall(field: np.ndarray, origin: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(P,) the mesh's wall fraction over each pixel's slab: the field averaged over the heights."""
+    flat = points.reshape(-1, 3)
+    w = map_coordinates(field, ((flat - origin) / FIELD_SPACING_MM).T, order=1, mode="constant", cval=0.0)
+    return w.reshape(points.shape[:2]).mean(axis=0)
+
+
+def _footprint(wall: np.ndarray, level: float) -> np.ndarray:
+    """The pixels the mesh would be drawn on at ``level`` of wall fraction, softly (a logistic)."""
+    return 1.0 / (1.0 + np.exp(-(wall - level) / FOOTPRINT_WIDTH))
+
+
+def _dice(footprint: np.ndarray, values: np.ndarray) -> float:
+    return float(2.0 * np.dot(values, footprint) / (values.sum() + footprint.sum() + 1e-9))
+
+
+def matched_level(wall: np.ndarray, values: np.ndarray) -> float:
+    """The wall fraction at which the mesh's footprint has the masks' area: a mask drawn generously
+    (any myocardium in the slab) or tightly (the middle of the wall) is then matched alike."""
+    n = int(round(values.sum()))
+    order = np.sort(wall)[::-1]
+    return float(np.clip(order[min(max(n - 1, 0), len(order) - 1)], 0.02, 0.98))
+
+
+def estimate_study_transform(
+    inside: Callable[[np.ndarray], np.ndarray],
+    box: tuple[np.ndarray, np.ndarray],
+    geometries: list[StackGeometry],
+    masks: list[np.ndarray],
+    names: list[str],
+) -> Registration:
+    """The rigid transform that best lays the masks of every stack onto the mesh's myocardium.
+
+    Parameters
+    ----------
+    inside : the mesh's myocardium test, world mm -> bool (``io.meshes.myocardium_test``).
+    box : (lo, hi) mm, the mesh's bounding box.
+    geometries, masks, names : the stacks with a myocardium mask ((I, J, K) bool each).
+    """
+    points, values = mask_samples(geometries, masks, names)
+    centre = points[len(HEIGHTS) // 2][values > 0.5].mean(axis=0)
+    field, origin = occupancy(inside, box, 2 * max(BLUR_MM))  # beyond the box the field is 0 anyway
+    fine = gaussian_filter(field, BLUR_MM[-1] / FIELD_SPACING_MM)
+    level = matched_level(_wall(fine, origin, points), values)
+    dice_before = _dice(_footprint(_wall(fine, origin, points), level), values)
+    params = np.zeros(6)
+    bounds = [(-MAX_MM, MAX_MM)] * 3 + [(-MAX_DEG, MAX_DEG)] * 3
+    for blur in BLUR_MM:
+        smooth = gaussian_filter(field, blur / FIELD_SPACING_MM)
+        at = matched_level(_wall(smooth, origin, points), values)
+
+        def cost(p: np.ndarray, smooth: np.ndarray = smooth, at: float = at) -> float:
+            moved = apply(rigid_matrix(p, centre), points.reshape(-1, 3)).reshape(points.shape)
+            prior = PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
+            return -_dice(_footprint(_wall(smooth, origin, moved), at), values) + prior
+
+        params = minimize(cost, params, method="Powell", bounds=bounds, options={"xtol": 1e-2, "ftol": 1e-6}).x
+    matrix = rigid_matrix(params, centre)
+    moved = apply(matrix, points.reshape(-1, 3)).reshape(points.shape)
+    dice_after = _dice(_footprint(_wall(fine, origin, moved), level), values)
+    return Registration(matrix, centre, dice_before, dice_after)
+
+
+def mask_centres(geometry: StackGeometry, mask: np.ndarray) -> np.ndarray:
+    """(P, 3) world mm centres of the mask's pixels (per-slice offsets applied)."""
+    idx = np.argwhere(mask)
+    return index_to_world(idx.astype(np.float64), geometry.affine) - geometry.world_offsets()[idx[:, geometry.axis]]
+
+
+def inside_share(
+    inside: Callable[[np.ndarray], np.ndarray], geometry: StackGeometry, pixels: np.ndarray, matrix: np.ndarray | None = None
+) -> float:
+    """Share of the ``pixels`` ((I, J, K) bool) whose centres lie in the mesh's myocardium (moved
+    by ``matrix`` into the mesh's frame when given); NaN without pixels."""
+    if not pixels.any():
+        return float("nan")
+    centres = mask_centres(geometry, pixels)
+    if matrix is not None:
+        centres = apply(matrix, centres)
+    return float(np.mean(inside(centres)))
