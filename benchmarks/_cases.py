@@ -13,12 +13,13 @@ from pycemrg_scar_reconstruction.data import TrainingData
 
 
 def synthetic_data(
-    config: SynthConfig, folder: Path, measure_offsets: bool = False
+    config: SynthConfig, folder: Path, measure_offsets: bool = False, study_registration: str | None = None
 ) -> tuple[TrainingData, np.ndarray, float]:
     """Write the case to ``folder`` and prepare its short-axis stack with its mask.
 
     The target kind follows ``config.intensity`` and the region (``is_LV``) ``config.biventricular``;
-    the slice thickness is the case's; ``measure_offsets`` as in ``PrepareConfig``. Returns
+    the slice thickness is the case's; ``measure_offsets`` and ``study_registration`` as in
+    ``PrepareConfig``. Returns
     (training data, (N,) 3D truth, seconds of prepare).
     """
     case = synth(config, folder)
@@ -27,7 +28,10 @@ def synthetic_data(
     region = {"region_array": "is_LV"} if config.biventricular else {}
     start = time.perf_counter()
     mesh = MeshConfig(path=case["mesh"], **region)
-    data = prepare(PrepareConfig(mesh=mesh, stacks=[stack], measure_offsets=measure_offsets))
+    config_ = PrepareConfig(
+        mesh=mesh, stacks=[stack], measure_offsets=measure_offsets, study_registration=study_registration
+    )
+    data = prepare(config_)
     seconds = time.perf_counter() - start
     return data, np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64), seconds
 

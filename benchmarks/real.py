@@ -20,6 +20,7 @@ For every real case (a folder with ``sa_labels.nii.gz``: 1 myocardium, 2 scar; `
    >= 0.5 with the expert's scar, over the myocardium pixels.
 
     .venv/bin/python benchmarks/real.py [--data DIR] [--cases human_p1] [--seed 0]
+    .venv/bin/python benchmarks/real.py --move 4 5     # the mesh moved 4 mm and 5 degrees first
 """
 
 from __future__ import annotations
@@ -57,13 +58,32 @@ THICKNESS_MM = 8.0
 NO_SUPPORT_MM = 1000.0
 
 
-def label_config(case: Path) -> PrepareConfig:
+def label_config(case: Path, mesh: Path | None = None) -> PrepareConfig:
     """The label stack as a user gives it: scar label 2, myocardium labels 1 and 2, LV cells."""
     target = TargetConfig(kind="label", scar_label=(2,))
     stack = StackConfig(
         path=case / "sa_labels.nii.gz", target=target, myocardium_labels=(1, 2), slice_thickness=THICKNESS_MM
     )
-    return PrepareConfig(mesh=MeshConfig(path=case / "mesh.vtu", region_array="is_LV", region_values=(1,)), stacks=[stack])
+    mesh_config = MeshConfig(path=mesh or case / "mesh.vtu", region_array="is_LV", region_values=(1,))
+    return PrepareConfig(mesh=mesh_config, stacks=[stack])
+
+
+def moved_mesh(case: Path, offset_mm: float, angle_deg: float, folder: Path) -> tuple[Path, np.ndarray]:
+    """A copy of the case's mesh (in a temporary folder) moved by ``offset_mm`` and turned by
+    ``angle_deg`` about its centre, in fixed directions: as a mesh made from another scan.
+    Returns (its path, the true study-to-mesh transform)."""
+    import pyvista as pv
+
+    from pycemrg_scar_reconstruction.registration import apply, rigid_matrix
+
+    mesh = pv.read(str(case / "mesh.vtu"))
+    direction, axis = np.array([0.6, -0.48, 0.64]), np.array([0.36, 0.48, -0.8])  # unit vectors
+    params = np.r_[offset_mm * direction, angle_deg * axis]
+    matrix = rigid_matrix(params, np.asarray(mesh.points).mean(axis=0))
+    mesh.points = apply(matrix, np.asarray(mesh.points))
+    path = folder / "moved_mesh.vtu"
+    mesh.save(str(path))
+    return path, matrix
 
 
 def blanked(stack: SliceStack, k: int) -> SliceStack:
@@ -75,8 +95,11 @@ def blanked(stack: SliceStack, k: int) -> SliceStack:
     return SliceStack(values=values, geometry=stack.geometry, mask=stack.mask, name=stack.name, mapping=stack.mapping)
 
 
-def heldout(case: Path, seed: int) -> None:
-    run = run_stages(label_config(case))
+def heldout(case: Path, seed: int, mesh: Path | None = None) -> None:
+    run = run_stages(label_config(case, mesh))
+    if run.registration is not None:
+        reg = run.registration
+        print(f"registration ({'applied' if reg['applied'] else 'not applied'}): {reg['moved_mm']:.2f} mm RMS at the masks")
     data, stack = run.data, run.stacks[0]
     assert data is not None
     scar_slices = np.unique(data.group_slice[data.group_target >= 0.5])
@@ -116,6 +139,22 @@ def heldout(case: Path, seed: int) -> None:
         pred = np.concatenate(parts)
         on_all = "n/a" if np.isnan(pred).any() else f"{dice(pred, target):.3f}"
         print(f"| {name} | {on_all} | {dice(pred[common], target[common]):.3f} |")
+
+
+def registration_error(case: Path, mesh: Path, truth: np.ndarray) -> None:
+    """How far the default registration's transform is from the true one, at the masks."""
+    from pycemrg_scar_reconstruction.registration import apply, mask_centres
+
+    run = run_stages(label_config(case, mesh), until="register")
+    reg = run.registration
+    assert reg is not None and run.raw[0].mask is not None
+    found = np.asarray(reg["study_to_mesh"])
+    centres = mask_centres(run.raw[0].geometry, run.raw[0].mask)
+    mm = float(np.sqrt(np.mean(np.sum((apply(found, centres) - apply(truth, centres)) ** 2, axis=1))))
+    cos = (np.trace(found[:3, :3].T @ truth[:3, :3]) - 1) / 2
+    deg = float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+    moved = float(np.sqrt(np.mean(np.sum((apply(truth, centres) - centres) ** 2, axis=1))))
+    print(f"{case.name} moved by {moved:.2f} mm RMS at the masks: registration error {mm:.2f} mm, {deg:.2f} deg")
 
 
 def agreement(case: Path) -> None:
@@ -162,12 +201,26 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=None, help="case folders to run (default: every one there)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--skip-heldout", action="store_true", help="only the intensity agreement")
+    parser.add_argument(
+        "--move",
+        nargs=2,
+        type=float,
+        metavar=("MM", "DEG"),
+        help="move a copy of the mesh by MM and DEG first (the registration must undo it)",
+    )
     args = parser.parse_args()
     names = args.cases or sorted(p.name for p in args.data.iterdir() if (p / "sa_labels.nii.gz").exists())
     if not names:
         raise SystemExit(f"{args.data}: no real case (a folder with sa_labels.nii.gz); give --data")
     for name in names:
         case = args.data / name
+        if args.move:
+            with tempfile.TemporaryDirectory() as tmp:
+                mesh, truth = moved_mesh(case, args.move[0], args.move[1], Path(tmp))
+                registration_error(case, mesh, truth)
+                if not args.skip_heldout:
+                    heldout(case, args.seed, mesh)
+            continue
         if not args.skip_heldout:
             heldout(case, args.seed)
         agreement(case)

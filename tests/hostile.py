@@ -318,6 +318,28 @@ def train_cyclic_lr_max_below_lr(d: Path) -> list[str]:
     return trn(d, "data.npz", "--schedule", "cyclic", "--lr", "0.01", "--lr-max", "0.001", "--max-epochs", "2")
 
 
+@case("transform")
+def transform_report_without_a_registration(d: Path) -> list[str]:
+    (d / "r.json").write_text('{"overall": {}}')
+    return ["transform", "--image", str(d / "lge.nii.gz"), "--report", str(d / "r.json"), "--output", str(d / "t.nii.gz")]
+
+
+@case("transform")
+def transform_output_is_the_image(d: Path) -> list[str]:
+    (d / "r.json").write_text('{"study_to_mesh": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}')
+    return ["transform", "--image", str(d / "lge.nii.gz"), "--report", str(d / "r.json"), "--output", str(d / "lge.nii.gz")]
+
+
+@case("transform")
+def transform_report_is_not_json(d: Path) -> list[str]:
+    return ["transform", "--image", str(d / "lge.nii.gz"), "--report", str(d / "mesh.vtu"), "--output", str(d / "t.nii.gz")]
+
+
+@case("prepare")
+def register_rigid_without_a_mask(d: Path) -> list[str]:
+    return prep(d, "--register", "rigid", "--output", str(d / "d2.npz"))
+
+
 # 3. corrupt or degenerate inputs ---------------------------------------------------------------
 
 

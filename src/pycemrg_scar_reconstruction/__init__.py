@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "report": "api",
     "output_paths": "api",
     "crossval": "api",
+    "transform": "api",
     "run_cohort": "cohort",
     "read_manifest": "manifest",
     # configuration
@@ -110,6 +111,7 @@ __all__ = [
     "synth",
     "to_target",
     "train",
+    "transform",
     "truth_report",
     "validate",
 ]
@@ -129,7 +131,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
-    from .api import baseline, output_paths, predict, prepare, reconstruct, report, synth, train, validate
+    from .api import baseline, output_paths, predict, prepare, reconstruct, report, synth, train, transform, validate
     from .config import (
         PRESETS,
         MeshConfig,

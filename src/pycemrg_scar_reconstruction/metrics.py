@@ -202,3 +202,22 @@ def format_heldout(result: dict[str, Any]) -> list[str]:
         )
     lines.append(f"  uncertainty calibration: {calibration_note(result['calibration'])}")
     return lines
+
+
+def registration_line(reg: dict) -> str:
+    """One line for a study-to-mesh registration (``report.json``'s ``registration``)."""
+    verb = "applied" if reg.get("applied") else "measured, not applied"
+    t = reg.get("translation_mm", [0.0, 0.0, 0.0])
+    before, after = reg.get("soft_dice_before", float("nan")), reg.get("soft_dice_after", float("nan"))
+    line = (
+        f"study registration ({verb}): {reg.get('moved_mm', 0.0):.1f} mm RMS at the masks, translation "
+        f"[{t[0]:+.1f}, {t[1]:+.1f}, {t[2]:+.1f}] mm, rotation {reg.get('rotation_deg', 0.0):.1f} deg; "
+        f"masks' Dice with the mesh {before:.3f} -> {after:.3f}"
+    )
+    shares = [
+        f"{kind} in {where} {100 * reg[f'{kind}_in_{where}_before']:.0f}% -> {100 * reg[f'{kind}_in_{where}_after']:.0f}%"
+        for kind in ("myocardium", "scar")
+        for where in ("mesh", "region")
+        if f"{kind}_in_{where}_before" in reg and reg[f"{kind}_in_{where}_before"] == reg[f"{kind}_in_{where}_before"]
+    ]
+    return line + ("; labelled pixels: " + ", ".join(shares) if shares else "")

@@ -114,7 +114,7 @@ def occupancy(
     """The mesh's myocardium on a grid of :data:`FIELD_SPACING_MM` over ``box`` grown by
     ``margin_mm``: (field (X, Y, Z) float, origin (3,) mm)."""
     lo, hi = np.asarray(box[0]) - margin_mm, np.asarray(box[1]) + margin_mm
-    shape = np.ceil((hi - lo) / FIELD_SPACING_MM).astype(int) + 1
+    shape = np.maximum(np.ceil((hi - lo) / FIELD_SPACING_MM).astype(int) + 1, 1)
     axes = [lo[d] + FIELD_SPACING_MM * np.arange(shape[d]) for d in range(3)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     return inside(grid).reshape(tuple(shape)).astype(np.float32), lo
@@ -194,22 +194,30 @@ def estimate_study_transform(
     """
     points, values = mask_samples(geometries, masks, names)
     centre = points[len(HEIGHTS) // 2][values > 0.5].mean(axis=0)
-    field, origin = occupancy(inside, box, 2 * max(BLUR_MM))  # beyond the box the field is 0 anyway
+    # the field where the samples can reach (mesh parts far from every stack do not matter)
+    reach = MAX_MM + np.radians(MAX_DEG) * float(np.max(np.linalg.norm(points - centre, axis=-1))) + 2 * max(BLUR_MM)
+    near = (np.maximum(box[0], points.min(axis=(0, 1)) - reach), np.minimum(box[1], points.max(axis=(0, 1)) + reach))
+    field, origin = occupancy(inside, near, 2 * max(BLUR_MM))  # beyond the box the field is 0 anyway
     fine = gaussian_filter(field, BLUR_MM[-1] / FIELD_SPACING_MM)
     level = matched_level(_wall(fine, origin, points), values)
     dice_before = _dice(_footprint(_wall(fine, origin, points), level), values)
     params = np.zeros(6)
     bounds = [(-MAX_MM, MAX_MM)] * 3 + [(-MAX_DEG, MAX_DEG)] * 3
-    for blur in BLUR_MM:
+    for stage, blur in enumerate(BLUR_MM):
         smooth = gaussian_filter(field, blur / FIELD_SPACING_MM)
-        at = matched_level(_wall(smooth, origin, points), values)
+        # the coarse stage needs no more than every third pixel to find the basin
+        pts, vals = (points[:, ::3], values[::3]) if stage == 0 else (points, values)
+        at = matched_level(_wall(smooth, origin, pts), vals)
 
-        def cost(p: np.ndarray, smooth: np.ndarray = smooth, at: float = at) -> float:
-            moved = apply(rigid_matrix(p, centre), points.reshape(-1, 3)).reshape(points.shape)
+        def cost(
+            p: np.ndarray, smooth: np.ndarray = smooth, at: float = at, pts: np.ndarray = pts, vals: np.ndarray = vals
+        ) -> float:
+            moved = apply(rigid_matrix(p, centre), pts.reshape(-1, 3)).reshape(pts.shape)
             prior = PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
-            return -_dice(_footprint(_wall(smooth, origin, moved), at), values) + prior
+            return -_dice(_footprint(_wall(smooth, origin, moved), at), vals) + prior
 
-        params = minimize(cost, params, method="Powell", bounds=bounds, options={"xtol": 1e-2, "ftol": 1e-6}).x
+        tol = 0.05 if stage == 0 else 0.01
+        params = minimize(cost, params, method="Powell", bounds=bounds, options={"xtol": tol, "ftol": 1e-6}).x
     matrix = rigid_matrix(params, centre)
     moved = apply(matrix, points.reshape(-1, 3)).reshape(points.shape)
     dice_after = _dice(_footprint(_wall(fine, origin, moved), level), values)

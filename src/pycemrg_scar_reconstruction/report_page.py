@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .metrics import calibration_note, misregistration_note
+from .metrics import calibration_note, misregistration_note, registration_line
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -172,6 +172,11 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
     per_slice = report.get("per_slice", [])
     if per_slice:
         parts += ["<h2>Per slice</h2>", table(per_slice, list(per_slice[0]))]
+    if "registration" in report:
+        parts += [
+            "<h2>Study registration (the LGE study onto the mesh)</h2>",
+            f"<p>{html.escape(registration_line(report['registration']))}</p>",
+        ]
     if "misregistration_mm" in report:
         parts.append(
             f"<p>Breath-hold misregistration measured from the masks and left in the memberships: "

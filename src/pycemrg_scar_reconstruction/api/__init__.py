@@ -3,7 +3,7 @@
 One module per step, each taking the same pydantic config objects as the CLI (:mod:`..config`):
 :mod:`.synth`, :mod:`.prepare` (a pipeline of named stages), :mod:`.train`, :mod:`.predict`,
 :mod:`.run` (``reconstruct``: the whole patient), :mod:`.validate`, :mod:`.crossval`,
-:mod:`.report` and :mod:`.baseline`; what several steps share is in :mod:`._common`.
+:mod:`.report`, :mod:`.baseline` and :mod:`.transform`; what several steps share is in :mod:`._common`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .report import report, slice_offsets_mm
 from .run import output_paths, reconstruct
 from .synth import synth
 from .train import train
+from .transform import study_to_mesh, transform
 from .validate import validate
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "report",
     "slice_offsets_mm",
     "synth",
+    "study_to_mesh",
     "train",
+    "transform",
     "validate",
 ]

@@ -106,7 +106,7 @@ def register(run: PrepareRun) -> None:
     by it when it is applied (``study_registration`` rigid, or by default above ``register_min_mm``)."""
     config = run.config
     mode = config.study_registration
-    masked = [s for s, raw in enumerate(run.raw) if raw.mask is not None]
+    masked = [s for s, raw in enumerate(run.raw) if raw.mask is not None and raw.mask.any()]
     if mode == "off" or (mode is None and not masked):
         return
     if not masked:
@@ -149,6 +149,15 @@ def register(run: PrepareRun) -> None:
             ", ".join(str(sc.path) for sc in config.stacks),
             moved,
         )
+    if not (config.align_slices or config.measure_offsets):  # else ``align`` measures them
+        residuals = {}
+        for s in masked:
+            mask = run.raw[s].mask
+            assert mask is not None
+            geometry = moved_geometry(run.raw[s].geometry, found.matrix)
+            found_offsets = estimate_offsets(inside, geometry, mask, config.align_max_inplane_mm, 0.0).offsets
+            residuals[run.raw[s].name] = found_offsets.round(3).tolist()
+        run.registration["slice_residuals_mm"] = residuals
 
 
 def align(run: PrepareRun) -> None:
@@ -171,6 +180,8 @@ def align(run: PrepareRun) -> None:
         require_overlap(run.mesh_obj, run.points, config.mesh, [geometry])
         result = estimate_offsets(inside, geometry, raw.mask, config.align_max_inplane_mm, config.align_max_normal_mm)
         run.alignments[raw.name] = result
+        if run.registration is not None:
+            run.registration.setdefault("slice_residuals_mm", {})[raw.name] = result.offsets.round(3).tolist()
         if not config.align_slices:
             continue
         if result.at_bound.any():

@@ -81,6 +81,10 @@ def report(
     result["slice_offsets_mm"] = slice_offsets_mm(data)
     if data.measured_offsets is not None:
         result["measured_offsets_mm"] = slice_offsets_mm(data, measured=True)
+    if data.registration is not None:
+        registration = json.loads(data.registration)
+        result["study_to_mesh"] = registration.pop("study_to_mesh")
+        result["registration"] = registration
     result["stacks"] = [
         {"name": str(name), "thickness_mm": g.thickness, "targets": json.loads(str(mapping))}
         for name, g, mapping in zip(data.stack_names, data.stacks, data.stack_mapping)

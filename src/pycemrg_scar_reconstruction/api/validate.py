@@ -83,6 +83,11 @@ def validate(
     if config.truth:
         assert mesh is not None
         truth = mesh_field(mesh_obj, config.truth, mesh.path, data.n_nodes)
+        # with a region, its nodes only: nodes set to 0 outside it are no evidence either way
+        region = np.asarray(mesh_obj.point_data["scar_in_region"], bool) if "scar_in_region" in mesh_obj.point_data else None
+        if region is not None and region.shape == (data.n_nodes,) and region.any() and not region.all():
+            values, truth = values[region], truth[region]
+            uncertainty = None if uncertainty is None else uncertainty[region]
         report["truth"] = truth_report(values, truth, uncertainty)
     if config.heldout:
         report["heldout"] = heldout_summary(model_crossval(data, model, config.mc_samples, config.mc_seed))

@@ -8,6 +8,7 @@ or, with ``--json``, the summary as JSON on stdout (``--json PATH`` writes it th
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -148,6 +149,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from ..api import prepare, slice_offsets_mm
     from ..data_summary import summary
+    from ..metrics import registration_line
 
     with output_lock(args.output):
         data = prepare(prepare_config(args), output=args.output)
@@ -160,7 +162,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         "stacks": [str(s) for s in data.stack_names],
         "slice_offsets_mm": slice_offsets_mm(data),
     }
-    emit(args, facts, f"{summary(data)}\nwrote {args.output}")
+    text = summary(data)
+    if data.registration is not None:
+        registration = json.loads(data.registration)
+        facts["study_to_mesh"] = registration.pop("study_to_mesh")
+        facts["registration"] = registration
+        text += "\n" + registration_line(registration)
+    emit(args, facts, f"{text}\nwrote {args.output}")
     return 0
 
 
@@ -309,4 +317,13 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     lines = [f"{result['folds']} folds ({result['holdout']}, {result['workers']} at once), {result['seconds']:.1f} s"]
     lines += format_heldout(result)
     emit(args, result, "\n".join(lines))
+    return 0
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    from ..api import transform
+
+    with output_lock(args.output):
+        affine = transform(args.image, args.report, args.output)
+    emit(args, {"output": str(args.output), "affine": affine.tolist()}, f"wrote {args.output} in the mesh's frame")
     return 0

@@ -229,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, type=Path, metavar="PATH", help="output mesh (.vtu .vtk .vtp)")
     p.set_defaults(func=c.cmd_baseline)
 
+    p = sub.add_parser("transform", help="write an image of the LGE study into the mesh's frame (its affine changed only)")
+    p.add_argument(
+        "--image", required=True, type=Path, metavar="PATH", help="any image of the study (long-axis view, T1 map)"
+    )
+    p.add_argument(
+        "--report",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="the reconstruction's report.json (study_to_mesh), or its training data (.npz)",
+    )
+    p.add_argument("--output", required=True, type=Path, metavar="PATH", help="the image in the mesh's frame (.nii.gz)")
+    p.set_defaults(func=c.cmd_transform)
+
     p = sub.add_parser("report", help="pictures (slices, mesh, training) and report.json")
     p.add_argument("--data", required=True, type=Path, metavar="PATH", help="training data (.npz) from prepare")
     add_mesh(p, True, "reconstructed mesh (with scar_probability), e.g. the output of predict")

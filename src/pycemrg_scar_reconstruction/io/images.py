@@ -17,8 +17,8 @@ from ..errors import InputError
 from ..geometry import FRAME_TO_RAS, voxel_spacing
 from ..stack import RawStack, SliceStack, StackGeometry
 from ..targets import resolve_labels, stack_targets
-from .meshes import quiet_vtk_read
 from .paths import atomic_output, full_suffix, require_file
+from .vtk_read import quiet_vtk_read
 
 logger = logging.getLogger(__name__)
 
