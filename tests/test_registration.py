@@ -69,9 +69,12 @@ def moved_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return synth(config, tmp_path_factory.mktemp("moved"))
 
 
-def test_a_moved_study_is_found_and_applied_by_default(moved_case):
+def test_a_moved_study_is_found_measured_by_default_and_applied_when_asked(moved_case, caplog):
     truth = np.asarray(json.loads(moved_case["facts"].read_text())["study_to_mesh"])
-    run, data = _prepare(moved_case, None)
+    default = _prepare(moved_case, None)[0]
+    assert not default.registration["applied"] and default.registration["moved_mm"] > 2.0
+    assert "sits" in caplog.text and "`study_registration` rigid" in caplog.text  # the warning names the fix
+    run, data = _prepare(moved_case, "rigid")
     reg = run.registration
     assert reg["applied"] and reg["soft_dice_after"] > reg["soft_dice_before"] + 0.03
     centres = mask_centres(run.raw[0].geometry, run.raw[0].mask)

@@ -158,10 +158,10 @@ class PrepareConfig(_Config):
         json_schema_extra=_flag("register"),
         description="study-to-mesh registration from the myocardium masks of every stack at once: off; measure "
         "(report only); rigid (apply one rigid transform to every stack); default: measure when a stack has a "
-        "mask and apply when it moves the masks by more than register_min_mm (RMS); see report.json study_to_mesh",
+        "mask, and warn when it would move the masks by more than register_min_mm (RMS); see report.json study_to_mesh",
     )
     register_min_mm: PositiveFloat = Field(
-        1.5, description="by default, the registration is applied when it moves the masks by more than this (mm RMS)"
+        1.5, description="by default, a warning when the registration would move the masks by more than this (mm RMS)"
     )
 
 
