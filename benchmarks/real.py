@@ -59,13 +59,14 @@ NO_SUPPORT_MM = 1000.0
 
 
 def label_config(case: Path, mesh: Path | None = None) -> PrepareConfig:
-    """The label stack as a user gives it: scar label 2, myocardium labels 1 and 2, LV cells."""
+    """The label stack as a user gives it: scar label 2, myocardium labels 1 and 2, LV cells; a
+    moved copy of the mesh (``mesh``) with the study registered to it (``--register rigid``)."""
     target = TargetConfig(kind="label", scar_label=(2,))
     stack = StackConfig(
         path=case / "sa_labels.nii.gz", target=target, myocardium_labels=(1, 2), slice_thickness=THICKNESS_MM
     )
     mesh_config = MeshConfig(path=mesh or case / "mesh.vtu", region_array="is_LV", region_values=(1,))
-    return PrepareConfig(mesh=mesh_config, stacks=[stack])
+    return PrepareConfig(mesh=mesh_config, stacks=[stack], study_registration="rigid" if mesh else None)
 
 
 def moved_mesh(case: Path, offset_mm: float, angle_deg: float, folder: Path) -> tuple[Path, np.ndarray]:
