@@ -147,16 +147,13 @@ def heldout(case: Path, seed: int, mesh: Path | None = None) -> None:
 
 def registration_error(case: Path, mesh: Path, truth: np.ndarray) -> None:
     """How far the default registration's transform is from the true one, at the masks."""
-    from pycemrg_scar_reconstruction.registration import apply, mask_centres
+    from pycemrg_scar_reconstruction.registration import apply, mask_centres, transform_error
 
     run = run_stages(label_config(case, mesh), until="register")
     reg = run.registration
     assert reg is not None and run.raw[0].mask is not None
-    found = np.asarray(reg["study_to_mesh"])
     centres = mask_centres(run.raw[0].geometry, run.raw[0].mask)
-    mm = float(np.sqrt(np.mean(np.sum((apply(found, centres) - apply(truth, centres)) ** 2, axis=1))))
-    cos = (np.trace(found[:3, :3].T @ truth[:3, :3]) - 1) / 2
-    deg = float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+    mm, deg = transform_error(np.asarray(reg["study_to_mesh"]), truth, centres)
     moved = float(np.sqrt(np.mean(np.sum((apply(truth, centres) - centres) ** 2, axis=1))))
     print(f"{case.name} moved by {moved:.2f} mm RMS at the masks: registration error {mm:.2f} mm, {deg:.2f} deg")
 

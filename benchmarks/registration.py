@@ -25,7 +25,7 @@ from _cases import synthetic_data
 
 from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, predict_nodes
 from pycemrg_scar_reconstruction.io.images import load_image
-from pycemrg_scar_reconstruction.registration import apply
+from pycemrg_scar_reconstruction.registration import apply, transform_error
 from pycemrg_scar_reconstruction.training import fit
 
 QUIET = RuntimeConfig(quiet=True)
@@ -38,14 +38,6 @@ def reconstruct_dice(config: SynthConfig, folder: Path, register: str | None) ->
     p = predict_nodes(fitted, data.points, 20, 0).probability
     reg = json.loads(data.registration) if data.registration else None
     return dice(p, truth), reg, json.loads((folder / "case.json").read_text())
-
-
-def transform_error(reg: dict, truth: np.ndarray, centres: np.ndarray) -> tuple[float, float]:
-    """(mm RMS at ``centres``, degrees) between the estimated and the true study-to-mesh transform."""
-    found = np.asarray(reg["study_to_mesh"])
-    mm = float(np.sqrt(np.mean(np.sum((apply(found, centres) - apply(truth, centres)) ** 2, axis=1))))
-    cos = (np.trace(found[:3, :3].T @ truth[:3, :3]) - 1) / 2
-    return mm, float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
 
 
 def main() -> None:
@@ -80,7 +72,7 @@ def main() -> None:
                     d_moved, reg, facts = reconstruct_dice(moved_config, Path(tmp) / "c", "rigid")
                     mask, affine = load_image(Path(tmp) / "c" / "lge_mask.nii.gz")
                     centres = apply(affine, np.argwhere(mask > 0.5).astype(float))
-                    mm, deg = transform_error(reg, np.asarray(facts["study_to_mesh"]), centres)
+                    mm, deg = transform_error(np.asarray(reg["study_to_mesh"]), np.asarray(facts["study_to_mesh"]), centres)
                 kind = "intensity" if intensity else "probability"
                 rows.append((mm, deg, d_moved - d_unmoved, reg0["moved_mm"]))
                 print(

@@ -241,3 +241,10 @@ def inside_share(
     if matrix is not None:
         centres = apply(matrix, centres)
     return float(np.mean(inside(centres)))
+
+
+def transform_error(found: np.ndarray, truth: np.ndarray, points: np.ndarray) -> tuple[float, float]:
+    """How far transform ``found`` is from ``truth`` (4 x 4 each): (mm RMS at ``points`` (N, 3), degrees)."""
+    mm = float(np.sqrt(np.mean(np.sum((apply(found, points) - apply(truth, points)) ** 2, axis=1))))
+    cos = (np.trace(found[:3, :3].T @ truth[:3, :3]) - 1) / 2
+    return mm, float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
