@@ -211,6 +211,29 @@ def plot_alignment(found: dict[str, tuple[Any, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_registration(rows: Sequence[tuple[str, int, np.ndarray, np.ndarray, np.ndarray]], note: str, path: Path) -> None:
+    """Per masked slice, the mask's contour over the mesh's wall before and after the study
+    registration; ``rows`` are (stack name, slice, mask, wall before, wall after), 2D crops."""
+    plt = _pyplot()
+    if not rows:
+        return
+    fig, axes = plt.subplots(len(rows), 2, figsize=(5.2, 2.5 * len(rows)), squeeze=False)
+    for row, (name, k, mask, before, after) in zip(axes, rows):
+        for ax, wall, title in ((row[0], before, "before"), (row[1], after, "after")):
+            ax.imshow(wall.T, cmap="gray", vmin=0, vmax=1, origin="lower", interpolation="nearest")
+            ax.contour(mask.T.astype(float), levels=[0.5], colors="tab:orange", linewidths=1.0, origin="lower")
+            ax.set_title(f"{Path(name).name} slice {k}, {title} registration", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    import textwrap
+
+    fig.suptitle("mask (orange) over the mesh's myocardium (grey)\n" + textwrap.fill(note, 100), fontsize=6)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.8 / (2.5 * len(rows))))  # room for the two-line title
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+
+
 def plot_cohort(rows: Sequence[dict[str, Any]], target: Any) -> None:
     """A cohort at a glance: Dice (or group RMSE without truths) and seconds per patient, and
     the distribution of scar burden. ``target``: a PNG path (written atomically) or a binary file."""

@@ -248,3 +248,30 @@ def transform_error(found: np.ndarray, truth: np.ndarray, points: np.ndarray) ->
     mm = float(np.sqrt(np.mean(np.sum((apply(found, points) - apply(truth, points)) ** 2, axis=1))))
     cos = (np.trace(found[:3, :3].T @ truth[:3, :3]) - 1) / 2
     return mm, float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+
+
+def slice_walls(
+    inside: Callable[[np.ndarray], np.ndarray],
+    geometry: StackGeometry,
+    mask: np.ndarray,
+    matrix: np.ndarray,
+    margin_px: int = 6,
+) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per masked slice, around its mask: (slice k, the mask, the mesh's wall fraction over the slab
+    before and after ``matrix``), each (a, b) crops, for the picture of the registration."""
+    moved = np.moveaxis(mask, geometry.axis, -1)
+    a, b = geometry.inplane
+    offsets = geometry.world_offsets()
+    out = []
+    for k in np.flatnonzero(moved.any(axis=(0, 1))):  # a few dozen slices
+        ii, jj = np.nonzero(moved[..., k])
+        lo = np.maximum([ii.min() - margin_px, jj.min() - margin_px], 0)
+        hi = np.minimum([ii.max() + margin_px + 1, jj.max() + margin_px + 1], moved.shape[:2])
+        gi, gj = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing="ij")
+        idx = np.zeros((len(HEIGHTS), gi.size, 3))
+        idx[..., a], idx[..., b] = gi.ravel(), gj.ravel()
+        idx[..., geometry.axis] = k + np.asarray(HEIGHTS)[:, None] * geometry.thickness / geometry.spacing[geometry.axis]
+        points = index_to_world(idx.reshape(-1, 3), geometry.affine) - offsets[k]
+        walls = [inside(p).reshape(len(HEIGHTS), -1).mean(axis=0).reshape(gi.shape) for p in (points, apply(matrix, points))]
+        out.append((int(k), moved[lo[0] : hi[0], lo[1] : hi[1], k], walls[0], walls[1]))
+    return out

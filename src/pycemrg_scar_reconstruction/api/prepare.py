@@ -45,7 +45,7 @@ from ..io.images import load_stack
 from ..io.meshes import myocardium_test, read_mesh, region_nodes
 from ..io.paths import check_output, refuse_overwrite, stem
 from ..progress import Ticker
-from ..registration import estimate_study_transform, inside_share, mask_centres, moved_geometry
+from ..registration import estimate_study_transform, inside_share, mask_centres, moved_geometry, slice_walls
 from ..stack import RawStack, SliceStack, StackGeometry
 from ..targets import stack_targets
 from ..tissue import tissue_fractions
@@ -298,6 +298,11 @@ def run_stages(config: PrepareConfig, until: str = "memberships") -> PrepareRun:
     return run
 
 
+def registration_picture_path(output: Path) -> Path:
+    """Where ``prepare`` puts the picture of an applied study registration: ``<stem>_registration.png``."""
+    return Path(output).with_name(f"{stem(Path(output))}_registration.png")
+
+
 def alignment_picture_path(output: Path) -> Path:
     """Where ``prepare`` puts the alignment picture beside its training data: ``<stem>_alignment.png``."""
     return Path(output).with_name(f"{stem(Path(output))}_alignment.png")
@@ -318,13 +323,14 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
         On unreadable inputs, no overlap between mesh and stacks (with the fix), or zero groups.
     """
     if output is not None:
-        refuse_overwrite(
-            [("training data", Path(output)), ("alignment picture", alignment_picture_path(Path(output)))],
-            prepare_inputs(config),
-        )
+        pictures = [("alignment picture", alignment_picture_path(Path(output)))]
+        pictures.append(("registration picture", registration_picture_path(Path(output))))
+        refuse_overwrite([("training data", Path(output)), *pictures], prepare_inputs(config))
         check_data_output(Path(output))
         if config.align_slices:
             check_output(alignment_picture_path(Path(output)), "alignment picture")
+        if config.study_registration == "rigid":
+            check_output(registration_picture_path(Path(output)), "registration picture")
     run = run_stages(config)
     assert run.data is not None
     if output is not None:
@@ -335,4 +341,17 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
             stacks_by_name = {st.name: st for st in run.stacks}
             found = {n: (stacks_by_name[n], a) for n, a in run.alignments.items()}
             plot_alignment(found, alignment_picture_path(Path(output)))
+        if run.registration is not None and run.registration["applied"]:
+            from ..figures import plot_registration
+            from ..metrics import registration_line
+
+            matrix = np.asarray(run.registration["study_to_mesh"])
+            inside = run.inside(True)
+            rows = [
+                (raw.name, *walls)
+                for raw in run.raw
+                if raw.mask is not None and raw.mask.any()
+                for walls in slice_walls(inside, raw.geometry, raw.mask, matrix)
+            ]
+            plot_registration(rows, registration_line(run.registration), registration_picture_path(Path(output)))
     return run.data

@@ -46,6 +46,7 @@ def written_and_read(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], 
     """The files a command will write (its outputs and their side files) and the ones it reads
     (every other path option), as (what, path) pairs for :func:`..io.paths.refuse_overwrite`."""
     from ..api import alignment_picture_path, output_paths
+    from ..api.prepare import registration_picture_path
     from ..io.artifacts import history_path
 
     read = [
@@ -60,6 +61,7 @@ def written_and_read(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], 
         written.append(("--output", output))
         if args.command == "prepare":
             written.append(("alignment picture beside --output", alignment_picture_path(output)))
+            written.append(("registration picture beside --output", registration_picture_path(output)))
         if args.command == "train":
             written.append(("loss history beside --output", history_path(output)))
         if args.command == "run":
@@ -69,6 +71,7 @@ def written_and_read(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], 
                 ("model beside --output", paths["model"]),
                 ("loss history beside --output", history_path(paths["model"])),
                 ("alignment picture beside --output", alignment_picture_path(paths["data"])),
+                ("registration picture beside --output", registration_picture_path(paths["data"])),
                 *[("report beside --output", paths["report"] / n) for n in REPORT_FILES],
             ]
     if folder is not None and args.command == "report":
