@@ -75,13 +75,14 @@ def moved_mesh(case: Path, offset_mm: float, angle_deg: float, folder: Path) -> 
     Returns (its path, the true study-to-mesh transform)."""
     import pyvista as pv
 
-    from pycemrg_scar_reconstruction.registration import apply, rigid_matrix
+    from pycemrg_scar_reconstruction.geometry import apply_affine
+    from pycemrg_scar_reconstruction.registration import rigid_matrix
 
     mesh = pv.read(str(case / "mesh.vtu"))
     direction, axis = np.array([0.6, -0.48, 0.64]), np.array([0.36, 0.48, -0.8])  # unit vectors
     params = np.r_[offset_mm * direction, angle_deg * axis]
     matrix = rigid_matrix(params, np.asarray(mesh.points).mean(axis=0))
-    mesh.points = apply(matrix, np.asarray(mesh.points))
+    mesh.points = apply_affine(matrix, np.asarray(mesh.points))
     path = folder / "moved_mesh.vtu"
     mesh.save(str(path))
     return path, matrix
@@ -147,14 +148,15 @@ def heldout(case: Path, seed: int, mesh: Path | None = None) -> None:
 
 def registration_error(case: Path, mesh: Path, truth: np.ndarray) -> None:
     """How far the default registration's transform is from the true one, at the masks."""
-    from pycemrg_scar_reconstruction.registration import apply, mask_centres, transform_error
+    from pycemrg_scar_reconstruction.geometry import apply_affine
+    from pycemrg_scar_reconstruction.registration import mask_centres, transform_error
 
     run = run_stages(label_config(case, mesh), until="register")
     reg = run.registration
     assert reg is not None and run.raw[0].mask is not None
     centres = mask_centres(run.raw[0].geometry, run.raw[0].mask)
     mm, deg = transform_error(np.asarray(reg["study_to_mesh"]), truth, centres)
-    moved = float(np.sqrt(np.mean(np.sum((apply(truth, centres) - centres) ** 2, axis=1))))
+    moved = float(np.sqrt(np.mean(np.sum((apply_affine(truth, centres) - centres) ** 2, axis=1))))
     print(f"{case.name} moved by {moved:.2f} mm RMS at the masks: registration error {mm:.2f} mm, {deg:.2f} deg")
 
 

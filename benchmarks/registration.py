@@ -24,8 +24,9 @@ import numpy as np
 from _cases import synthetic_data
 
 from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, predict_nodes
+from pycemrg_scar_reconstruction.geometry import index_to_world
 from pycemrg_scar_reconstruction.io.images import load_image
-from pycemrg_scar_reconstruction.registration import apply, transform_error
+from pycemrg_scar_reconstruction.registration import transform_error
 from pycemrg_scar_reconstruction.training import fit
 
 QUIET = RuntimeConfig(quiet=True)
@@ -71,7 +72,7 @@ def main() -> None:
                     moved_config = SynthConfig(**base, study_offset=offset, study_rotation=angle)
                     d_moved, reg, facts = reconstruct_dice(moved_config, Path(tmp) / "c", "rigid")
                     mask, affine = load_image(Path(tmp) / "c" / "lge_mask.nii.gz")
-                    centres = apply(affine, np.argwhere(mask > 0.5).astype(float))
+                    centres = index_to_world(np.argwhere(mask > 0.5), affine)
                     mm, deg = transform_error(np.asarray(reg["study_to_mesh"]), np.asarray(facts["study_to_mesh"]), centres)
                 kind = "intensity" if intensity else "probability"
                 rows.append((mm, deg, d_moved - d_unmoved, reg0["moved_mm"]))

@@ -17,10 +17,10 @@ from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, StackConfig, SynthConfig
 from pycemrg_scar_reconstruction.errors import InputError
 from pycemrg_scar_reconstruction.forward import prism_memberships
+from pycemrg_scar_reconstruction.geometry import apply_affine
 from pycemrg_scar_reconstruction.io.artifacts import load_training_data
 from pycemrg_scar_reconstruction.io.meshes import myocardium_test
 from pycemrg_scar_reconstruction.registration import (
-    apply,
     inside_share,
     mask_centres,
     moved_geometry,
@@ -37,8 +37,8 @@ def test_the_transform_convention_composes_as_documented():
     matrix = rigid_matrix(params, centre)
     x = rng.normal(size=(50, 3)) * 40
     homogeneous = (matrix @ np.c_[x, np.ones(len(x))].T).T[:, :3]  # points map as T @ [x, y, z, 1]
-    np.testing.assert_allclose(apply(matrix, x), homogeneous)
-    np.testing.assert_allclose(apply(matrix, centre[None])[0], centre + params[:3])  # the centre moves by t
+    np.testing.assert_allclose(apply_affine(matrix, x), homogeneous)
+    np.testing.assert_allclose(apply_affine(matrix, centre[None])[0], centre + params[:3])  # the centre moves by t
     np.testing.assert_allclose(matrix[:3, :3] @ matrix[:3, :3].T, np.eye(3), atol=1e-12)
     angle = np.degrees(np.arccos((np.trace(matrix[:3, :3]) - 1) / 2))
     assert angle == pytest.approx(np.linalg.norm(params[3:]), rel=1e-9)
@@ -46,9 +46,9 @@ def test_the_transform_convention_composes_as_documented():
     affine = np.eye(4)
     affine[:3, :3] = random_rotation(rng) @ np.diag([1.5, 1.5, 10.0])
     geometry = StackGeometry(affine, (40, 40, 8), 8.0)
-    points = apply(affine, rng.uniform(-1, [40, 40, 8], size=(3000, 3)))
+    points = apply_affine(affine, rng.uniform(-1, [40, 40, 8], size=(3000, 3)))
     before = prism_memberships(points, geometry)
-    after = prism_memberships(apply(matrix, points), moved_geometry(geometry, matrix))
+    after = prism_memberships(apply_affine(matrix, points), moved_geometry(geometry, matrix))
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
 

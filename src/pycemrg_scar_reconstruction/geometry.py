@@ -52,10 +52,15 @@ def world_to_index(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) @ inv[:3, :3].T + inv[:3, 3]
 
 
+def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 3) points through a 4 x 4 affine ``matrix``: ``matrix @ [x, y, z, 1]``."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return np.asarray(points, dtype=np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
 def index_to_world(index: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """World mm of (N, 3) voxel indices (continuous or integer)."""
-    affine = np.asarray(affine, dtype=np.float64)
-    return np.asarray(index, dtype=np.float64) @ affine[:3, :3].T + affine[:3, 3]
+    return apply_affine(affine, index)
 
 
 def voxel_spacing(affine: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from .errors import InputError
-from .geometry import index_to_world
+from .geometry import apply_affine, index_to_world
 from .stack import StackGeometry
 
 #: Grid spacing of the mesh's occupancy field, mm.
@@ -74,7 +74,7 @@ class Registration:
     @property
     def translation_mm(self) -> np.ndarray:
         """(3,) how far the masks' centre moves, mm."""
-        return apply(self.matrix, self.centre[None])[0] - self.centre
+        return apply_affine(self.matrix, self.centre[None])[0] - self.centre
 
     @property
     def rotation_deg(self) -> float:
@@ -83,13 +83,8 @@ class Registration:
 
     def moved_mm(self, points: np.ndarray) -> float:
         """RMS displacement (mm) of ``points`` (N, 3) under the transform: its size where it matters."""
-        moved = apply(self.matrix, points) - points
+        moved = apply_affine(self.matrix, points) - points
         return float(np.sqrt(np.mean(np.sum(moved**2, axis=1))))
-
-
-def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(N, 3) points moved by a 4 x 4 rigid ``matrix`` (``T @ [x, y, z, 1]``)."""
-    return np.asarray(points, np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
 
 
 def rigid_matrix(params: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -120,6 +115,17 @@ def occupancy(
     return inside(grid).reshape(tuple(shape)).astype(np.float32), lo
 
 
+def slab_points(geometry: StackGeometry, k: int, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
+    """(H, n, 3) world mm of in-plane pixels (``ii``, ``jj``) of slice ``k`` at :data:`HEIGHTS`
+    through its slab. A mesh point x appears in slice k at x + d_k, so the pixel shows the mesh at
+    p - d_k (the slice's offset is taken off)."""
+    a, b = geometry.inplane
+    idx = np.zeros((len(HEIGHTS), len(ii), 3))
+    idx[..., a], idx[..., b] = ii, jj
+    idx[..., geometry.axis] = k + np.asarray(HEIGHTS)[:, None] * geometry.thickness / geometry.spacing[geometry.axis]
+    return index_to_world(idx.reshape(-1, 3), geometry.affine).reshape(idx.shape) - geometry.world_offsets()[k]
+
+
 def mask_samples(
     geometries: list[StackGeometry], masks: list[np.ndarray], names: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -138,15 +144,10 @@ def mask_samples(
                 "give the myocardium mask (or `myocardium_labels`) to register the study"
             )
         spacing = g.spacing[[a, b]]
-        offsets = g.world_offsets()
         for k in np.flatnonzero(moved.any(axis=(0, 1))):  # the masked slices (a few dozen)
             near = distance_transform_edt(~moved[..., k], sampling=spacing) <= MARGIN_MM
             ii, jj = np.nonzero(near)
-            idx = np.zeros((len(HEIGHTS), len(ii), 3))
-            idx[..., a], idx[..., b] = ii, jj
-            idx[..., g.axis] = k + np.asarray(HEIGHTS)[:, None] * g.thickness / g.spacing[g.axis]
-            # a mesh point x appears in slice k at x + d_k: the pixel shows the mesh at p - d_k
-            points.append(index_to_world(idx.reshape(-1, 3), g.affine).reshape(idx.shape) - offsets[k])
+            points.append(slab_points(g, int(k), ii, jj))
             values.append(moved[ii, jj, k].astype(np.float64))
     if not points:
         raise InputError(f"{', '.join(names)}: no mask has a myocardium pixel; the study cannot be registered")
@@ -212,14 +213,14 @@ def estimate_study_transform(
         def cost(
             p: np.ndarray, smooth: np.ndarray = smooth, at: float = at, pts: np.ndarray = pts, vals: np.ndarray = vals
         ) -> float:
-            moved = apply(rigid_matrix(p, centre), pts.reshape(-1, 3)).reshape(pts.shape)
+            moved = apply_affine(rigid_matrix(p, centre), pts.reshape(-1, 3)).reshape(pts.shape)
             prior = PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
             return -_dice(_footprint(_wall(smooth, origin, moved), at), vals) + prior
 
         tol = 0.05 if stage == 0 else 0.01
         params = minimize(cost, params, method="Powell", bounds=bounds, options={"xtol": tol, "ftol": 1e-6}).x
     matrix = rigid_matrix(params, centre)
-    moved = apply(matrix, points.reshape(-1, 3)).reshape(points.shape)
+    moved = apply_affine(matrix, points.reshape(-1, 3)).reshape(points.shape)
     dice_after = _dice(_footprint(_wall(fine, origin, moved), level), values)
     return Registration(matrix, centre, dice_before, dice_after)
 
@@ -239,13 +240,13 @@ def inside_share(
         return float("nan")
     centres = mask_centres(geometry, pixels)
     if matrix is not None:
-        centres = apply(matrix, centres)
+        centres = apply_affine(matrix, centres)
     return float(np.mean(inside(centres)))
 
 
 def transform_error(found: np.ndarray, truth: np.ndarray, points: np.ndarray) -> tuple[float, float]:
     """How far transform ``found`` is from ``truth`` (4 x 4 each): (mm RMS at ``points`` (N, 3), degrees)."""
-    mm = float(np.sqrt(np.mean(np.sum((apply(found, points) - apply(truth, points)) ** 2, axis=1))))
+    mm = float(np.sqrt(np.mean(np.sum((apply_affine(found, points) - apply_affine(truth, points)) ** 2, axis=1))))
     cos = (np.trace(found[:3, :3].T @ truth[:3, :3]) - 1) / 2
     return mm, float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
 
@@ -260,18 +261,16 @@ def slice_walls(
     """Per masked slice, around its mask: (slice k, the mask, the mesh's wall fraction over the slab
     before and after ``matrix``), each (a, b) crops, for the picture of the registration."""
     moved = np.moveaxis(mask, geometry.axis, -1)
-    a, b = geometry.inplane
-    offsets = geometry.world_offsets()
     out = []
     for k in np.flatnonzero(moved.any(axis=(0, 1))):  # a few dozen slices
         ii, jj = np.nonzero(moved[..., k])
         lo = np.maximum([ii.min() - margin_px, jj.min() - margin_px], 0)
         hi = np.minimum([ii.max() + margin_px + 1, jj.max() + margin_px + 1], moved.shape[:2])
         gi, gj = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing="ij")
-        idx = np.zeros((len(HEIGHTS), gi.size, 3))
-        idx[..., a], idx[..., b] = gi.ravel(), gj.ravel()
-        idx[..., geometry.axis] = k + np.asarray(HEIGHTS)[:, None] * geometry.thickness / geometry.spacing[geometry.axis]
-        points = index_to_world(idx.reshape(-1, 3), geometry.affine) - offsets[k]
-        walls = [inside(p).reshape(len(HEIGHTS), -1).mean(axis=0).reshape(gi.shape) for p in (points, apply(matrix, points))]
+        points = slab_points(geometry, int(k), gi.ravel(), gj.ravel()).reshape(-1, 3)
+        walls = [
+            inside(p).reshape(len(HEIGHTS), -1).mean(axis=0).reshape(gi.shape)
+            for p in (points, apply_affine(matrix, points))
+        ]
         out.append((int(k), moved[lo[0] : hi[0], lo[1] : hi[1], k], walls[0], walls[1]))
     return out

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from .anatomy import (
     N_LAYERS,
@@ -37,6 +36,8 @@ from .anatomy import (
 )
 from .config import SynthConfig
 from .forward import simulate_pixels
+from .geometry import apply_affine
+from .registration import rigid_matrix
 from .stack import SliceStack, StackGeometry
 from .tissue import TissueLevels, inplane_structure, lge_signal, rician
 
@@ -206,12 +207,9 @@ def _moved_study(case: SyntheticCase, config: SynthConfig) -> SyntheticCase:
     direction, axis = rng.normal(size=3), rng.normal(size=3)
     direction /= np.linalg.norm(direction)
     axis /= np.linalg.norm(axis)
-    centre = case.points.mean(axis=0)
-    rot = Rotation.from_rotvec(np.radians(config.study_rotation) * axis).as_matrix()
-    matrix = np.eye(4)
-    matrix[:3, :3] = rot
-    matrix[:3, 3] = centre - rot @ centre + config.study_offset * direction
-    case.points = case.points @ rot.T + matrix[:3, 3]
+    params = np.r_[config.study_offset * direction, config.study_rotation * axis]
+    matrix = rigid_matrix(params, case.points.mean(axis=0))
+    case.points = apply_affine(matrix, case.points)
     case.facts["study_to_mesh"] = matrix.round(9).tolist()
     case.facts["study_offset_mm"], case.facts["study_rotation_deg"] = config.study_offset, config.study_rotation
     return case
