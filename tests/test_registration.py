@@ -139,3 +139,10 @@ def test_an_image_of_the_study_lines_up_with_the_mesh_after_transform(moved_case
     np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
     assert not np.allclose(a.affine, b.affine)
     assert load_training_data(tmp_path / "out_data.npz").registration is not None
+
+
+def test_registration_warning_names_the_cli_flag() -> None:
+    """The library names the field; the CLI shows the flag a user types (it is not the field's name)."""
+    from pycemrg_scar_reconstruction.options import flags_in_message
+
+    assert flags_in_message("`study_registration` rigid") == "--register rigid"

@@ -60,3 +60,36 @@ def test_long_axis_views_are_planes_through_the_long_axis():
         # pixels are the prism means of the truth plus 3% noise (a view may hold no scar at all)
         assert data.n_groups > 50
         assert np.mean(np.abs(data.group_mean(case.scar_truth) - data.group_target)) < 0.06
+
+
+def test_real_like_case_is_harder_in_the_ways_real_ones_are():
+    plain = make_case(SynthConfig(seed=4, intensity=True, **SMALL))
+    real = make_case(SynthConfig(seed=4, intensity=True, real_like=True, **SMALL))
+    # the same heart and stack planes; the mesh is a model of the imaged heart, not its segmentation
+    assert plain.stack.geometry.spacing[2] == real.stack.geometry.spacing[2]
+    assert 0.5 < np.abs(real.points - plain.points).max() < 12.0
+    # the stack stops short of the apex: the mesh reaches past the first slice by more than a spacing
+    g = real.stack.geometry
+    k = g.to_index(real.points)[:, g.axis]
+    assert k.min() < -1.0 - g.half_thickness_index
+    # scar past the stack (at the apex), and only a few % in the imaged part
+    assert real.scar_truth[k < -0.5 - g.half_thickness_index].any()
+    # PSIR-like: blood brightest, then scar, remote myocardium near zero
+    levels = real.facts["tissue_levels"]
+    assert levels["blood"] > levels["scar"] > levels["outside"] > levels["healthy"] and levels["healthy"] < 25
+    assert plain.facts["tissue_levels"]["scar"] > plain.facts["tissue_levels"]["blood"]
+
+
+def test_real_like_small_scar_sits_at_an_rv_insertion():
+    from pycemrg_scar_reconstruction.anatomy import PHI_APEX, PHI_BASE, RV_OFFSET, LVShape, scar_field
+    from pycemrg_scar_reconstruction.synthetic import REAL_LIKE_STREAM, _real_like
+
+    rng = np.random.default_rng(0)
+    theta, phi, t = rng.uniform(0, 2 * np.pi, 200_000), rng.uniform(PHI_APEX, PHI_BASE, 200_000), rng.uniform(0, 1, 200_000)
+    shape = LVShape(25.0, 23.0, 60.0, 10.0)
+    w = shape.volume_element(theta, phi, t)
+    for seed in range(4):
+        _, (small, _) = _real_like(shape, np.random.default_rng([seed, REAL_LIKE_STREAM]))
+        share = float((scar_field(shape, [small], theta, phi, t) * w).sum() / w.sum())
+        assert 0.02 < share < 0.06, share
+        assert abs(abs(small.theta) - np.arccos(RV_OFFSET / 2)) < 0.4  # where the RV meets the LV

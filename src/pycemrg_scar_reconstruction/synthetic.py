@@ -24,13 +24,11 @@ from .anatomy import (
     PHI_APEX,
     PHI_BASE,
     RV_HALF_ANGLE,
+    RV_OFFSET,
     Infarct,
     LVShape,
     RVShape,
     hex_cells,
-    in_lv_cavity,
-    in_rv_wall,
-    lv_parameters,
     rotation,
     scar_field,
 )
@@ -39,7 +37,8 @@ from .forward import simulate_pixels
 from .geometry import apply_affine
 from .registration import rigid_matrix
 from .stack import SliceStack, StackGeometry
-from .tissue import TissueLevels, inplane_structure, lge_signal, rician
+from .synthetic_signal import near, prism_tissue
+from .tissue import TissueLevels, lge_signal, rician
 
 #: The segmentation-like mask of an intensity case: pixels whose prism is at least this much LV myocardium.
 MASK_WALL = 0.25
@@ -92,6 +91,10 @@ def make_case(config: SynthConfig) -> SyntheticCase:
             )
         )
 
+    image_shape = shape  # the heart the images see; the mesh is ``shape`` (a model of it when real_like)
+    if config.real_like:
+        shape, infarcts = _real_like(image_shape, np.random.default_rng([config.seed, REAL_LIKE_STREAM]))
+
     # Node grid: circumferential : meridional node counts ~ 2.5 : 1 gives near-square surface cells.
     per_layer = max(config.n_nodes // N_LAYERS, 40)
     n_phi = max(int(round(np.sqrt(per_layer / 2.5))), 4)
@@ -104,7 +107,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     )
     t_n, p_n, th_n = (g.ravel() for g in grids)
     local_nodes = shape.position(th_n, p_n, t_n)
-    truth = scar_field(shape, infarcts, th_n, p_n, t_n)
+    truth = scar_field(image_shape, infarcts, th_n, p_n, t_n)  # the scar moves with the wall's parameters
 
     # World placement: the scanner never lines up with the LV (unless --axial).
     rot_world = rotation(rng, 60.0) if config.oblique else np.eye(3)
@@ -118,7 +121,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         half_w = 2.05 * (max(shape.a_endo, shape.b_endo) + shape.wall) + 6 + 3 * config.pixel_spacing
     n_inplane = int(np.ceil(2 * half_w / config.pixel_spacing)) + 1
     z_apex = -(shape.c_endo + shape.wall)
-    first = z_apex + rng.uniform(0.3, 1.0) * config.slice_spacing
+    first = z_apex + (rng.uniform(0.3, 1.0) + config.real_like) * config.slice_spacing
     n_slices = int(np.floor((0.0 - first) / config.slice_spacing)) + 1
     origin_local = np.array([-half_w, -half_w, first])
     affine = np.eye(4)
@@ -130,9 +133,9 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     th_s = rng.uniform(0, 2 * np.pi, config.samples)
     p_s = rng.uniform(PHI_APEX, PHI_BASE, config.samples)
     t_s = rng.uniform(0, 1, config.samples)
-    w = shape.volume_element(th_s, p_s, t_s)
-    world_s = shape.position(th_s, p_s, t_s) @ rot_world.T + shift
-    truth_s = scar_field(shape, infarcts, th_s, p_s, t_s)
+    w = image_shape.volume_element(th_s, p_s, t_s)
+    world_s = image_shape.position(th_s, p_s, t_s) @ rot_world.T + shift
+    truth_s = scar_field(image_shape, infarcts, th_s, p_s, t_s)
 
     def acquire(geometry: StackGeometry, name: str) -> SliceStack:
         vals, covered = simulate_pixels(world_s, w, truth_s, geometry)
@@ -184,6 +187,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     rv = None
     if config.biventricular:
         case, rv = _add_rv(case, shape, rng, config, rot_world, shift, n_phi, n_theta)
+        rv = RVShape(lv=image_shape, wall=rv.wall)  # the imaged RV sits on the imaged LV
     if config.shift > 0:  # re-acquire the short axis with the heart displaced slice by slice
         g = case.stack.geometry
         offsets = rng.normal(0, 1, (g.n_slices, 3)) * np.array([config.shift, config.shift, config.shift / 2])
@@ -193,10 +197,44 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         case.facts["slice_offsets_mm"] = {"lge": offsets.round(4).tolist()}
         case.facts["shift_sd_mm"] = config.shift
     if config.intensity:
-        case = _intensity(case, shape, rv, infarcts, rng, config, rot_world, shift)
+        case = _intensity(case, image_shape, rv, infarcts, rng, config, rot_world, shift)
     if config.study_offset > 0 or config.study_rotation > 0:
         case = _moved_study(case, config)
     return case
+
+
+#: Seeds the real-like changes (``[seed, REAL_LIKE_STREAM]``), so the plain case's draws stay as they were.
+REAL_LIKE_STREAM = 290
+
+
+def _real_like(image: LVShape, rng: np.random.Generator) -> tuple[LVShape, list[Infarct]]:
+    """The mesh's shape (the imaged heart's radii, length and wall each off by up to 6%, as a model
+    made from another scan or a smoothed segmentation) and the infarcts of a real-like case: a small
+    one at an RV insertion (mid-ventricle, 2.5-5% of the wall) and one reaching the apex."""
+    f = rng.uniform(0.94, 1.06, 4)
+    mesh = LVShape(image.a_endo * f[0], image.b_endo * f[1], image.c_endo * f[2], image.wall * f[3])
+    insertion = float(np.arccos(RV_OFFSET / 2)) * rng.choice([-1.0, 1.0])  # where the RV meets the LV
+    small = Infarct(
+        theta=insertion + rng.normal(0, 0.1),
+        phi=rng.uniform(0.3, 0.4) * np.pi,
+        radius=rng.uniform(13.5, 16.5),
+        transmurality=rng.uniform(0.5, 0.9),
+        lobes=rng.uniform(0.0, 0.2),
+        lobe_phase=rng.uniform(0, 2 * np.pi),
+        isthmus_angle=rng.uniform(0, np.pi),
+        isthmus_width=0.0,
+    )
+    apical = Infarct(
+        theta=rng.uniform(0, 2 * np.pi),
+        phi=rng.uniform(0.1, 0.16) * np.pi,
+        radius=rng.uniform(16, 22),
+        transmurality=rng.uniform(0.5, 1.0),
+        lobes=rng.uniform(0.0, 0.25),
+        lobe_phase=rng.uniform(0, 2 * np.pi),
+        isthmus_angle=rng.uniform(0, np.pi),
+        isthmus_width=rng.uniform(2.5, 4.5),
+    )
+    return mesh, [small, apical]
 
 
 def _moved_study(case: SyntheticCase, config: SynthConfig) -> SyntheticCase:
@@ -270,22 +308,32 @@ def _intensity(
     shift: np.ndarray,
 ) -> SyntheticCase:
     """The case with its stacks as LGE-like signal (see the module docstring); probabilities kept aside."""
-    levels = TissueLevels(
-        healthy=float(rng.uniform(80, 120)),
-        scar=float(rng.uniform(320, 380)),
-        blood=float(rng.uniform(230, 290)),
-        outside=float(rng.uniform(40, 80)),
-    )
+    draws = rng.uniform(size=4)
+    if config.real_like:  # PSIR, as the real case's medians: blood 32, scar 17, outside 14, myocardium 7 of 241
+        blood = 260 + 60 * draws[2]
+        levels = TissueLevels(
+            healthy=float(5 + 15 * draws[0]),
+            scar=float(blood * (0.45 + 0.2 * draws[1])),
+            blood=float(blood),
+            outside=float(blood * (0.3 + 0.2 * draws[3])),
+        )
+    else:
+        levels = TissueLevels(
+            healthy=float(80 + 40 * draws[0]),
+            scar=float(320 + 60 * draws[1]),
+            blood=float(230 + 60 * draws[2]),
+            outside=float(40 + 40 * draws[3]),
+        )
 
     def signal(stack: SliceStack, offsets: np.ndarray | None) -> tuple[SliceStack, np.ndarray, np.ndarray]:
         g = stack.geometry
-        wall_lv, scar, wall_rv, blood = _prism_tissue(g.with_offsets(offsets), lv, rv, infarcts, rot, shift, rng)
+        wall_lv, scar, wall_rv, blood = prism_tissue(g.with_offsets(offsets), lv, rv, infarcts, rot, shift, rng)
         wall = wall_lv + wall_rv
         with np.errstate(invalid="ignore", divide="ignore"):
             s_wall = np.where(wall > 0, scar / wall, 0.0)  # the RV myocardium is healthy
         values = rician(lge_signal(wall, s_wall, blood, levels), config.rician_sigma, rng)
         mask = wall_lv >= MASK_WALL
-        far = ~_near(scar > 0.0, g, 10.0)
+        far = ~near(scar > 0.0, g, 10.0)
         return (
             SliceStack(values=values, geometry=g, mask=mask, name=stack.name),
             blood >= 0.95,
@@ -314,60 +362,6 @@ def _intensity(
         remote=[m[2] for m in made],
         true_offsets=case.true_offsets,
     )
-
-
-#: Samples per prism for the intensity stacks: in-plane grid and heights (stratified, jittered).
-PRISM_SUB, PRISM_LEVELS = 4, 8
-
-
-def _prism_tissue(
-    g: StackGeometry,
-    lv: LVShape,
-    rv: RVShape | None,
-    infarcts: list[Infarct],
-    rot: np.ndarray,
-    shift: np.ndarray,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, ...]:
-    """(I, J, K) fractions of each prism that are LV myocardium, LV scar, RV myocardium and blood pool."""
-    out = [np.zeros(g.shape) for _ in range(4)]
-    a, b = g.inplane
-    n_a, n_b = g.shape[a], g.shape[b]
-    per = PRISM_SUB * PRISM_SUB * PRISM_LEVELS
-    for k in range(g.n_slices):  # a handful of slices, each vectorised over its samples
-        base = np.zeros((n_a, n_b, per, 3))
-        ia, ib = np.meshgrid(np.arange(n_a), np.arange(n_b), indexing="ij")
-        base[..., a] = ia[..., None]
-        base[..., b] = ib[..., None]
-        base[..., g.axis] = k
-        u = (np.arange(PRISM_SUB)[:, None, None] + rng.uniform(0, 1, (PRISM_SUB, PRISM_SUB, PRISM_LEVELS))) / PRISM_SUB
-        v = (np.arange(PRISM_SUB)[None, :, None] + rng.uniform(0, 1, (PRISM_SUB, PRISM_SUB, PRISM_LEVELS))) / PRISM_SUB
-        h = (np.arange(PRISM_LEVELS)[None, None, :] + rng.uniform(0, 1, (PRISM_SUB, PRISM_SUB, PRISM_LEVELS))) / PRISM_LEVELS
-        base[..., a] += u.ravel() - 0.5
-        base[..., b] += v.ravel() - 0.5
-        base[..., g.axis] += (h.ravel() - 0.5) * 2 * g.half_thickness_index
-        world = base.reshape(-1, 3) @ g.affine[:3, :3].T + g.affine[:3, 3]
-        # the heart was displaced by d_k while slice k was acquired: the image sees heart point y - d_k at y
-        local = (world - g.world_offsets()[k] - shift) @ rot  # rot is orthonormal: its transpose inverts it
-        theta, phi, t, in_lv = lv_parameters(lv, local)
-        scar = np.zeros(len(local))
-        scar[in_lv] = scar_field(lv, infarcts, theta[in_lv], phi[in_lv], t[in_lv])
-        in_rv = in_rv_wall(rv, local) & ~in_lv if rv is not None else np.zeros(len(local), bool)
-        blood = (in_lv_cavity(lv, local) | (rv.in_cavity(local) if rv is not None else False)) & ~in_lv & ~in_rv
-        sl: list[slice | int] = [slice(None)] * 3
-        sl[g.axis] = k
-        for arr, val in zip(out, (in_lv, scar, in_rv, blood)):
-            arr[tuple(sl)] = val.reshape(n_a, n_b, per).mean(axis=2)
-    return tuple(out)
-
-
-def _near(region: np.ndarray, geometry: StackGeometry, mm: float) -> np.ndarray:
-    """(I, J, K) bool: within ``mm`` in plane of ``region`` (slice by slice)."""
-    from scipy import ndimage
-
-    px = float(np.min(geometry.spacing[list(geometry.inplane)]))
-    steps = max(int(np.ceil(mm / px)), 1)
-    return ndimage.binary_dilation(region, structure=inplane_structure(geometry.axis), iterations=steps)
 
 
 def case_mesh(case: SyntheticCase) -> Any:
