@@ -7,8 +7,9 @@ For every real case (a folder with ``sa_labels.nii.gz``: 1 myocardium, 2 scar; `
    the rest is reconstructed and the blanked slice is scored against its own manual scar, the
    way ``validate`` scores groups: each pixel's prism, the group mean of the nodes inside it,
    >= 0.5 against the label. Pooled over the folds:
-   - the network (default training) as ``predict`` gives it, with the support rule (default
-     cutoff), with a cutoff of one slice spacing, and without it (``--support-mm 1000``);
+   - the network (default training) as ``predict`` gives it (the support rule: the prior only
+     beyond the images' coverage), with version 0.2.0's support rule (the prior beyond half a
+     slice spacing from any supervised node), and without a rule (``--support-mm 1000``);
    - the slice baselines of ``baseline`` (nearest, linear, logodds) on the stack with the slice
      blanked, pixels without a value taken as missing;
    - the image-domain neighbour baselines (the two neighbouring slices' labels on the same pixels).
@@ -47,7 +48,7 @@ from pycemrg_scar_reconstruction.api.prepare import run_stages
 from pycemrg_scar_reconstruction.baselines import METHODS
 from pycemrg_scar_reconstruction.folds import subset
 from pycemrg_scar_reconstruction.heldout import neighbour_baselines
-from pycemrg_scar_reconstruction.prediction import default_support_mm, predict_nodes
+from pycemrg_scar_reconstruction.prediction import predict_nodes
 from pycemrg_scar_reconstruction.training import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,8 +120,8 @@ def heldout(case: Path, seed: int, mesh: Path | None = None) -> None:
         fitted = fit(subset(data, ~held), TrainConfig(seed=seed), quiet, progress=False)
         preds = {
             "network (support rule, default)": predict_nodes(fitted, data.points, 20, 0, region=run.region).probability,
-            "network (support one spacing)": predict_nodes(
-                fitted, data.points, 20, 0, support_mm=2 * default_support_mm(fitted), region=run.region
+            "network (support rule of 0.2.0)": predict_nodes(
+                fitted, data.points, 20, 0, region=run.region, coverage=False
             ).probability,
             "network (support rule off)": predict_nodes(
                 fitted, data.points, 20, 0, support_mm=NO_SUPPORT_MM, region=run.region

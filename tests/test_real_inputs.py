@@ -4,6 +4,7 @@ and the support of the answer (how far each node is from any evidence)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -16,7 +17,7 @@ from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import SynthConfig, TargetConfig
 from pycemrg_scar_reconstruction.errors import InputError
 from pycemrg_scar_reconstruction.io.artifacts import load_training_data
-from pycemrg_scar_reconstruction.prediction import apply_support, support_distance
+from pycemrg_scar_reconstruction.prediction import apply_support, outside_distance, support_distance
 from pycemrg_scar_reconstruction.targets import to_target
 from tests.conftest import SMALL
 
@@ -45,18 +46,73 @@ def test_distance_and_prior_on_a_tiny_mesh():
     np.testing.assert_allclose(u2, [0.375])
 
 
+def _rings(n: int = 64) -> np.ndarray:
+    """Two rings of radius 20 mm at z = 0 and z = 10 (vertices at angles 2 pi k / n): two traced slices."""
+    angle = 2 * np.pi * np.arange(n) / n
+    ring = np.stack([20 * np.cos(angle), 20 * np.sin(angle), np.zeros(n)], axis=1)
+    return np.concatenate([ring, ring + [0, 0, 10]])
+
+
+def test_coverage_is_the_hull_between_slices_not_the_nearest_node():
+    sup = _rings()
+    # a node 4 mm outside the wall between the slices (a mesh moved off its masks), one inside,
+    # one 8 mm past the last slice, one 7 mm before the first
+    nodes = np.array([[24.0, 0, 5], [0, 0, 5], [20, 0, 18], [0, 2, -7]])
+    points = np.concatenate([sup, nodes])
+    supervised = np.r_[np.ones(len(sup), bool), np.zeros(4, bool)]
+    nearest = support_distance(points, supervised)[-4:]
+    np.testing.assert_allclose(nearest[[0, 2]], [np.hypot(4, 5), 8], atol=1e-9)
+    outside = outside_distance(points, supervised, ~supervised)[-4:]
+    # (24, 0, 5) sits on a vertex's meridian: its facets' planes (normals at +-pi / 64, at 20 cos(pi / 64)
+    # from the axis) are 24 cos(pi / 64) - 20 cos(pi / 64) away: a little less than the true 4 mm
+    np.testing.assert_allclose(outside, [4 * np.cos(np.pi / 64), 0, 8, 7], atol=1e-9)
+    _, _, beyond = apply_support(np.full(4, 0.9), np.zeros(4), np.minimum(outside, nearest), 5.0, 0.0)
+    np.testing.assert_array_equal(beyond, [False, False, True, True])  # version 0.2.0's rule cut the first too
+    _, _, old = apply_support(np.full(4, 0.9), np.zeros(4), nearest, 5.0, 0.0)
+    assert old[0]
+    # supervised nodes too few for a hull: every candidate is beyond the coverage
+    assert np.all(np.isinf(outside_distance(points[:3], np.array([True, True, False]), np.array([False, False, True]))[2:]))
+
+
+def test_a_mesh_moved_off_its_masks_keeps_the_scar_between_the_slices(tmp_path):
+    """Thin slices 10 mm apart, the mesh 4 mm off the study: between the first and last traced
+    slices no scar node gets the prior (version 0.2.0's rule cut some)."""
+    from pycemrg_scar_reconstruction.api.prepare import run_stages
+    from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, RuntimeConfig, StackConfig, TrainConfig
+    from pycemrg_scar_reconstruction.prediction import predict_nodes
+    from pycemrg_scar_reconstruction.training import fit
+
+    case = synth(SynthConfig(seed=1, slice_thickness=3.0, study_offset=4.0, **SMALL), tmp_path)
+    stack = StackConfig(path=case["image"], mask=case["mask"], slice_thickness=3.0)
+    data = run_stages(PrepareConfig(mesh=MeshConfig(path=case["mesh"]), stacks=[stack], study_registration="off")).data
+    fitted = fit(data, TrainConfig(seed=0, max_epochs=20), RuntimeConfig(quiet=True), progress=False)
+    truth = np.asarray(pv.read(case["mesh"]).point_data["scar_truth"]) > 0
+    g = fitted.stacks[0]
+    k = g.to_index(data.points)[:, g.axis]
+    between = (k >= data.group_slice.min()) & (k <= data.group_slice.max()) & truth
+    new = predict_nodes(fitted, data.points, 2, 0).given_prior.astype(bool)
+    old = predict_nodes(fitted, data.points, 2, 0, coverage=False).given_prior.astype(bool)
+    assert between.sum() > 100
+    assert not (new & between).any()
+    assert (old & between).any()  # the test can fail: the old rule cut scar here
+
+
 def test_biventricular_case_has_no_rv_scar_beyond_the_support(bv_case, tmp_path, capsys):
     out = tmp_path / "bv.vtu"
     assert main(["run", *_inputs(bv_case), "--output", str(out), "--max-epochs", "80", "--no-report"]) == 0
-    assert "beyond 5 mm from any supervised node" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "more than 5 mm beyond the images' coverage" in out_text
+    assert re.search(r"time: prepare [\d.]+ s, train [\d.]+ s, predict [\d.]+ s \(total \d+ s\)", out_text)
     mesh = pv.read(out)
     rv = mesh.point_data["is_LV"] == 0
     assert rv.sum() > 100
-    d, p, u = (np.asarray(mesh.point_data[k]) for k in ("scar_distance_mm", "scar_probability", "scar_uncertainty"))
-    far_rv = rv & (d > 5.0)
-    assert far_rv.sum() > 50
+    names = ("scar_distance_mm", "scar_probability", "scar_uncertainty", "scar_prior")
+    d, p, u, given = (np.asarray(mesh.point_data[k]) for k in names)
+    far_rv = rv & (given == 1)  # the RV free wall lies outside the LV's labelled coverage
+    assert far_rv.sum() > 0.5 * (rv & (d > 5.0)).sum() > 25
     assert np.all(p[far_rv] < 0.5)
     assert np.all(u[far_rv] >= 0.25)  # the uncertainty says these are guesses
+    assert np.all(d[given == 1] > 5.0)  # never closer than the cutoff to a supervised node
     assert np.all(d[mesh.point_data["scar_supervised"] == 1] == 0)
 
 

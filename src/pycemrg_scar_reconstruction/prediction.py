@@ -7,7 +7,7 @@ Nodes are processed in batches sized from a memory budget, so meshes of millions
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,8 +28,9 @@ EXTRAPOLATION_MARGIN = 0.1
 class Prediction:
     """Per-node outputs, each (N,): float32 probability, uncertainty and distance (mm); uint8 flags.
 
-    ``support_mm`` is the cutoff beyond which nodes got the ``prior`` (see :func:`apply_support`);
-    ``prior_share`` the share of the region's nodes that did.
+    ``support_mm`` is the cutoff beyond which nodes outside the observed coverage got the
+    ``prior`` (``given_prior``; see :func:`apply_support`); ``prior_share`` the share of the
+    region's nodes that did.
     """
 
     probability: np.ndarray
@@ -40,6 +41,8 @@ class Prediction:
     support_mm: float
     prior: float
     prior_share: float
+    given_prior: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)  # ``run``'s wall time per stage
 
     def point_arrays(self, threshold: float | None = None) -> dict[str, np.ndarray]:
         """The output point arrays by their documented names."""
@@ -49,6 +52,7 @@ class Prediction:
             "scar_supervised": self.supervised,
             "scar_distance_mm": self.distance,
             "scar_in_region": self.in_region,
+            "scar_prior": self.given_prior,
         }
         if threshold is not None:
             out["scar_binary"] = (self.probability >= threshold).astype(np.uint8)
@@ -167,14 +171,45 @@ def support_distance(points: np.ndarray, supervised_mask: np.ndarray) -> np.ndar
     return out
 
 
-def apply_support(
-    probability: np.ndarray, uncertainty: np.ndarray, distance: np.ndarray, support_mm: float, prior: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The prior beyond the support, with an uncertainty that says it is a guess.
+def outside_distance(points: np.ndarray, supervised_mask: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """(N,) mm by which each of the ``candidates`` lies outside the supervised nodes' convex hull (0 inside; inf
+    for the rest). The hull is the extent the images cover: between slices, between long-axis views.
 
-    A node further than ``support_mm`` from any supervised node gets probability ``prior`` and
-    uncertainty ``max(MC spread, 0.5 * min(1, d / (2 * support_mm)))``: at least 0.25 just beyond
-    the cutoff, growing with the distance d to 0.5 (the largest standard deviation a value in
+    The distance is the largest signed distance to the hull's facet planes: exact where the
+    nearest hull point is on a facet, less near its edges and corners. Supervised nodes too few or
+    too flat for a hull: the candidates keep inf (every one lies beyond the coverage).
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    out = np.full(len(points), np.inf)
+    idx = np.flatnonzero(candidates)
+    if len(idx) == 0 or supervised_mask.sum() < 4:
+        return out
+    try:
+        hull = ConvexHull(points[supervised_mask])
+    except QhullError:
+        return out
+    normals, offsets = hull.equations[:, :3], hull.equations[:, 3]
+    chunk = max(1, 4_000_000 // len(offsets))
+    for start in range(0, len(idx), chunk):  # chunks bound the (nodes, facets) matrix
+        part = idx[start : start + chunk]
+        out[part] = np.maximum((points[part] @ normals.T + offsets).max(axis=1), 0.0)
+    return out
+
+
+def apply_support(
+    probability: np.ndarray,
+    uncertainty: np.ndarray,
+    distance: np.ndarray,
+    support_mm: float,
+    prior: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The prior where no image speaks, with an uncertainty that says it is a guess.
+
+    A node whose ``distance`` ((N,) mm: beyond the images' coverage, :func:`outside_distance`; or,
+    version 0.2.0's rule, to the nearest supervised node) exceeds ``support_mm`` gets probability
+    ``prior`` and uncertainty ``max(MC spread, 0.5 * min(1, d / (2 * support_mm)))``: at least 0.25
+    just beyond the cutoff, growing with d to 0.5 (the largest standard deviation a value in
     [0, 1] can have) at twice it.
 
     Returns
@@ -199,12 +234,15 @@ def predict_nodes(
     support_mm: float | None = None,
     prior: float = 0.0,
     region: np.ndarray | None = None,
+    coverage: bool = True,
 ) -> Prediction:
     """Probability, uncertainty, supervision, support distance and region flag for every node (world mm).
 
     Nodes outside ``region`` ((N,) bool; None: every node) get probability, uncertainty and
     supervision 0 and are not predicted. Nodes further than ``support_mm`` (default:
-    :func:`default_support_mm`) from a supervised node get the ``prior`` (:func:`apply_support`).
+    :func:`default_support_mm`) outside the supervised nodes' convex hull get the ``prior``
+    (:func:`apply_support`); with ``coverage=False`` (version 0.2.0's rule, kept for the
+    benchmarks), nodes further than it from any supervised node.
     """
     n = len(points)
     in_region = np.ones(n, bool) if region is None else np.asarray(region, bool)
@@ -222,13 +260,15 @@ def predict_nodes(
     sup = supervised_nodes(fitted, points).astype(bool) & in_region
     distance = support_distance(points, sup)
     cutoff = default_support_mm(fitted) if support_mm is None else float(support_mm)
-    mean, std, beyond = apply_support(mean, std, distance, cutoff, prior)
+    # the hull's distance is never more than the nearest supervised node's: only those beyond the cutoff can pass it
+    outside = outside_distance(points, sup, (distance > cutoff) & in_region) if coverage else distance
+    mean, std, beyond = apply_support(mean, std, np.minimum(outside, distance), cutoff, prior)
     mean[~in_region], std[~in_region] = 0.0, 0.0
     beyond &= in_region
     prior_share = float(beyond.sum() / max(in_region.sum(), 1))
     if prior_share > 0:
         logger.info(
-            "%.1f%% of the nodes are further than %.3g mm from any supervised node: they get the prior %.3g",
+            "%.1f%% of the nodes lie more than %.3g mm beyond the images' coverage: they get the prior %.3g",
             100 * prior_share,
             cutoff,
             prior,
@@ -242,4 +282,5 @@ def predict_nodes(
         support_mm=cutoff,
         prior=prior,
         prior_share=prior_share,
+        given_prior=beyond.astype(np.uint8),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,10 +43,12 @@ def support_summary(mesh_obj: object) -> dict | None:
     support = float(np.asarray(field_data["scar_support_mm"]).ravel()[0])
     distance = np.asarray(point_data["scar_distance_mm"], dtype=np.float64)
     in_region = np.asarray(point_data.get("scar_in_region", np.ones(len(distance))), bool)
+    # results written before the coverage rule have no scar_prior: the distance alone decided
+    given = np.asarray(point_data["scar_prior"], bool) if "scar_prior" in point_data else distance > support
     return {
         "support_mm": support,
         "prior": float(np.asarray(field_data["scar_prior"]).ravel()[0]),
-        "prior_share": float(np.mean(distance[in_region] > support)) if in_region.any() else 0.0,
+        "prior_share": float(np.mean(given[in_region])) if in_region.any() else 0.0,
         "region_share": float(in_region.mean()),
     }
 
@@ -58,16 +61,19 @@ def report(
     config: ValidateConfig = ValidateConfig(),
     command: str | None = None,
     heldout: dict | None = None,
+    stage_seconds: dict[str, float] | None = None,
 ) -> dict:
     """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model), ``calibration.png``
     (with held-out figures), ``report.json`` and ``report.html`` (all of it on one self-contained page).
 
     ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
-    ``command`` (the command line that made the result) is recorded when given.
+    ``command`` (the command line that made the result) is recorded when given; ``stage_seconds``
+    (``run``'s wall time per stage) too, with this report's own time up to ``report.json`` added.
     """
     from ..figures import plot_calibration, plot_mesh, plot_slices, plot_training
     from ..report_page import report_page, versions
 
+    start = time.perf_counter()
     out = Path(output_dir)
     check_output_dir(out, "report folder")
     if not isinstance(data, TrainingData):
@@ -108,6 +114,8 @@ def report(
     if heldout is not None:  # a cross-validation's figures (see :func:`.crossval.crossval`)
         result["heldout"] = heldout_summary(heldout)
     result["versions"] = versions()
+    if stage_seconds is not None:
+        result["stage_seconds"] = {**stage_seconds, "report": round(time.perf_counter() - start, 3)}
     write_json(result, out / "report.json")
     pictures = {
         "Slices: input pixels, reconstruction's group means, difference": out / "slices.png",

@@ -132,7 +132,7 @@ def _prediction(result: Any, output: Path) -> tuple[dict[str, Any], str]:
     text = (
         f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
         f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}\n"
-        f"beyond {result.support_mm:.3g} mm from any supervised node (prior {result.prior:g}): "
+        f"more than {result.support_mm:.3g} mm beyond the images' coverage (prior {result.prior:g}): "
         f"{100 * result.prior_share:.1f}% of the nodes{region}\nwrote {output}"
     )
     return summary, text
@@ -198,6 +198,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..api import output_paths, reconstruct
+    from ..api.run import stage_line
 
     paths = output_paths(args.output)
     with output_lock(*paths.values()):
@@ -213,10 +214,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     summary, text = _prediction(result, args.output)
     summary.update(data=str(paths["data"]), model=str(paths["model"]), report=str(paths["report"]) if args.report else None)
+    summary["stage_seconds"] = result.seconds
     lines = [f"training data: {paths['data']}", f"model: {paths['model']}"]
     if args.report:
         lines.append(f"report: {paths['report']}/")
-    emit(args, summary, "\n".join([*lines, text]))
+    emit(args, summary, "\n".join([*lines, text, f"time: {stage_line(result.seconds)}"]))
     return 0
 
 

@@ -17,10 +17,12 @@ class PredictConfig(_Config):
     mc_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the MC-dropout passes")
     support_mm: Optional[PositiveFloat] = Field(
         None,
-        description="nodes further than this from any supervised node get the prior instead of the network's "
-        "extrapolation (default: half the largest slice spacing)",
+        description="nodes further than this beyond the images' coverage (the convex hull of the supervised "
+        "nodes) get the prior instead of the network's extrapolation (default: half the largest slice spacing)",
     )
-    prior: float = Field(0.0, ge=0, le=1, description="scar probability of nodes beyond support_mm (0: healthy)")
+    prior: float = Field(
+        0.0, ge=0, le=1, description="scar probability of nodes beyond the coverage by support_mm (0: healthy)"
+    )
     allow_extrapolation: bool = Field(
         False,
         description="predict even when most of the mesh lies outside the region the model was trained on "
