@@ -65,6 +65,44 @@ def published_loss_scatter(pred, group_ids, targets):
     return ((targets[first] - means) ** 2).mean()
 
 
+def tensors(data) -> tuple[torch.Tensor, ...]:
+    """(member_x, target, count, offset, member_group) of training data, as the steps take them."""
+    x = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
+    return (
+        x[torch.as_tensor(data.member_node)],
+        torch.as_tensor(data.group_target),
+        torch.as_tensor(data.group_count),
+        torch.as_tensor(data.group_offset[:-1]),
+        torch.as_tensor(data.member_group),
+    )
+
+
+def ours(cfg: TrainConfig, member_x: torch.Tensor, target: torch.Tensor, count: torch.Tensor, offset: torch.Tensor):
+    """Our training step with ``cfg``'s model: (network, epoch(max_batches=None) -> memberships done, M)."""
+    net = ScarMLP(cfg.model)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    mc, batch = cfg.mc_samples, cfg.batch_size
+
+    def epoch(max_batches=None) -> int:
+        plan = plan_epoch(count, offset, batch, gen)
+        xs, gt, gc = member_x[plan.member_order], target[plan.group_order], plan.group_size.float()
+        done = 0
+        for b in range(plan.n_batches if max_batches is None else min(max_batches, plan.n_batches)):
+            m0, m1 = plan.member_bounds[b], plan.member_bounds[b + 1]
+            g0, g1 = plan.group_bounds[b], plan.group_bounds[b + 1]
+            masks = net.sample_masks(mc, gen) if cfg.dropout_masks == "step" else None
+            pred = net(xs[m0:m1], samples=mc, masks=masks).mean(0)
+            loss = group_loss(pred, plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += m1 - m0
+        return done
+
+    return net, epoch, mc
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=75_000)
@@ -76,41 +114,12 @@ def main() -> None:
     case = make_case(SynthConfig(seed=0, n_nodes=args.nodes))
     stack = case.stack
     data = build_training_data(case.points, [stack])
-    x = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
-    member_x = x[torch.as_tensor(data.member_node)]
-    target = torch.as_tensor(data.group_target)
-    count = torch.as_tensor(data.group_count)
-    offset = torch.as_tensor(data.group_offset[:-1])
-    member_group = torch.as_tensor(data.member_group)
+    member_x, target, count, offset, member_group = tensors(data)
     member_target = target[member_group]
     print(
         f"settings: nodes={data.n_nodes} memberships={data.n_members} groups={data.n_groups} "
         f"threads={torch.get_num_threads()} epochs={args.epochs}"
     )
-
-    def ours(cfg: TrainConfig):
-        net = ScarMLP(cfg.model)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        gen = torch.Generator().manual_seed(0)
-        mc, batch = cfg.mc_samples, cfg.batch_size
-
-        def epoch(max_batches=None) -> int:
-            plan = plan_epoch(count, offset, batch, gen)
-            xs, gt, gc = member_x[plan.member_order], target[plan.group_order], plan.group_size.float()
-            done = 0
-            for b in range(plan.n_batches if max_batches is None else min(max_batches, plan.n_batches)):
-                m0, m1 = plan.member_bounds[b], plan.member_bounds[b + 1]
-                g0, g1 = plan.group_bounds[b], plan.group_bounds[b + 1]
-                masks = net.sample_masks(mc, gen) if cfg.dropout_masks == "step" else None
-                pred = net(xs[m0:m1], samples=mc, masks=masks).mean(0)
-                loss = group_loss(pred, plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                done += m1 - m0
-            return done
-
-        return net, epoch, mc
 
     def published(loss_fn, mc: int = 3, batch: int = 10_000):
         net = PublishedMLP()
@@ -137,8 +146,8 @@ def main() -> None:
     default = TrainConfig.from_preset()
     paper = TrainConfig.from_preset("paper")
     variants = [
-        ("ours, default model", *ours(default), None),
-        ("ours, paper model", *ours(paper), None),
+        ("ours, default model", *ours(default, member_x, target, count, offset), None),
+        ("ours, paper model", *ours(paper, member_x, target, count, offset), None),
         ("published step + scatter", *published(published_loss_scatter), None),
         ("published step (loop loss)", *published(published_loss_loop), args.loop_batches),
     ]

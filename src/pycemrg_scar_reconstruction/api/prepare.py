@@ -147,7 +147,9 @@ def register(run: PrepareRun) -> None:
         run.geometries = [moved_geometry(g, found.matrix) for g in run.geometries]
     elif moved > config.register_min_mm:
         logger.warning(
-            "%s: the study sits %.1f mm (RMS) off the mesh; `study_registration` rigid moves it onto the mesh",
+            "%s: the study sits %.1f mm (RMS) off the mesh, or the mesh's shape differs from the imaged heart's; "
+            "`study_registration` rigid moves the study onto the mesh (check it: on a mesh of another shape it can "
+            "make the result worse)",
             ", ".join(str(sc.path) for sc in config.stacks),
             moved,
         )

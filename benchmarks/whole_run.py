@@ -1,0 +1,127 @@
+"""The whole ``run`` (prepare, train, predict with 20 MC passes, report) in reference epochs.
+
+A reference epoch is one epoch of the published model and dropout (``--preset paper``: 4 x 128,
+raw xyz, M = 3) trained with our step on the same case, timed in the same process just before
+each run, so the machine's load falls on both (``benchmarks/bench_train.py``'s "ours, paper
+model"). For every seed and kind (probability; intensity with a mask; biventricular probability,
+LV region) on a 75,000-node case, each setting is run through the API as ``scar-reconstruct run``
+does and scored by Dice (>= 0.5) against the truth over the region's nodes. Printed per case and
+setting: the stage times, the run in reference epochs and the Dice; then per setting the largest
+run in reference epochs and the Dice change against the defaults.
+
+    .venv/bin/python benchmarks/whole_run.py [--seeds 0 1 2 3 4] [--nodes 75000] [--settings default patience-15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyvista as pv
+import torch
+from bench_train import ours, tensors
+
+from pycemrg_scar_reconstruction import (
+    MeshConfig,
+    PrepareConfig,
+    RuntimeConfig,
+    StackConfig,
+    SynthConfig,
+    TrainConfig,
+    dice,
+    reconstruct,
+    synth,
+)
+from pycemrg_scar_reconstruction.api.prepare import run_stages
+
+KINDS = {
+    "probability": {},
+    "intensity": {"intensity": True},
+    "biventricular": {"biventricular": True},
+}
+#: setting name -> TrainConfig fields changed from the defaults
+SETTINGS = {
+    "default": {},
+    "patience-15": {"patience": 15},
+    "min-delta-5e-3": {"min_delta": 5e-3},
+}
+
+
+def reference_epoch_seconds(config: PrepareConfig) -> float:
+    """Seconds of one epoch of the paper model with our step on this case (after one warm-up epoch)."""
+    data = run_stages(config.model_copy(update={"study_registration": "off"})).data
+    assert data is not None
+    member_x, target, count, offset, _ = tensors(data)
+    torch.manual_seed(0)
+    _, epoch, _ = ours(TrainConfig.from_preset("paper"), member_x, target, count, offset)
+    epoch()
+    start = time.perf_counter()
+    epoch()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--nodes", type=int, default=75_000)
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    args = parser.parse_args()
+    print(f"threads {torch.get_num_threads()}")
+    print(
+        "| seed | kind | setting | prepare / train / predict / report s | run s | reference epoch s "
+        "| run in reference epochs | Dice |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in args.settings}
+    for seed in args.seeds:
+        for kind, extra in KINDS.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                config = SynthConfig(seed=seed, n_nodes=args.nodes, **extra)
+                case = synth(config, folder / "case")
+                target = "intensity" if config.intensity else "probability"
+                stack = StackConfig(
+                    path=case["image"], mask=case["mask"], slice_thickness=config.slice_thickness, target=target
+                )
+                region = {"region_array": "is_LV"} if config.biventricular else {}
+                prepare_config = PrepareConfig(mesh=MeshConfig(path=case["mesh"], **region), stacks=[stack])
+                mesh = pv.read(str(case["mesh"]))
+                truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
+                nodes = (
+                    np.asarray(mesh.point_data["is_LV"], bool) if "is_LV" in mesh.point_data else np.ones(len(truth), bool)
+                )
+                for name in args.settings:
+                    reference = reference_epoch_seconds(prepare_config)
+                    out = folder / name / "out.vtu"
+                    out.parent.mkdir()
+                    start = time.perf_counter()
+                    result = reconstruct(
+                        prepare_config, TrainConfig(**SETTINGS[name]), out, runtime=RuntimeConfig(quiet=True)
+                    )
+                    seconds = time.perf_counter() - start
+                    score = dice(result.probability[nodes], truth[nodes])
+                    results[name].append((seconds / reference, score))
+                    stages = " / ".join(
+                        f"{result.seconds.get(s, 0.0):.1f}" for s in ("prepare", "train", "predict", "report")
+                    )
+                    print(
+                        f"| {seed} | {kind} | {name} | {stages} | {seconds:.1f} | {reference:.2f} | "
+                        f"{seconds / reference:.1f} | {score:.3f} |",
+                        flush=True,
+                    )
+    base = np.array(results.get("default", []))
+    print("\n| setting | run in reference epochs: median / largest | Dice change against default: worst / mean |")
+    print("|---|---|---|")
+    for name, rows in results.items():
+        arr = np.array(rows)
+        change = arr[:, 1] - base[:, 1] if len(base) == len(arr) else np.full(len(arr), np.nan)
+        print(
+            f"| {name} | {np.median(arr[:, 0]):.1f} / {arr[:, 0].max():.1f} | {change.min():+.3f} / {change.mean():+.4f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
