@@ -22,6 +22,7 @@ For every real case (a folder with ``sa_labels.nii.gz``: 1 myocardium, 2 scar; `
 
     .venv/bin/python benchmarks/real.py [--data DIR] [--cases human_p1] [--seed 0]
     .venv/bin/python benchmarks/real.py --move 4 5     # the mesh moved 4 mm and 5 degrees first
+    .venv/bin/python benchmarks/real.py --train min_delta=5e-3   # a training setting judged here
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import yaml
 
 from pycemrg_scar_reconstruction import (
     MeshConfig,
@@ -98,7 +100,7 @@ def blanked(stack: SliceStack, k: int) -> SliceStack:
     return SliceStack(values=values, geometry=stack.geometry, mask=stack.mask, name=stack.name, mapping=stack.mapping)
 
 
-def heldout(case: Path, seed: int, mesh: Path | None = None) -> None:
+def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None = None) -> None:
     run = run_stages(label_config(case, mesh))
     if run.registration is not None:
         reg = run.registration
@@ -117,7 +119,7 @@ def heldout(case: Path, seed: int, mesh: Path | None = None) -> None:
     start = time.perf_counter()
     for k in folds:
         held = data.group_slice == k
-        fitted = fit(subset(data, ~held), TrainConfig(seed=seed), quiet, progress=False)
+        fitted = fit(subset(data, ~held), TrainConfig(seed=seed, **(train or {})), quiet, progress=False)
         preds = {
             "network (support rule, default)": predict_nodes(fitted, data.points, 20, 0, region=run.region).probability,
             "network (support rule of 0.2.0)": predict_nodes(
@@ -217,6 +219,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--skip-heldout", action="store_true", help="only the intensity agreement")
     parser.add_argument(
+        "--train",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training options other than the defaults (e.g. min_delta=5e-3)",
+    )
+    parser.add_argument(
         "--move",
         nargs=2,
         type=float,
@@ -224,6 +233,7 @@ def main() -> None:
         help="move a copy of the mesh by MM and DEG first (the registration must undo it)",
     )
     args = parser.parse_args()
+    train = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.train)}
     names = args.cases or sorted(p.name for p in args.data.iterdir() if (p / "sa_labels.nii.gz").exists())
     if not names:
         raise SystemExit(f"{args.data}: no real case (a folder with sa_labels.nii.gz); give --data")
@@ -237,7 +247,7 @@ def main() -> None:
                     heldout(case, args.seed, mesh)
             continue
         if not args.skip_heldout:
-            heldout(case, args.seed)
+            heldout(case, args.seed, train=train)
         agreement(case)
 
 
