@@ -142,3 +142,13 @@ def test_no_measured_figure_in_any_help():
     for name, parser in sub.choices.items():
         for action in parser._actions:
             assert not figure.search(str(action.help or "")), (name, action.option_strings, action.help)
+
+
+def test_every_commands_full_help_renders(capsys):
+    """argparse %-formats help texts: a description with a literal % (2.5-5% of the wall) must not break --help-all."""
+    from pycemrg_scar_reconstruction.cli.parser import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name in sub.choices:
+        assert name in _help(capsys, [name, "--help-all"])
+    assert "5% of the wall" in " ".join(_help(capsys, ["synth", "--help-all"]).split())

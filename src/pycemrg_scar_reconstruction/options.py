@@ -90,7 +90,8 @@ def add_options(
             continue
         kwargs: dict[str, Any] = {"dest": dest + name, "default": None}
         default = "" if info.is_required() or info.default is None else f" (default: {info.default})"
-        kwargs["help"] = (info.description or "") + default + ("; once, or once per --image" if repeat else "")
+        text = (info.description or "") + default + ("; once, or once per --image" if repeat else "")
+        kwargs["help"] = text.replace("%", "%%")  # argparse formats help with %: a literal 5% must be 5%%
         if ann is bool and not repeat:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(ann) is typing.Literal:
