@@ -105,7 +105,8 @@ def test_run_calibrate_stores_the_recalibration_and_predict_applies_it(small_cas
     measured = np.asarray(report["measured_offsets_mm"]["lge"])
     assert measured.shape == np.asarray(report["slice_offsets_mm"]["lge"]).shape
     assert np.sqrt(np.mean(np.sum(measured[:, :2] ** 2, axis=1))) == pytest.approx(mm, abs=0.01)  # none applied
-    assert "measured di" in (tmp_path / "o_report" / "report.html").read_text()
+    page = (tmp_path / "o_report" / "report.html").read_text()
+    assert "measured di" in page and "Study registration: each masked slice" not in page  # measured, not applied
     cal = report["heldout"]["calibration"]
     assert fitted.uncertainty_factors == pytest.approx(cal["factors"]) and cal["factors"] != [1.0] * 3
     assert fitted.uncertainty_border == pytest.approx(cal["border"]) and fitted.uncertainty_floor > 0

@@ -118,6 +118,7 @@ def test_an_image_of_the_study_lines_up_with_the_mesh_after_transform(moved_case
     report = tmp_path / "out_report" / "report.json"
     assert "study_to_mesh" in json.loads(report.read_text())
     assert (tmp_path / "out_data_registration.png").stat().st_size > 10_000  # masks over the mesh, before and after
+    assert "Study registration: each masked slice" in (tmp_path / "out_report" / "report.html").read_text()
     view, view_mask = tmp_path / "la_mesh.nii.gz", tmp_path / "la_mask_mesh.nii.gz"
     for image, moved in ((moved_case["image_la1"], view), (moved_case["mask_la1"], view_mask)):
         assert main(["transform", "--image", str(image), "--report", str(report), "--output", str(moved)]) == 0

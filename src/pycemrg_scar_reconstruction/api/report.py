@@ -62,6 +62,7 @@ def report(
     command: str | None = None,
     heldout: dict | None = None,
     stage_seconds: dict[str, float] | None = None,
+    data_path: Path | None = None,
 ) -> dict:
     """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model), ``calibration.png``
     (with held-out figures), ``report.json`` and ``report.html`` (all of it on one self-contained page).
@@ -69,6 +70,8 @@ def report(
     ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
     ``command`` (the command line that made the result) is recorded when given; ``stage_seconds``
     (``run``'s wall time per stage) too, with this report's own time up to ``report.json`` added.
+    The picture of an applied study registration, beside the training data (``data`` when it is a
+    path, else ``data_path``), joins the page.
     """
     from ..figures import plot_calibration, plot_mesh, plot_slices, plot_training
     from ..report_page import report_page, versions
@@ -77,7 +80,8 @@ def report(
     out = Path(output_dir)
     check_output_dir(out, "report folder")
     if not isinstance(data, TrainingData):
-        data = load_training_data(Path(data))
+        data_path = Path(data)
+        data = load_training_data(data_path)
     if config.heldout and model is None and heldout is None:
         raise InputError(HELDOUT_NEEDS_MODEL)
     mesh_obj = read_mesh(mesh)[0]
@@ -123,6 +127,12 @@ def report(
     }
     if model is not None:
         pictures["Training: group loss per epoch"] = out / "training.png"
+    if data_path is not None and data.registration is not None and json.loads(data.registration)["applied"]:
+        from .prepare import registration_picture_path
+
+        picture = registration_picture_path(data_path)
+        if picture.exists():
+            pictures["Study registration: each masked slice over the mesh's wall, before and after"] = picture
     if heldout is not None and heldout.get("calibration"):
         plot_calibration(heldout["calibration"], out / "calibration.png")
         pictures["Uncertainty calibration on the held-out pixels"] = out / "calibration.png"

@@ -107,7 +107,7 @@ def reconstruct(
     lap("predict")
     if with_report:
         mesh = prepare_config.mesh.model_copy(update={"path": paths["mesh"]})
-        report(paths["report"], data, mesh, fitted, check, command, heldout, seconds)
+        report(paths["report"], data, mesh, fitted, check, command, heldout, seconds, paths["data"])
         lap("report")
     logger.info("stage times: %s", stage_line(seconds))
     return dataclasses.replace(result, seconds=seconds)
