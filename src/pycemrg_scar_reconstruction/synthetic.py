@@ -76,20 +76,16 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     a = rng.uniform(22, 28)
     shape = LVShape(a_endo=a, b_endo=a * rng.uniform(0.85, 1.0), c_endo=rng.uniform(55, 68), wall=rng.uniform(8, 12))
 
-    infarcts = []
-    for _ in range(int(rng.integers(1, 4))):
-        infarcts.append(
-            Infarct(
-                theta=rng.uniform(0, 2 * np.pi),
-                phi=rng.uniform(0.2 * np.pi, 0.42 * np.pi),
-                radius=rng.uniform(14, 24) * config.scar_scale,
-                transmurality=rng.uniform(0.5, 1.0),
-                lobes=rng.uniform(0.0, 0.25),
-                lobe_phase=rng.uniform(0, 2 * np.pi),
-                isthmus_angle=rng.uniform(0, np.pi),
-                isthmus_width=rng.uniform(2.5, 4.5),
-            )
+    infarcts = [
+        _infarct(
+            rng,
+            theta=rng.uniform(0, 2 * np.pi),
+            phi=rng.uniform(0.2 * np.pi, 0.42 * np.pi),
+            radius=rng.uniform(14, 24) * config.scar_scale,
+            transmurality=rng.uniform(0.5, 1.0),
         )
+        for _ in range(int(rng.integers(1, 4)))
+    ]
 
     image_shape = shape  # the heart the images see; the mesh is ``shape`` (a model of it when real_like)
     if config.real_like:
@@ -214,27 +210,46 @@ def _real_like(image: LVShape, rng: np.random.Generator) -> tuple[LVShape, list[
     f = rng.uniform(0.94, 1.06, 4)
     mesh = LVShape(image.a_endo * f[0], image.b_endo * f[1], image.c_endo * f[2], image.wall * f[3])
     insertion = float(np.arccos(RV_OFFSET / 2)) * rng.choice([-1.0, 1.0])  # where the RV meets the LV
-    small = Infarct(
+    small = _infarct(
+        rng,
         theta=insertion + rng.normal(0, 0.1),
         phi=rng.uniform(0.3, 0.4) * np.pi,
         radius=rng.uniform(13.5, 16.5),
         transmurality=rng.uniform(0.5, 0.9),
-        lobes=rng.uniform(0.0, 0.2),
-        lobe_phase=rng.uniform(0, 2 * np.pi),
-        isthmus_angle=rng.uniform(0, np.pi),
-        isthmus_width=0.0,
+        lobes_max=0.2,
+        isthmus=False,
     )
-    apical = Infarct(
+    apical = _infarct(
+        rng,
         theta=rng.uniform(0, 2 * np.pi),
         phi=rng.uniform(0.1, 0.16) * np.pi,
         radius=rng.uniform(16, 22),
         transmurality=rng.uniform(0.5, 1.0),
-        lobes=rng.uniform(0.0, 0.25),
-        lobe_phase=rng.uniform(0, 2 * np.pi),
-        isthmus_angle=rng.uniform(0, np.pi),
-        isthmus_width=rng.uniform(2.5, 4.5),
     )
     return mesh, [small, apical]
+
+
+def _infarct(
+    rng: np.random.Generator,
+    theta: float,
+    phi: float,
+    radius: float,
+    transmurality: float,
+    lobes_max: float = 0.25,
+    isthmus: bool = True,
+) -> Infarct:
+    """An infarct at (theta, phi) of ``radius`` mm with a random boundary and, with ``isthmus``, a
+    surviving channel 2.5-4.5 mm wide (drawn after the caller's arguments, in this order)."""
+    return Infarct(
+        theta=theta,
+        phi=phi,
+        radius=radius,
+        transmurality=transmurality,
+        lobes=rng.uniform(0.0, lobes_max),
+        lobe_phase=rng.uniform(0, 2 * np.pi),
+        isthmus_angle=rng.uniform(0, np.pi),
+        isthmus_width=rng.uniform(2.5, 4.5) if isthmus else 0.0,
+    )
 
 
 def _moved_study(case: SyntheticCase, config: SynthConfig) -> SyntheticCase:
