@@ -10,6 +10,10 @@ case: the transform's error at the masks (mm RMS) and in angle (degrees), and th
 3D truth, unmoved and moved.
 
     .venv/bin/python benchmarks/registration.py [--seeds 0 1 2 3 4] [--nodes 20000]
+    .venv/bin/python benchmarks/registration.py --transform-only   # no training: the transform and prepare's time
+
+``--transform-only`` judges a change of the registration itself (its accuracy and its cost) in a
+few minutes: it prepares each case and prints the transform's error and prepare's seconds.
 """
 
 from __future__ import annotations
@@ -32,20 +36,27 @@ from pycemrg_scar_reconstruction.training import fit
 QUIET = RuntimeConfig(quiet=True)
 
 
-def reconstruct_dice(config: SynthConfig, folder: Path, register: str | None) -> tuple[float, dict | None, dict]:
-    """Dice against the truth of the default reconstruction; the registration; the case's facts."""
-    data, truth, _ = synthetic_data(config, folder, study_registration=register)
-    fitted = fit(data, TrainConfig(), QUIET, progress=False)
-    p = predict_nodes(fitted, data.points, 20, 0).probability
+def reconstruct_dice(
+    config: SynthConfig, folder: Path, register: str | None, train: bool = True
+) -> tuple[float, dict | None, dict, float]:
+    """Dice against the truth of the default reconstruction (NaN without ``train``); the
+    registration; the case's facts; prepare's seconds."""
+    data, truth, seconds = synthetic_data(config, folder, study_registration=register)
+    score = float("nan")
+    if train:
+        fitted = fit(data, TrainConfig(), QUIET, progress=False)
+        score = dice(predict_nodes(fitted, data.points, 20, 0).probability, truth)
     reg = json.loads(data.registration) if data.registration else None
-    return dice(p, truth), reg, json.loads((folder / "case.json").read_text())
+    return score, reg, json.loads((folder / "case.json").read_text()), seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--nodes", type=int, default=20000)
+    parser.add_argument("--transform-only", action="store_true", help="no training: the transform and prepare's time")
     args = parser.parse_args()
+    train = not args.transform_only
     rng = np.random.default_rng(2026)
     moves = {seed: (float(rng.uniform(2, 6)), float(rng.uniform(2, 8))) for seed in args.seeds}
     columns = (
@@ -57,9 +68,10 @@ def main() -> None:
         "unmoved: moved mm",
         "Dice unmoved",
         "Dice moved",
+        "prepare s unmoved / moved",
     )
     print("| " + " | ".join(columns) + " | moved - unmoved |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---" * (len(columns) + 1) + "|")
     start = time.perf_counter()
     rows = []
     for seed in args.seeds:
@@ -67,27 +79,28 @@ def main() -> None:
             for shift in (0.0, 2.0):
                 base = dict(seed=seed, n_nodes=args.nodes, intensity=intensity, shift=shift)
                 with tempfile.TemporaryDirectory() as tmp:
-                    d_unmoved, reg0, _ = reconstruct_dice(SynthConfig(**base), Path(tmp) / "a", None)
+                    d_unmoved, reg0, _, s0 = reconstruct_dice(SynthConfig(**base), Path(tmp) / "a", None, train)
                     offset, angle = moves[seed]
                     moved_config = SynthConfig(**base, study_offset=offset, study_rotation=angle)
-                    d_moved, reg, facts = reconstruct_dice(moved_config, Path(tmp) / "c", "rigid")
+                    d_moved, reg, facts, s1 = reconstruct_dice(moved_config, Path(tmp) / "c", "rigid", train)
                     mask, affine = load_image(Path(tmp) / "c" / "lge_mask.nii.gz")
                     centres = index_to_world(np.argwhere(mask > 0.5), affine)
                     mm, deg = transform_error(np.asarray(reg["study_to_mesh"]), np.asarray(facts["study_to_mesh"]), centres)
                 kind = "intensity" if intensity else "probability"
-                rows.append((mm, deg, d_moved - d_unmoved, reg0["moved_mm"]))
+                rows.append((mm, deg, d_moved - d_unmoved, reg0["moved_mm"], s0, s1))
                 print(
                     f"| {seed} | {kind} | {shift:g} | {offset:.1f} mm, {angle:.1f} deg | {mm:.2f} / {deg:.2f} | "
                     f"{reg0['moved_mm']:.2f} | {d_unmoved:.3f} | {d_moved:.3f} | "
-                    f"{d_moved - d_unmoved:+.3f} |",
+                    f"{s0:.1f} / {s1:.1f} | {d_moved - d_unmoved:+.3f} |",
                     flush=True,
                 )
-    mm, deg, diff, unmoved_mm = np.array(rows).T
+    mm, deg, diff, unmoved_mm, s0, s1 = np.array(rows).T
     print(
         f"\n{len(rows)} cases in {time.perf_counter() - start:.0f} s: "
         f"transform error {mm.max():.2f} mm / {deg.max():.2f} deg "
         f"at most (median {np.median(mm):.2f} / {np.median(deg):.2f}); moved - unmoved Dice {diff.min():+.3f} .. "
-        f"{diff.max():+.3f}; the unmoved studies measured {unmoved_mm.min():.2f}-{unmoved_mm.max():.2f} mm"
+        f"{diff.max():+.3f}; the unmoved studies measured {unmoved_mm.min():.2f}-{unmoved_mm.max():.2f} mm; "
+        f"prepare {np.median(s0):.2f} s unmoved, {np.median(s1):.2f} s moved (medians)"
     )
 
 

@@ -37,8 +37,11 @@ from .stack import StackGeometry
 
 #: Grid spacing of the mesh's occupancy field, mm.
 FIELD_SPACING_MM = 1.5
-#: Blur of the field at each stage of the search (coarse to fine), mm.
-BLUR_MM = (3.0, 1.0, 1.0)
+#: The search's stages, coarse to fine: (blur of the field mm, every how many'th pixel sampled,
+#: Powell's xtol in mm / degrees), each starting where the last one ended. Half the samples of
+#: round 3's first search (3 mm, 1 mm, 1 mm again, all pixels at 1 mm) for the same accuracy
+#: (``benchmarks/registration.py --transform-only``; docs/benchmarks.md).
+SEARCH: tuple[tuple[float, int, float], ...] = ((3.0, 3, 0.1), (1.0, 2, 0.02))
 #: Around each slice's mask, the pixels within this distance (mm) are sampled as "not myocardium".
 MARGIN_MM = 10.0
 #: Search bounds: translation (mm, per axis) and rotation (degrees, per axis of the rotation vector).
@@ -56,6 +59,26 @@ MAX_MASK_SHARE = 0.4
 
 
 @dataclass(frozen=True)
+class Occupancy:
+    """The mesh's myocardium on a regular grid of :data:`FIELD_SPACING_MM` (1 in a cell, else 0).
+
+    Attributes
+    ----------
+    values : (X, Y, Z) float32.
+    origin : (3,) mm, world position of ``values[0, 0, 0]``.
+    """
+
+    values: np.ndarray
+    origin: np.ndarray
+
+    def fraction(self, points: np.ndarray) -> np.ndarray:
+        """(P,) the field at world mm ``points`` (P, 3), linearly interpolated (0 outside the grid):
+        a wall fraction, usable where an ``inside`` test is averaged (``alignment.estimate_offsets``)."""
+        coords = ((np.asarray(points, np.float64) - self.origin) / FIELD_SPACING_MM).T
+        return map_coordinates(self.values, coords, order=1, mode="constant", cval=0.0)
+
+
+@dataclass(frozen=True)
 class Registration:
     """A study-to-mesh transform and how well the masks lie on the mesh before and after it.
 
@@ -64,12 +87,14 @@ class Registration:
     matrix : (4, 4) float64, world RAS mm of the study -> the mesh's frame.
     centre : (3,) mm, the masks' centre (the rotation is about it).
     dice_before, dice_after : soft Dice of the masks with the mesh's myocardium, without and with it.
+    field : the mesh's myocardium where the masks can reach, as the search sampled it.
     """
 
     matrix: np.ndarray
     centre: np.ndarray
     dice_before: float
     dice_after: float
+    field: Occupancy
 
     @property
     def translation_mm(self) -> np.ndarray:
@@ -103,16 +128,13 @@ def moved_geometry(geometry: StackGeometry, matrix: np.ndarray) -> StackGeometry
     return StackGeometry(matrix @ geometry.affine, geometry.shape, geometry.thickness, geometry.axis, geometry.slice_offsets)
 
 
-def occupancy(
-    inside: Callable[[np.ndarray], np.ndarray], box: tuple[np.ndarray, np.ndarray], margin_mm: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The mesh's myocardium on a grid of :data:`FIELD_SPACING_MM` over ``box`` grown by
-    ``margin_mm``: (field (X, Y, Z) float, origin (3,) mm)."""
+def occupancy(inside: Callable[[np.ndarray], np.ndarray], box: tuple[np.ndarray, np.ndarray], margin_mm: float) -> Occupancy:
+    """The mesh's myocardium on a grid of :data:`FIELD_SPACING_MM` over ``box`` grown by ``margin_mm``."""
     lo, hi = np.asarray(box[0]) - margin_mm, np.asarray(box[1]) + margin_mm
     shape = np.maximum(np.ceil((hi - lo) / FIELD_SPACING_MM).astype(int) + 1, 1)
     axes = [lo[d] + FIELD_SPACING_MM * np.arange(shape[d]) for d in range(3)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    return inside(grid).reshape(tuple(shape)).astype(np.float32), lo
+    return Occupancy(inside(grid).reshape(tuple(shape)).astype(np.float32), lo)
 
 
 def slab_points(geometry: StackGeometry, k: int, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
@@ -154,20 +176,9 @@ def mask_samples(
     return np.concatenate(points, axis=1), np.concatenate(values)
 
 
-def _wall(field: np.ndarray, origin: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(P,) the mesh's wall fraction over each pixel's slab: the field averaged over the heights."""
-    flat = points.reshape(-1, 3)
-    w = map_coordinates(field, ((flat - origin) / FIELD_SPACING_MM).T, order=1, mode="constant", cval=0.0)
-    return w.reshape(points.shape[:2]).mean(axis=0)
-
-
 def _footprint(wall: np.ndarray, level: float) -> np.ndarray:
     """The pixels the mesh would be drawn on at ``level`` of wall fraction, softly (a logistic)."""
     return 1.0 / (1.0 + np.exp(-(wall - level) / FOOTPRINT_WIDTH))
-
-
-def _dice(footprint: np.ndarray, values: np.ndarray) -> float:
-    return float(2.0 * np.dot(values, footprint) / (values.sum() + footprint.sum() + 1e-9))
 
 
 def matched_level(wall: np.ndarray, values: np.ndarray) -> float:
@@ -176,6 +187,44 @@ def matched_level(wall: np.ndarray, values: np.ndarray) -> float:
     n = int(round(values.sum()))
     order = np.sort(wall)[::-1]
     return float(np.clip(order[min(max(n - 1, 0), len(order) - 1)], 0.02, 0.98))
+
+
+class _Objective:
+    """The search's cost at one blur: minus the soft Dice of the masks with the mesh's footprint
+    at ``rigid_matrix(p, centre)``, plus the pull towards no motion.
+
+    Evaluated in the field's index units on (3, H x P) float32 arrays (the samples relative to the
+    centre are fixed; a parameter vector only changes a 3 x 3 rotation and an offset), a few times
+    cheaper than moving (H, P, 3) world points in float64 at each of the search's hundreds of calls.
+    """
+
+    def __init__(self, smooth: np.ndarray, origin: np.ndarray, points: np.ndarray, values: np.ndarray, centre: np.ndarray):
+        self.smooth = smooth.astype(np.float32)
+        self.origin, self.centre = origin, centre
+        self.heights = points.shape[0]
+        self.relative = np.ascontiguousarray((points.reshape(-1, 3) - centre).T, dtype=np.float32)  # (3, H x P)
+        self.values = values.astype(np.float32)
+        self.total = float(values.sum())
+        self.level = matched_level(self.wall(np.zeros(6)), values)
+
+    def wall(self, p: np.ndarray) -> np.ndarray:
+        """(P,) wall fraction over each pixel's slab, the samples moved by ``p``."""
+        matrix = rigid_matrix(p, self.centre)
+        rot = (matrix[:3, :3] / FIELD_SPACING_MM).astype(np.float32)
+        # x -> R x + t with x = centre + relative: index = (R relative + R centre + t - origin) / spacing
+        shift = (matrix[:3, :3] @ self.centre + matrix[:3, 3] - self.origin) / FIELD_SPACING_MM
+        coords = rot @ self.relative
+        coords += shift.astype(np.float32)[:, None]
+        w = map_coordinates(self.smooth, coords, order=1, mode="constant", cval=0.0)
+        return w.reshape(self.heights, -1).mean(axis=0)
+
+    def dice(self, p: np.ndarray) -> float:
+        """Soft Dice of the masks with the mesh's footprint, the samples moved by ``p``."""
+        footprint = _footprint(self.wall(p), self.level)
+        return 2.0 * float(np.dot(self.values, footprint)) / (self.total + float(footprint.sum()) + 1e-9)
+
+    def __call__(self, p: np.ndarray) -> float:
+        return -self.dice(p) + PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
 
 
 def estimate_study_transform(
@@ -194,35 +243,22 @@ def estimate_study_transform(
     geometries, masks, names : the stacks with a myocardium mask ((I, J, K) bool each).
     """
     points, values = mask_samples(geometries, masks, names)
+    blur_max = max(blur for blur, _, _ in SEARCH)
     centre = points[len(HEIGHTS) // 2][values > 0.5].mean(axis=0)
     # the field where the samples can reach (mesh parts far from every stack do not matter)
-    reach = MAX_MM + np.radians(MAX_DEG) * float(np.max(np.linalg.norm(points - centre, axis=-1))) + 2 * max(BLUR_MM)
+    reach = MAX_MM + np.radians(MAX_DEG) * float(np.max(np.linalg.norm(points - centre, axis=-1))) + 2 * blur_max
     near = (np.maximum(box[0], points.min(axis=(0, 1)) - reach), np.minimum(box[1], points.max(axis=(0, 1)) + reach))
-    field, origin = occupancy(inside, near, 2 * max(BLUR_MM))  # beyond the box the field is 0 anyway
-    fine = gaussian_filter(field, BLUR_MM[-1] / FIELD_SPACING_MM)
-    level = matched_level(_wall(fine, origin, points), values)
-    dice_before = _dice(_footprint(_wall(fine, origin, points), level), values)
+    mesh_field = occupancy(inside, near, 2 * blur_max)  # beyond the box the field is 0 anyway
+    field, origin = mesh_field.values, mesh_field.origin
     params = np.zeros(6)
     bounds = [(-MAX_MM, MAX_MM)] * 3 + [(-MAX_DEG, MAX_DEG)] * 3
-    for stage, blur in enumerate(BLUR_MM):
+    for blur, every, tol in SEARCH:
         smooth = gaussian_filter(field, blur / FIELD_SPACING_MM)
-        # the coarse stage needs no more than every third pixel to find the basin
-        pts, vals = (points[:, ::3], values[::3]) if stage == 0 else (points, values)
-        at = matched_level(_wall(smooth, origin, pts), vals)
-
-        def cost(
-            p: np.ndarray, smooth: np.ndarray = smooth, at: float = at, pts: np.ndarray = pts, vals: np.ndarray = vals
-        ) -> float:
-            moved = apply_affine(rigid_matrix(p, centre), pts.reshape(-1, 3)).reshape(pts.shape)
-            prior = PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
-            return -_dice(_footprint(_wall(smooth, origin, moved), at), vals) + prior
-
-        tol = 0.05 if stage == 0 else 0.01
+        cost = _Objective(smooth, origin, points[:, ::every], values[::every], centre)
         params = minimize(cost, params, method="Powell", bounds=bounds, options={"xtol": tol, "ftol": 1e-6}).x
-    matrix = rigid_matrix(params, centre)
-    moved = apply_affine(matrix, points.reshape(-1, 3)).reshape(points.shape)
-    dice_after = _dice(_footprint(_wall(fine, origin, moved), level), values)
-    return Registration(matrix, centre, dice_before, dice_after)
+    # scored at the finest blur with every pixel
+    score = _Objective(gaussian_filter(field, SEARCH[-1][0] / FIELD_SPACING_MM), origin, points, values, centre)
+    return Registration(rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), score.dice(params), mesh_field)
 
 
 def mask_centres(geometry: StackGeometry, mask: np.ndarray) -> np.ndarray:
