@@ -118,7 +118,7 @@ def test_an_image_of_the_study_lines_up_with_the_mesh_after_transform(moved_case
     report = tmp_path / "out_report" / "report.json"
     assert "study_to_mesh" in json.loads(report.read_text())
     assert (tmp_path / "out_data_registration.png").stat().st_size > 10_000  # masks over the mesh, before and after
-    assert "Study registration: each masked slice" in (tmp_path / "out_report" / "report.html").read_text()
+    assert "Study registration (applied): each masked slice" in (tmp_path / "out_report" / "report.html").read_text()
     view, view_mask = tmp_path / "la_mesh.nii.gz", tmp_path / "la_mask_mesh.nii.gz"
     for image, moved in ((moved_case["image_la1"], view), (moved_case["mask_la1"], view_mask)):
         assert main(["transform", "--image", str(image), "--report", str(report), "--output", str(moved)]) == 0
@@ -140,6 +140,36 @@ def test_an_image_of_the_study_lines_up_with_the_mesh_after_transform(moved_case
     np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
     assert not np.allclose(a.affine, b.affine)
     assert load_training_data(tmp_path / "out_data.npz").registration is not None
+
+
+def test_a_warned_registration_and_measured_offsets_are_drawn_on_the_report_page(moved_case, small_case, tmp_path):
+    """The default measures a moved study and warns: the picture the warning asks the user to
+    check is drawn and on the page, as is the breath-hold alignment's when offsets are measured."""
+    argv = ["run", "--mesh", str(moved_case["mesh"]), "--image", str(moved_case["image"]), "--mask", str(moved_case["mask"])]
+    out = tmp_path / "out.vtu"
+    assert main([*argv, "--slice-thickness", "8", "--measure-offsets", "--output", str(out), "--max-epochs", "3", "-q"]) == 0
+    registration = json.loads((tmp_path / "out_report" / "report.json").read_text())["registration"]
+    assert registration["warned"] and not registration["applied"]
+    page = (tmp_path / "out_report" / "report.html").read_text()
+    assert "Study registration (measured, not applied)" in page and "Breath-hold alignment" in page
+    assert (tmp_path / "out_data_registration.png").stat().st_size > 10_000
+    assert (tmp_path / "out_data_alignment.png").stat().st_size > 10_000
+    # a registered study is neither warned about nor drawn
+    again = tmp_path / "again"
+    again.mkdir()
+    small = [
+        "run",
+        "--mesh",
+        str(small_case["mesh"]),
+        "--image",
+        str(small_case["image"]),
+        "--mask",
+        str(small_case["mask"]),
+    ]
+    assert main([*small, "--slice-thickness", "8", "--output", str(again / "o.vtu"), "--max-epochs", "3", "-q"]) == 0
+    assert not json.loads((again / "o_report" / "report.json").read_text())["registration"]["warned"]
+    assert not (again / "o_data_registration.png").exists()
+    assert "each masked slice over" not in (again / "o_report" / "report.html").read_text()
 
 
 def test_registration_warning_names_the_cli_flag() -> None:

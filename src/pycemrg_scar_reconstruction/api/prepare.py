@@ -133,9 +133,11 @@ def register(run: PrepareRun) -> None:
     # applied only when asked: applied by default above a threshold, it cost up to 0.045 Dice on
     # registered synthetic cases with breath-hold shifts (docs/decisions.md)
     applied = mode == "rigid"
+    warned = not applied and moved > config.register_min_mm
     run.registration = {
         "mode": mode or "default",
         "applied": bool(applied),
+        "warned": bool(warned),
         "study_to_mesh": found.matrix.tolist(),
         "translation_mm": found.translation_mm.tolist(),
         "rotation_deg": found.rotation_deg,
@@ -145,11 +147,11 @@ def register(run: PrepareRun) -> None:
     }
     if applied:
         run.geometries = [moved_geometry(g, found.matrix) for g in run.geometries]
-    elif moved > config.register_min_mm:
+    elif warned:
         logger.warning(
             "%s: the study sits %.1f mm (RMS) off the mesh, or the mesh's shape differs from the imaged heart's; "
-            "`study_registration` rigid moves the study onto the mesh (check it: on a mesh of another shape it can "
-            "make the result worse)",
+            "`study_registration` rigid moves the study onto the mesh (check it first, on the registration picture "
+            "beside the training data: on a mesh of another shape it can make the result worse)",
             ", ".join(str(sc.path) for sc in config.stacks),
             moved,
         )
@@ -317,8 +319,10 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
     Parameters
     ----------
     config : the mesh and stacks.
-    output : where to write the training data (``.npz``); nothing is written when None. With
-        ``align_slices`` the alignment picture goes beside it (:func:`alignment_picture_path`).
+    output : where to write the training data (``.npz``); nothing is written when None. When
+        offsets are measured (``align_slices``, ``measure_offsets``) the alignment picture goes
+        beside it (:func:`alignment_picture_path`), and when the study registration is applied or
+        warned about, the registration picture (:func:`registration_picture_path`).
 
     Raises
     ------
@@ -330,21 +334,21 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
         pictures.append(("registration picture", registration_picture_path(Path(output))))
         refuse_overwrite([("training data", Path(output)), *pictures], prepare_inputs(config))
         check_data_output(Path(output))
-        if config.align_slices:
+        if config.align_slices or config.measure_offsets:
             check_output(alignment_picture_path(Path(output)), "alignment picture")
-        if config.study_registration == "rigid":
+        if config.study_registration != "off":  # drawn when applied or warned about
             check_output(registration_picture_path(Path(output)), "registration picture")
     run = run_stages(config)
     assert run.data is not None
     if output is not None:
         save_training_data(run.data, Path(output))
-        if run.alignments and config.align_slices:
+        if run.alignments:
             from ..figures import plot_alignment
 
             stacks_by_name = {st.name: st for st in run.stacks}
             found = {n: (stacks_by_name[n], a) for n, a in run.alignments.items()}
             plot_alignment(found, alignment_picture_path(Path(output)))
-        if run.registration is not None and run.registration["applied"]:
+        if run.registration is not None and (run.registration["applied"] or run.registration["warned"]):
             from ..figures import plot_registration
             from ..metrics import registration_line
 

@@ -70,8 +70,9 @@ def report(
     ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
     ``command`` (the command line that made the result) is recorded when given; ``stage_seconds``
     (``run``'s wall time per stage) too, with this report's own time up to ``report.json`` added.
-    The picture of an applied study registration, beside the training data (``data`` when it is a
-    path, else ``data_path``), joins the page.
+    Prepare's pictures beside the training data (``data`` when it is a path, else ``data_path``)
+    join the page: the study registration's when it was applied or warned about, the breath-hold
+    alignment's when offsets were measured.
     """
     from ..figures import plot_calibration, plot_mesh, plot_slices, plot_training
     from ..report_page import report_page, versions
@@ -127,12 +128,17 @@ def report(
     }
     if model is not None:
         pictures["Training: group loss per epoch"] = out / "training.png"
-    if data_path is not None and data.registration is not None and json.loads(data.registration)["applied"]:
-        from .prepare import registration_picture_path
+    if data_path is not None:  # prepare's pictures of this training data, when it drew them
+        from .prepare import alignment_picture_path, registration_picture_path
 
+        registration = json.loads(data.registration) if data.registration is not None else {}
         picture = registration_picture_path(data_path)
-        if picture.exists():
-            pictures["Study registration: each masked slice over the mesh's wall, before and after"] = picture
+        if (registration.get("applied") or registration.get("warned")) and picture.exists():
+            verb = "applied" if registration.get("applied") else "measured, not applied"
+            pictures[f"Study registration ({verb}): each masked slice over the mesh's wall, before and after"] = picture
+        picture = alignment_picture_path(data_path)
+        if data.measured_offsets is not None and picture.exists():
+            pictures["Breath-hold alignment: each slice's mask over the mesh, before and after"] = picture
     if heldout is not None and heldout.get("calibration"):
         plot_calibration(heldout["calibration"], out / "calibration.png")
         pictures["Uncertainty calibration on the held-out pixels"] = out / "calibration.png"
