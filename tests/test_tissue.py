@@ -81,3 +81,32 @@ def test_a_blood_pool_mask_sets_the_blood_level():
         values.reshape(shape), wall.reshape(shape), blood.reshape(shape), 2, blood_pool=pool.reshape(shape)
     )
     assert levels.blood == pytest.approx(values[:5].mean())
+
+
+def test_the_mesh_inside_test_is_pyvistas_point_in_cell(small_case):
+    """The probe-filter inside test answers as ``find_containing_cell`` does, point for point: at
+    random points, at the nodes and cell centres, in the mesh's frame and units given in metres."""
+    import pyvista as pv
+
+    from pycemrg_scar_reconstruction.config import MeshConfig
+    from pycemrg_scar_reconstruction.io.meshes import myocardium_test
+
+    mesh = pv.read(str(small_case["mesh"]))
+    lo, hi = np.array(mesh.bounds[::2]), np.array(mesh.bounds[1::2])
+    points = np.concatenate(
+        [
+            np.random.default_rng(0).uniform(lo - 3, hi + 3, size=(20000, 3)),
+            np.asarray(mesh.points),
+            np.asarray(mesh.cell_centers().points),
+        ]
+    )
+    expected = mesh.find_containing_cell(points) >= 0
+    assert 0.05 < expected.mean() < 0.95  # both answers are tested
+    inside = myocardium_test(mesh, MeshConfig(path=small_case["mesh"]))
+    np.testing.assert_array_equal(inside(points), expected)
+    assert inside(np.zeros((0, 3))).shape == (0,)
+    # a mesh in metres: world mm are taken to its units first
+    metres = mesh.copy()
+    metres.points = np.asarray(mesh.points) / 1000.0
+    in_metres = myocardium_test(metres, MeshConfig(path=small_case["mesh"], units="m"))
+    np.testing.assert_array_equal(in_metres(points), expected)
