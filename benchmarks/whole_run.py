@@ -52,6 +52,7 @@ SETTINGS = {
     "default": {},
     "patience-15": {"patience": 15},
     "min-delta-5e-3": {"min_delta": 5e-3},
+    "onecycle-150": {"schedule": "onecycle", "cycle_epochs": 150},
 }
 
 
@@ -72,7 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--nodes", type=int, default=75_000)
-    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="*", default=["default", "onecycle-150"], choices=list(SETTINGS))
     parser.add_argument("--kinds", nargs="*", default=list(ISSUE_KINDS), choices=list(KINDS))
     args = parser.parse_args()
     print(f"threads {torch.get_num_threads()}")

@@ -306,6 +306,30 @@ def test_cyclic_schedule_is_a_triangle_stepped_per_batch(data):
     np.testing.assert_allclose([h["lr"] for h in f.history], [5.5e-3, 1e-2, 5.5e-3, 1e-3, 5.5e-3])
 
 
+def test_onecycle_schedule_warms_up_anneals_stops_at_its_end_and_is_seeded(data):
+    """One cycle of 12 epochs: the rate rises to lr_max over the first quarter and falls to near
+    zero; training stops at the cycle's end (patience does not cut it), keeps the best epoch, fits
+    the groups, and the same seed gives the same model."""
+    cfg = TrainConfig.from_preset(
+        **{**FAST, "schedule": "onecycle", "cycle_epochs": 12, "patience": 1, "lr_max": 1e-2, "max_epochs": 500}
+    )
+    f = fit(data, cfg, QUIET)
+    rates = [h["lr"] for h in f.history]
+    assert len(f.history) == 12 and f.stop_reason == "schedule end"
+    peak = int(np.argmax(rates))
+    assert 1 <= peak <= 3 and rates[peak] == pytest.approx(1e-2, rel=0.05)
+    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :])) and rates[-1] < 1e-3
+    losses = [h["loss"] for h in f.history]
+    assert losses[f.best_epoch - 1] == min(losses) and min(losses) < 0.5 * losses[0]
+    again = fit(data, cfg, QUIET)
+    assert all(torch.equal(a, b) for a, b in zip(f.net.state_dict().values(), again.net.state_dict().values()))
+    # max_epochs still bounds it
+    short = fit(
+        data, TrainConfig.from_preset(**{**FAST, "schedule": "onecycle", "cycle_epochs": 12, "max_epochs": 5}), QUIET
+    )
+    assert len(short.history) == 5 and short.stop_reason == "max_epochs"
+
+
 @pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one(data):
     cfg = TrainConfig.from_preset(**{**FAST, "max_epochs": 2})

@@ -37,7 +37,7 @@ PRE_ENCODE_BYTES = 1 << 30
 
 
 def _schedulers(opt: torch.optim.Optimizer, config: TrainConfig):
-    """(per-step scheduler or None, per-epoch plateau scheduler or None)."""
+    """(per-step scheduler or None, per-epoch plateau scheduler or None, per-epoch cycle or None)."""
     if config.schedule == "cyclic":
         step = torch.optim.lr_scheduler.CyclicLR(
             opt,
@@ -47,13 +47,18 @@ def _schedulers(opt: torch.optim.Optimizer, config: TrainConfig):
             mode="triangular",
             cycle_momentum=False,
         )
-        return step, None
+        return step, None, None
     if config.schedule == "plateau":
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, factor=0.5, patience=max(config.patience // 3, 1), threshold=config.min_delta
         )
-        return None, plateau
-    return None, None
+        return None, plateau, None
+    if config.schedule == "onecycle":  # stepped per epoch: its length is known in epochs, not steps
+        cycle = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=config.lr_max, total_steps=config.cycle_epochs + 1, pct_start=0.25, cycle_momentum=False
+        )
+        return None, None, cycle
+    return None, None, None
 
 
 def fit(
@@ -122,8 +127,11 @@ def fit(
 
     # Fast start: the first epochs take twice the steps at twice the learning rate (the coarse shape
     # is learnt in fewer seconds); then the configured batch size and rate.
-    opt = torch.optim.Adam(net.parameters(), lr=2 * config.lr if config.fast_start_epochs else config.lr)
-    step_sched, plateau = _schedulers(opt, config)
+    cycling = config.schedule == "onecycle"  # its warm-up replaces the fast start; it ends training
+    fast_epochs = 0 if cycling else config.fast_start_epochs
+    opt = torch.optim.Adam(net.parameters(), lr=2 * config.lr if fast_epochs else config.lr)
+    step_sched, plateau, cycle = _schedulers(opt, config)
+    last_epoch = min(config.max_epochs, config.cycle_epochs) if cycling else config.max_epochs
     amp_dtype = autocast_dtype(runtime.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
     n_groups = data.n_groups
@@ -138,7 +146,7 @@ def fit(
     # disable=None: no bar when stderr is not a terminal (logs, CI)
     # the bar's total is the epoch at which training stops if the loss does not improve again
     bar = tqdm(
-        total=min(config.max_epochs, config.patience),
+        total=last_epoch if cycling else min(config.max_epochs, config.patience),
         unit="epoch",
         disable=True if not show else None,
         leave=False,
@@ -154,9 +162,9 @@ def fit(
     last_field: torch.Tensor | None = None
     stable = 0
     try:  # Ctrl-C / SIGTERM: stop here and keep the best epoch (the caller saves it)
-        for epoch in range(1, config.max_epochs + 1):
-            fast = epoch <= config.fast_start_epochs
-            if config.fast_start_epochs and epoch == config.fast_start_epochs + 1:
+        for epoch in range(1, last_epoch + 1):
+            fast = epoch <= fast_epochs
+            if fast_epochs and epoch == fast_epochs + 1:
                 for group in opt.param_groups:
                     group["lr"] = config.lr
             plan = plan_epoch(count, offset, max(config.batch_size // 2, 1) if fast else config.batch_size, gen, sample)
@@ -181,6 +189,8 @@ def fit(
             epoch_loss = float(loss_sum) / n_groups  # one host synchronisation per epoch
             if plateau is not None:
                 plateau.step(epoch_loss)
+            if cycle is not None:
+                cycle.step()
             elapsed = time.perf_counter() - t_start
             history.append({"epoch": epoch, "loss": epoch_loss, "lr": opt.param_groups[0]["lr"], "seconds": elapsed})
             if epoch_loss < best_loss * (1 - config.min_delta):
@@ -188,14 +198,15 @@ def fit(
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 bad += 1
-            bar.total = min(config.max_epochs, best_epoch + config.patience)
+            bar.total = last_epoch if cycling else min(config.max_epochs, best_epoch + config.patience)
             bar.update(1)
             bar.set_postfix(loss=f"{epoch_loss:.5f}", best=f"{best_loss:.5f}", refresh=False)
             if show:
                 ticker.tick(
-                    "epoch %d (stops by epoch %d unless the loss improves): loss %.5f, best %.5f at epoch %d, %.0f s",
+                    "epoch %d (stops by epoch %d%s): loss %.5f, best %.5f at epoch %d, %.0f s",
                     epoch,
                     bar.total,
+                    "" if cycling else " unless the loss improves",
                     epoch_loss,
                     best_loss,
                     best_epoch,
@@ -207,8 +218,11 @@ def fit(
             if callback is not None and callback(epoch, net):
                 stop_reason = "callback"
                 break
-            if bad >= config.patience:
+            if bad >= config.patience and not cycling:
                 stop_reason = "patience"
+                break
+            if cycling and epoch == config.cycle_epochs:
+                stop_reason = "schedule end"
                 break
             if config.stop_on_field and epoch % config.field_every == 0:
                 with torch.no_grad():

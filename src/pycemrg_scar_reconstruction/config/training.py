@@ -54,7 +54,13 @@ class TrainConfig(_Config):
     )
     lr: PositiveFloat = Field(3e-3, description="learning rate (lower bound of the cyclic schedule)")
     lr_max: PositiveFloat = Field(1e-2, description="upper learning rate of the cyclic schedule")
-    schedule: Literal["constant", "cyclic", "plateau"] = Field("plateau", description="learning-rate schedule")
+    schedule: Literal["constant", "cyclic", "plateau", "onecycle"] = Field(
+        "plateau",
+        description="learning-rate schedule: constant; cyclic (triangular between lr and lr_max, per step); plateau "
+        "(halved after patience/3 epochs without improvement); onecycle (one cycle of cycle_epochs epochs: up to lr_max "
+        "over the first quarter, down along a cosine; training ends with it, patience does not apply)",
+    )
+    cycle_epochs: PositiveInt = Field(150, description="length of the onecycle schedule in epochs")
     step_size: PositiveInt = Field(2000, description="half-cycle in steps of the cyclic schedule")
     init_output_bias: bool = Field(True, description="start the output at the mean target instead of 0.5")
     patience: PositiveInt = Field(30, description="epochs without improvement before stopping")
