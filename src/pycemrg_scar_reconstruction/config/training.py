@@ -53,7 +53,7 @@ class TrainConfig(_Config):
         8, ge=0, description="the first epochs use half the batch size at twice the learning rate"
     )
     lr: PositiveFloat = Field(3e-3, description="learning rate (lower bound of the cyclic schedule)")
-    lr_max: PositiveFloat = Field(1e-2, description="upper learning rate of the cyclic schedule")
+    lr_max: PositiveFloat = Field(1e-2, description="upper learning rate of the cyclic and onecycle schedules")
     schedule: Literal["constant", "cyclic", "plateau", "onecycle"] = Field(
         "plateau",
         description="learning-rate schedule: constant; cyclic (triangular between lr and lr_max, per step); plateau "
