@@ -129,7 +129,7 @@ def test_measured_offsets_are_kept_but_not_applied(tmp_path, caplog):
     assert measured.stacks[0].slice_offsets is None
     assert aligned.misregistration_mm() == 0.0
     assert measured.misregistration_mm() > 1.5 and "`align_slices` corrects it" in caplog.text
-    assert not (tmp_path / "m_alignment.png").exists()
+    assert (tmp_path / "m_alignment.png").stat().st_size > 10_000  # measured offsets are drawn too, to be checked
     reread = load_training_data(tmp_path / "m.npz")
     np.testing.assert_array_equal(reread.measured_offsets, measured.measured_offsets)
 
