@@ -199,7 +199,7 @@ class _Objective:
     """
 
     def __init__(self, smooth: np.ndarray, origin: np.ndarray, points: np.ndarray, values: np.ndarray, centre: np.ndarray):
-        self.smooth = smooth.astype(np.float32)
+        self.smooth = np.asarray(smooth, dtype=np.float32)
         self.origin, self.centre = origin, centre
         self.heights = points.shape[0]
         self.relative = np.ascontiguousarray((points.reshape(-1, 3) - centre).T, dtype=np.float32)  # (3, H x P)
@@ -256,8 +256,8 @@ def estimate_study_transform(
         smooth = gaussian_filter(field, blur / FIELD_SPACING_MM)
         cost = _Objective(smooth, origin, points[:, ::every], values[::every], centre)
         params = minimize(cost, params, method="Powell", bounds=bounds, options={"xtol": tol, "ftol": 1e-6}).x
-    # scored at the finest blur with every pixel
-    score = _Objective(gaussian_filter(field, SEARCH[-1][0] / FIELD_SPACING_MM), origin, points, values, centre)
+    # scored at the last stage's blur (``smooth``) with every pixel
+    score = _Objective(smooth, origin, points, values, centre)
     return Registration(rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), score.dice(params), mesh_field)
 
 

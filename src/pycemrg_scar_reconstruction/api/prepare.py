@@ -303,6 +303,12 @@ def run_stages(config: PrepareConfig, until: str = "memberships") -> PrepareRun:
     return run
 
 
+def registration_drawn(registration: dict[str, Any] | None) -> bool:
+    """Whether ``prepare`` draws the registration picture: when the registration was applied, or
+    measured and warned about (the warning asks the user to check it)."""
+    return registration is not None and bool(registration.get("applied") or registration.get("warned"))
+
+
 def registration_picture_path(output: Path) -> Path:
     """Where ``prepare`` puts the picture of an applied study registration: ``<stem>_registration.png``."""
     return Path(output).with_name(f"{stem(Path(output))}_registration.png")
@@ -348,7 +354,7 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
             stacks_by_name = {st.name: st for st in run.stacks}
             found = {n: (stacks_by_name[n], a) for n, a in run.alignments.items()}
             plot_alignment(found, alignment_picture_path(Path(output)))
-        if run.registration is not None and (run.registration["applied"] or run.registration["warned"]):
+        if run.registration is not None and registration_drawn(run.registration):
             from ..figures import plot_registration
             from ..metrics import registration_line
 

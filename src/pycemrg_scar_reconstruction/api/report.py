@@ -129,12 +129,12 @@ def report(
     if model is not None:
         pictures["Training: group loss per epoch"] = out / "training.png"
     if data_path is not None:  # prepare's pictures of this training data, when it drew them
-        from .prepare import alignment_picture_path, registration_picture_path
+        from .prepare import alignment_picture_path, registration_drawn, registration_picture_path
 
-        registration = json.loads(data.registration) if data.registration is not None else {}
+        registration = json.loads(data.registration) if data.registration is not None else None
         picture = registration_picture_path(data_path)
-        if (registration.get("applied") or registration.get("warned")) and picture.exists():
-            verb = "applied" if registration.get("applied") else "measured, not applied"
+        if registration is not None and registration_drawn(registration) and picture.exists():
+            verb = "applied" if registration["applied"] else "measured, not applied"
             pictures[f"Study registration ({verb}): each masked slice over the mesh's wall, before and after"] = picture
         picture = alignment_picture_path(data_path)
         if data.measured_offsets is not None and picture.exists():
