@@ -12,25 +12,37 @@ from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, 
 from pycemrg_scar_reconstruction.data import TrainingData
 
 
+def case_config(
+    config: SynthConfig,
+    case: dict[str, Path],
+    measure_offsets: bool = False,
+    study_registration: str | None = None,
+    long_axis: bool = True,
+) -> PrepareConfig:
+    """How a user prepares a written case: its short-axis stack with its mask (and, with
+    ``long_axis``, each long-axis view the case has, with its mask). The target kind follows
+    ``config.intensity`` and the region (``is_LV``) ``config.biventricular``; the slice thickness is
+    the case's; ``measure_offsets`` and ``study_registration`` as in ``PrepareConfig``."""
+    target = "intensity" if config.intensity else "probability"
+    keys = [""] + ([f"_la{v + 1}" for v in range(config.long_axis_views)] if long_axis else [])
+    stacks = [
+        StackConfig(path=case[f"image{k}"], mask=case[f"mask{k}"], slice_thickness=config.slice_thickness, target=target)
+        for k in keys
+    ]
+    region = {"region_array": "is_LV"} if config.biventricular else {}
+    mesh = MeshConfig(path=case["mesh"], **region)
+    return PrepareConfig(mesh=mesh, stacks=stacks, measure_offsets=measure_offsets, study_registration=study_registration)
+
+
 def synthetic_data(
     config: SynthConfig, folder: Path, measure_offsets: bool = False, study_registration: str | None = None
 ) -> tuple[TrainingData, np.ndarray, float]:
-    """Write the case to ``folder`` and prepare its short-axis stack with its mask.
-
-    The target kind follows ``config.intensity`` and the region (``is_LV``) ``config.biventricular``;
-    the slice thickness is the case's; ``measure_offsets`` and ``study_registration`` as in
-    ``PrepareConfig``. Returns
+    """Write the case to ``folder`` and prepare it (:func:`case_config`). Returns
     (training data, (N,) 3D truth, seconds of prepare).
     """
     case = synth(config, folder)
-    target = "intensity" if config.intensity else "probability"
-    stack = StackConfig(path=case["image"], mask=case["mask"], slice_thickness=config.slice_thickness, target=target)
-    region = {"region_array": "is_LV"} if config.biventricular else {}
     start = time.perf_counter()
-    mesh = MeshConfig(path=case["mesh"], **region)
-    config_ = PrepareConfig(
-        mesh=mesh, stacks=[stack], measure_offsets=measure_offsets, study_registration=study_registration
-    )
+    config_ = case_config(config, case, measure_offsets, study_registration)
     data = prepare(config_)
     seconds = time.perf_counter() - start
     return data, np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64), seconds

@@ -156,6 +156,27 @@ def test_intensity_mixture_is_close_to_the_probabilities(bv_case, tmp_path):
     assert len(both) > 200 and np.mean(np.abs(a - b)) < 0.08
 
 
+def test_intensity_long_axis_views_with_mixture(tmp_path):
+    # the default conversion on a study with two long-axis views: the views' blood pool comes from
+    # the short-axis planes (the ventricle is open at the base in a long-axis view), and a view that
+    # cuts no scar is not read as scar; before, the first view was refused ("blood 0")
+    case = synth(SynthConfig(seed=0, intensity=True, long_axis_views=2, **SMALL), tmp_path / "case")
+    stacks = []
+    for key in ("", "_la1", "_la2"):
+        stacks += ["--image", str(case[f"image{key}"]), "--mask", str(case[f"mask{key}"])]
+    out = tmp_path / "d.npz"
+    assert main(["prepare", "--mesh", str(case["mesh"]), *stacks, "--target", "intensity", "--output", str(out)]) == 0
+    data = load_training_data(out)
+    truth = json.loads(case["facts"].read_text())["tissue_levels"]
+    for s, key in enumerate(("", "_la1", "_la2")):
+        mapping = json.loads(str(data.stack_mapping[s]))
+        assert mapping["blood_level"] == pytest.approx(truth["blood"], rel=0.1), key
+        prob = np.asarray(nib.load(case[f"probability{key}"]).dataobj)
+        own = data.group_stack == s
+        expected = prob[tuple(data.group_keys[own][:, 1:].T)]  # the same pixels' true scar fraction
+        assert np.mean(np.abs(data.group_target[own] - expected)) < 0.1, key
+
+
 def test_label_lists_names_and_myocardium_from_the_label_image(tmp_path):
     labels = np.array([0, 1, 2, 3, 1, 9], dtype=float).reshape(1, 1, 6)
     out, mapping = to_target(labels, TargetConfig(kind="label", scar_label="2,3"))

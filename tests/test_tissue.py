@@ -11,6 +11,7 @@ from pycemrg_scar_reconstruction.tissue import (
     estimate_levels,
     lge_signal,
     scar_fraction,
+    short_axis_cavity,
     tissue_fractions,
 )
 
@@ -54,6 +55,43 @@ def test_fractions_of_a_ring_and_its_hole_by_hand():
     assert blood.sum() == pytest.approx(np.pi * 25, rel=0.03)
 
 
+def test_a_long_axis_view_finds_the_blood_pool_in_the_short_axis_planes():
+    # myocardium: a tube 5 <= r <= 10 mm about the z axis, open at both ends, 0 <= z <= 40 mm; a
+    # long-axis view: the plane y = 0 (1 mm pixels, x and z in plane), one 2 mm slice
+    def inside(p: np.ndarray) -> np.ndarray:
+        r = np.hypot(p[:, 0], p[:, 1])
+        return (r >= 5) & (r <= 10) & (p[:, 2] >= 0) & (p[:, 2] <= 40)
+
+    affine = np.array([[1.0, 0, 0, -15], [0, 0, 2.0, 0], [0, 1.0, 0, -5], [0, 0, 0, 1]])  # i -> x, j -> z, k -> y
+    g = StackGeometry(affine, (31, 51, 1), 2.0, axis=2)
+    box = (np.array([-10.0, -10, 0]), np.array([10.0, 10, 40]))
+    wall, blood = tissue_fractions(inside, g, box, sub=4, levels=2)
+    assert wall[15 + 7, 25, 0] == 1 and not blood.any()  # within its own plane the tube encloses nothing
+    cavity = short_axis_cavity(inside, box, np.array([0.0, 0.0, 1.0]))
+    wall2, blood2 = tissue_fractions(inside, g, box, sub=4, levels=2, cavity=cavity)
+    np.testing.assert_array_equal(wall2, wall)
+    assert blood2[15, 25, 0] == 1 and blood2[15 + 3, 25, 0] == 1  # x 0 and 3 mm, z 20 mm: in the lumen
+    assert blood2[15 + 7, 25, 0] == 0 and blood2[15, 48, 0] == 0  # in the wall; z 43 mm: beyond the tube
+    # the lumen's area in the view: 10 mm wide, 40 mm long (to the 1 mm grid's accuracy at its edges)
+    assert blood2.sum() == pytest.approx(10 * 40, rel=0.08)
+
+
+def test_myocardium_without_scar_takes_scar_at_the_blood_level():
+    # a view with no scar: the pure myocardium is one noisy class, which a two-class split would
+    # cut in two (its upper half read as scar)
+    rng = np.random.default_rng(2)
+    n = 3000
+    kind = rng.choice(3, size=n, p=[0.5, 0.35, 0.15])
+    wall, blood = (kind == 0).astype(float), (kind == 1).astype(float)
+    values = lge_signal(wall, np.zeros(n), blood, LEVELS) + rng.normal(0, 12, n)
+    shape = (-1, 1, 1)
+    levels, info = estimate_levels(values.reshape(shape), wall.reshape(shape), blood.reshape(shape), axis=2)
+    assert info["class_separation"] < 2
+    assert levels.scar == levels.blood and levels.healthy == pytest.approx(100, abs=4)
+    fraction = scar_fraction(values[kind == 0], wall[kind == 0], blood[kind == 0], levels, min_wall=0.3)
+    assert np.mean(fraction >= 0.5) < 0.01
+
+
 def test_levels_are_recovered_from_pure_pixels():
     rng = np.random.default_rng(0)
     n = 4000
@@ -66,6 +104,7 @@ def test_levels_are_recovered_from_pure_pixels():
     assert levels.healthy == pytest.approx(100, abs=3) and levels.scar == pytest.approx(350, abs=5)
     assert levels.blood == pytest.approx(260, abs=3) and levels.outside == pytest.approx(50, abs=5)
     assert info["enhanced_class_weight"] == pytest.approx(0.2, abs=0.03)
+    assert info["class_separation"] > 2
 
 
 def test_a_blood_pool_mask_sets_the_blood_level():

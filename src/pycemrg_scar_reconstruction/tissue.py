@@ -64,26 +64,77 @@ def scar_fraction(
     return out
 
 
+#: Grid spacing (mm) of the short-axis cavity of :func:`short_axis_cavity`.
+CAVITY_SPACING_MM = 1.0
+
+
+def short_axis_cavity(
+    inside: Callable[[np.ndarray], np.ndarray], box: tuple[np.ndarray, np.ndarray], normal: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The blood-pool test for views that cut across the short axis (long-axis views).
+
+    In a long-axis view the ventricle is open at the base (the mesh ends there), so nothing is
+    enclosed by the myocardium within the view's own plane. The cavity is instead found in the
+    short-axis planes (perpendicular to ``normal``, the short-axis stack's normal): the mesh's
+    myocardium is sampled on a grid of :data:`CAVITY_SPACING_MM` aligned with those planes over the
+    mesh's bounding ``box``, the holes of each plane are filled, and a point is blood where its
+    nearest grid point is cavity.
+
+    Parameters
+    ----------
+    inside : (P, 3) world mm -> (P,) bool, a point in a mesh cell.
+    box : (lo, hi) world mm, the mesh's bounding box.
+    normal : (3,) the short-axis slice normal.
+
+    Returns
+    -------
+    (P, 3) world mm -> (P,) bool.
+    """
+    w = np.asarray(normal, np.float64) / np.linalg.norm(normal)
+    u = np.cross(w, [1.0, 0.0, 0.0] if abs(w[0]) < 0.9 else [0.0, 1.0, 0.0])
+    frame = np.column_stack([u / np.linalg.norm(u), np.cross(w, u / np.linalg.norm(u)), w])  # orthonormal columns
+    corners = np.array(np.meshgrid(*zip(box[0], box[1]), indexing="ij")).reshape(3, -1).T @ frame
+    lo = corners.min(axis=0) - CAVITY_SPACING_MM
+    shape = np.ceil((corners.max(axis=0) + CAVITY_SPACING_MM - lo) / CAVITY_SPACING_MM).astype(int) + 1
+    axes = [lo[d] + CAVITY_SPACING_MM * np.arange(shape[d]) for d in range(3)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3) @ frame.T
+    myo = np.asarray(inside(grid), bool).reshape(tuple(shape))
+    # the structure has no link along the normal: every short-axis plane is filled on its own
+    cavity = ndimage.binary_fill_holes(myo, structure=inplane_structure(2)) & ~myo
+
+    def test(points: np.ndarray) -> np.ndarray:
+        idx = np.rint((np.asarray(points, np.float64) @ frame - lo) / CAVITY_SPACING_MM).astype(np.int64)
+        ok = np.all((idx >= 0) & (idx < shape), axis=1)
+        out = np.zeros(len(idx), bool)
+        out[ok] = cavity[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
+        return out
+
+    return test
+
+
 def tissue_fractions(
     inside: Callable[[np.ndarray], np.ndarray],
     geometry: StackGeometry,
     box: tuple[np.ndarray, np.ndarray],
     sub: int = 4,
     levels: int = 5,
+    cavity: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Myocardium and blood-pool fractions of every pixel's prism, from the mesh.
 
     Each prism is sampled on a ``sub`` x ``sub`` in-plane grid at ``levels`` heights across the
     slice thickness. A sample is myocardium where ``inside`` says so (a point in a mesh cell); it
     is blood where it lies in a hole of the myocardium within its plane (the cavities that the
-    myocardium encloses: LV and, with a biventricular mesh, RV). Only pixels near the mesh's
-    bounding ``box`` (world mm) are sampled; the others are 0.
+    myocardium encloses: LV and, with a biventricular mesh, RV), or, when ``cavity`` is given
+    (long-axis views: :func:`short_axis_cavity`), where ``cavity`` says so. Only pixels near the
+    mesh's bounding ``box`` (world mm) are sampled; the others are 0.
 
     Parameters
     ----------
     inside : (P, 3) world mm -> (P,) bool.
     geometry : the stack.
     box : (lo, hi) world corners of the mesh.
+    cavity : (P, 3) world mm -> (P,) bool, the blood pool; None: holes within each slice plane.
 
     Returns
     -------
@@ -113,16 +164,20 @@ def tissue_fractions(
         myo = np.asarray(inside(pts), bool).reshape(len(ia), len(ib), levels)
         if not myo.any():
             continue
-        cavity = np.stack([ndimage.binary_fill_holes(myo[:, :, h]) & ~myo[:, :, h] for h in range(levels)], axis=2)
+        if cavity is None:
+            pool = np.stack([ndimage.binary_fill_holes(myo[:, :, h]) & ~myo[:, :, h] for h in range(levels)], axis=2)
+        else:
+            pool = cavity(pts).reshape(myo.shape) & ~myo
         sl: list[slice | int] = [slice(None)] * 3
         sl[a], sl[b], sl[geometry.axis] = slice(lo[a], hi[a] + 1), slice(lo[b], hi[b] + 1), k
         wall[tuple(sl)] = myo.reshape(n_a, sub, n_b, sub, levels).mean(axis=(1, 3, 4))
-        blood[tuple(sl)] = cavity.reshape(n_a, sub, n_b, sub, levels).mean(axis=(1, 3, 4))
+        blood[tuple(sl)] = pool.reshape(n_a, sub, n_b, sub, levels).mean(axis=(1, 3, 4))
     return wall, blood
 
 
-def _two_gaussians(x: np.ndarray, iterations: int = 100) -> tuple[float, float, float]:
-    """(low mean, high mean, high weight) of a two-component 1D Gaussian mixture (EM, shared variance)."""
+def _two_gaussians(x: np.ndarray, iterations: int = 100) -> tuple[float, float, float, float]:
+    """(low mean, high mean, high weight, shared standard deviation) of a two-component 1D Gaussian
+    mixture (EM, shared variance)."""
     lo, hi = np.percentile(x, [30, 99])
     w, var = 0.1, max(float(np.var(x)) / 4, 1e-12)
     for _ in range(iterations):
@@ -132,11 +187,16 @@ def _two_gaussians(x: np.ndarray, iterations: int = 100) -> tuple[float, float, 
         w = float(np.clip(r.mean(), 1e-6, 1 - 1e-6))
         lo, hi = float(np.sum((1 - r) * x) / np.sum(1 - r)), float(np.sum(r * x) / max(np.sum(r), 1e-12))
         var = max(float(np.sum((1 - r) * (x - lo) ** 2 + r * (x - hi) ** 2) / len(x)), 1e-12)
-    return lo, hi, w
+    return lo, hi, w, float(np.sqrt(var))
 
 
 #: Prisms at least this full of one tissue count as pure for the level estimates.
 PURE = 0.95
+#: Below this separation of the myocardium's two intensity classes (Ashman's D: sqrt 2 times the
+#: distance of their means over their shared standard deviation) the upper class is noise, not
+#: enhancement: a view without scar (D 0.47 and 0.90 on two synthetic long-axis views; 11.2-13.1
+#: on synthetic stacks and views with scar, 5.3 on the real PSIR stack).
+MIN_SEPARATION = 2.0
 
 
 def estimate_levels(
@@ -157,7 +217,9 @@ def estimate_levels(
       between the peaks and pull both means inwards (measured: the scar mean 23-34 below the true
       level, the mode within 5). Without a distinct upper peak the upper class's mean is used;
       where the upper class holds under 1% of the pixels (little or no scar), scar is taken as the
-      blood level (LGE scar is about as bright as blood) or that mean, whichever is higher.
+      blood level (LGE scar is about as bright as blood) or that mean, whichever is higher; the
+      same where the two classes are not separated (:data:`MIN_SEPARATION`): a slice or view
+      without scar.
 
     Returns
     -------
@@ -177,10 +239,11 @@ def estimate_levels(
             f"too few pure pixels to estimate the tissue levels (myocardium {w_pix.size}, "
             f"blood {b_pix.size}, outside {o_pix.size})"
         )
-    low, high, weight = _two_gaussians(w_pix)
+    low, high, weight, sd = _two_gaussians(w_pix)
     healthy, scar_mode = _modes(w_pix, 0.5 * (low + high))
     blood_level = float(np.mean(b_pix) if blood_pool is not None else np.median(b_pix))
-    if weight < 0.01:
+    separation = (high - low) * np.sqrt(2) / sd  # Ashman's D: two classes only above 2
+    if weight < 0.01 or separation < MIN_SEPARATION:
         scar = max(high, blood_level)
     else:  # the upper peak where there is one; the upper class's mean (pulled down by partial volume) where not
         scar = scar_mode if scar_mode is not None else high
@@ -190,6 +253,7 @@ def estimate_levels(
         "blood_pixels": int(b_pix.size),
         "outside_pixels": int(o_pix.size),
         "enhanced_class_weight": weight,
+        "class_separation": float(separation),
     }
 
 

@@ -46,9 +46,9 @@ from ..io.meshes import myocardium_test, read_mesh, region_nodes
 from ..io.paths import check_output, refuse_overwrite, stem
 from ..progress import Ticker
 from ..registration import estimate_study_transform, inside_share, mask_centres, moved_geometry, slice_walls
-from ..stack import RawStack, SliceStack, StackGeometry
+from ..stack import RawStack, SliceStack, StackGeometry, main_slice_normal
 from ..targets import stack_targets
-from ..tissue import tissue_fractions
+from ..tissue import short_axis_cavity, tissue_fractions
 from ._common import MIN_OVERLAP_SHARE, prepare_inputs, require_overlap
 
 logger = logging.getLogger(__name__)
@@ -206,13 +206,25 @@ def tissue_needed(stack: StackConfig) -> bool:
     return stack.target.kind == "intensity" and stack.target.normalise == "mixture"
 
 
+#: A stack whose slice normal is further than this (degrees) from the short axis's is a long-axis
+#: view: its blood pool is found in the short-axis planes (``tissue.short_axis_cavity``).
+LONG_AXIS_DEG = 45.0
+
+
 def tissue(run: PrepareRun) -> None:
     """The (wall, blood) fractions of every ``mixture`` stack's prisms, from the whole mesh."""
+    short_axis = main_slice_normal(run.geometries) if max(g.n_slices for g in run.geometries) > 1 else None
+    cavity = None
     for s, sc in enumerate(run.config.stacks):
         if tissue_needed(sc):
             inside = run.inside(False)
+            box = bounding_box(run.points)
             require_overlap(run.mesh_obj, run.points, run.config.mesh, [run.geometries[s]])
-            run.tissue[s] = tissue_fractions(inside, run.geometries[s], bounding_box(run.points))
+            across = None
+            if short_axis is not None and abs(run.geometries[s].normal @ short_axis) < np.cos(np.radians(LONG_AXIS_DEG)):
+                cavity = cavity or short_axis_cavity(inside, box, short_axis)  # built once, for every view
+                across = cavity
+            run.tissue[s] = tissue_fractions(inside, run.geometries[s], box, cavity=across)
 
 
 def targets(run: PrepareRun) -> None:
