@@ -16,6 +16,11 @@ import time
 CASES = {
     "python -c pass (floor)": [sys.executable, "-c", "pass"],
     "import pycemrg_scar_reconstruction": [sys.executable, "-c", "import pycemrg_scar_reconstruction"],
+    "import pycemrg_scar_reconstruction.api (every command)": [
+        sys.executable,
+        "-c",
+        "import pycemrg_scar_reconstruction.api",
+    ],
     "scar-reconstruct --version": [sys.executable, "-m", "pycemrg_scar_reconstruction.cli", "--version"],
     "scar-reconstruct --help": [sys.executable, "-m", "pycemrg_scar_reconstruction.cli", "--help"],
     "scar-reconstruct run --help": [sys.executable, "-m", "pycemrg_scar_reconstruction.cli", "run", "--help"],

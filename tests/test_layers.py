@@ -151,6 +151,16 @@ def test_no_module_over_400_lines():
     assert not long, long
 
 
+def test_the_api_leaves_slow_imports_to_the_steps_that_use_them():
+    # scipy.signal (the alignment's correlation) and scipy.optimize (the registration's search)
+    # cost every command about 0.6 s at start-up when imported with the api (benchmarks/startup.py)
+    code = (
+        "import sys, pycemrg_scar_reconstruction.api; print(sorted({'scipy.signal', 'scipy.optimize'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_package_face_is_lazy_and_complete():
     out = subprocess.run(
         [sys.executable, "-c", "import sys, pycemrg_scar_reconstruction as p; print('torch' in sys.modules)"],

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import correlate
 
 from .stack import StackGeometry
 
@@ -79,6 +78,8 @@ def estimate_offsets(
     sub : fine-grid samples per pixel and in-plane axis.
     normal_step_mm : spacing of the through-plane heights and offsets.
     """
+    from scipy.signal import correlate  # here: importing scipy.signal costs every command about a second
+
     g = geometry.with_offsets(None)
     start = geometry.slice_offsets if geometry.slice_offsets is not None else np.zeros((g.n_slices, 3))
     start_world = geometry.world_offsets()

@@ -131,18 +131,21 @@ def extrapolated_share(fitted: FittedModel, points: np.ndarray) -> float:
     return float(np.mean(np.abs(x).max(axis=1) > 1.0 + EXTRAPOLATION_MARGIN))
 
 
-def mesh_mismatch(fitted: FittedModel, points: np.ndarray) -> str | None:
+def mesh_mismatch(fitted: FittedModel, points: np.ndarray, supervised: np.ndarray | None = None) -> str | None:
     """Why ``points`` (world mm) are not the mesh the model was trained on, or None when they may be.
 
     Refused: more than half of the nodes well outside the training box, or under half as large a
     share of nodes inside the trained pixels' prisms as the training mesh had (a mirrored mesh or
-    another patient's lands in pixels that were never trained).
+    another patient's lands in pixels that were never trained). ``supervised``: (P,) those nodes
+    (:func:`supervised_nodes`) when already known.
     """
     outside = extrapolated_share(fitted, points)
     if outside > 0.5:
         return f"{100 * outside:.0f}% of the mesh lies outside the region the model was trained on"
     trained = fitted.data_summary.get("supervised_nodes", 0) / max(fitted.data_summary.get("nodes", 1), 1)
-    share = float(supervised_nodes(fitted, points).mean()) if len(points) else 0.0
+    if supervised is None:
+        supervised = supervised_nodes(fitted, points)
+    share = float(np.mean(supervised)) if len(points) else 0.0
     if share < 0.5 * trained:
         return (
             f"only {100 * share:.0f}% of the mesh lies in the trained pixels' prisms "
@@ -235,6 +238,7 @@ def predict_nodes(
     prior: float = 0.0,
     region: np.ndarray | None = None,
     coverage: bool = True,
+    supervised: np.ndarray | None = None,
 ) -> Prediction:
     """Probability, uncertainty, supervision, support distance and region flag for every node (world mm).
 
@@ -242,7 +246,8 @@ def predict_nodes(
     supervision 0 and are not predicted. Nodes further than ``support_mm`` (default:
     :func:`default_support_mm`) outside the supervised nodes' convex hull get the ``prior``
     (:func:`apply_support`); with ``coverage=False`` (version 0.2.0's rule, kept for the
-    benchmarks), nodes further than it from any supervised node.
+    benchmarks), nodes further than it from any supervised node. ``supervised``: (N,) the nodes in
+    a training group's prism (:func:`supervised_nodes`) when already known.
     """
     n = len(points)
     in_region = np.ones(n, bool) if region is None else np.asarray(region, bool)
@@ -257,7 +262,7 @@ def predict_nodes(
     std = calibrated_uncertainty(
         mean, std, fitted.uncertainty_floor, fitted.uncertainty_border, fitted.uncertainty_factors
     )  # held-out calibration (the spread as is on a model not calibrated)
-    sup = supervised_nodes(fitted, points).astype(bool) & in_region
+    sup = (supervised_nodes(fitted, points) if supervised is None else np.asarray(supervised)).astype(bool) & in_region
     distance = support_distance(points, sup)
     cutoff = default_support_mm(fitted) if support_mm is None else float(support_mm)
     # the hull's distance is never more than the nearest supervised node's: only those beyond the cutoff can pass it

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
-from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from .errors import InputError
@@ -242,6 +241,8 @@ def estimate_study_transform(
     box : (lo, hi) mm, the mesh's bounding box.
     geometries, masks, names : the stacks with a myocardium mask ((I, J, K) bool each).
     """
+    from scipy.optimize import minimize  # here: a fifth of a second of every command's start otherwise
+
     points, values = mask_samples(geometries, masks, names)
     blur_max = max(blur for blur, _, _ in SEARCH)
     centre = points[len(HEIGHTS) // 2][values > 0.5].mean(axis=0)

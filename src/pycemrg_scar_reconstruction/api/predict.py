@@ -31,7 +31,7 @@ def predict(
     threshold, ``scar_binary``.
     """
     from ..device import torch_threads
-    from ..prediction import mesh_mismatch, predict_nodes
+    from ..prediction import mesh_mismatch, predict_nodes, supervised_nodes
 
     if output is not None:
         read = [("mesh", Path(mesh.path))] + ([("model", Path(model))] if isinstance(model, (str, Path)) else [])
@@ -43,7 +43,9 @@ def predict(
     if output is not None:
         check_opencarp_cells(mesh_obj, Path(output), Path(mesh.path))
     region = region_nodes(mesh_obj, mesh)
-    mismatch = mesh_mismatch(fitted, points if region is None else points[region])
+    supervised = supervised_nodes(fitted, points)  # once: the mismatch check and the prediction both need it
+    judged = slice(None) if region is None else region
+    mismatch = mesh_mismatch(fitted, points[judged], supervised[judged])
     if mismatch and not config.allow_extrapolation:
         raise InputError(
             f"{mesh.path}: {mismatch} (another patient's mesh, or a wrong `mesh_frame`/`mesh_units`?); "
@@ -60,6 +62,7 @@ def predict(
             config.support_mm,
             config.prior,
             region,
+            supervised=supervised,
         )
     if not (np.all(np.isfinite(result.probability)) and np.all(np.isfinite(result.uncertainty))):
         raise InputError(f"{mesh.path}: the prediction is not finite; re-train the model (its weights may be broken)")

