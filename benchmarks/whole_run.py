@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import pyvista as pv
 import torch
+from _cases import case_config
 from bench_train import ours, tensors
 
 from pycemrg_scar_reconstruction import (
-    MeshConfig,
     PrepareConfig,
     RuntimeConfig,
-    StackConfig,
     SynthConfig,
     TrainConfig,
     dice,
@@ -90,12 +89,7 @@ def main() -> None:
                 folder = Path(tmp)
                 config = SynthConfig(seed=seed, n_nodes=args.nodes, **extra)
                 case = synth(config, folder / "case")
-                target = "intensity" if config.intensity else "probability"
-                stack = StackConfig(
-                    path=case["image"], mask=case["mask"], slice_thickness=config.slice_thickness, target=target
-                )
-                region = {"region_array": "is_LV"} if config.biventricular else {}
-                prepare_config = PrepareConfig(mesh=MeshConfig(path=case["mesh"], **region), stacks=[stack])
+                prepare_config = case_config(config, case)
                 mesh = pv.read(str(case["mesh"]))
                 truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
                 nodes = (
