@@ -156,7 +156,7 @@ def test_intensity_mixture_is_close_to_the_probabilities(bv_case, tmp_path):
     assert len(both) > 200 and np.mean(np.abs(a - b)) < 0.08
 
 
-def test_intensity_long_axis_views_with_mixture(tmp_path):
+def test_intensity_long_axis_views_with_mixture(tmp_path, capsys):
     # the default conversion on a study with two long-axis views: the views' blood pool comes from
     # the short-axis planes (the ventricle is open at the base in a long-axis view), and a view that
     # cuts no scar is not read as scar; before, the first view was refused ("blood 0")
@@ -175,6 +175,12 @@ def test_intensity_long_axis_views_with_mixture(tmp_path):
         own = data.group_stack == s
         expected = prob[tuple(data.group_keys[own][:, 1:].T)]  # the same pixels' true scar fraction
         assert np.mean(np.abs(data.group_target[own] - expected)) < 0.1, key
+    # a view alone has no short axis to find its blood pool in: the error says what to give
+    view = ["--image", str(case["image_la1"]), "--mask", str(case["mask_la1"]), "--target", "intensity"]
+    code = main(["prepare", "--mesh", str(case["mesh"]), *view, "--output", str(tmp_path / "view.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "short-axis stack" in err and "--blood-pool-mask" in err
+    assert not (tmp_path / "view.npz").exists()
 
 
 def test_label_lists_names_and_myocardium_from_the_label_image(tmp_path):

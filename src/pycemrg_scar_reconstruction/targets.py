@@ -37,7 +37,7 @@ import numpy as np
 from .config import Labels, TargetConfig, TargetKind
 from .errors import InputError
 from .stack import RawStack, SliceStack, StackGeometry
-from .tissue import estimate_levels, scar_fraction
+from .tissue import PURE, estimate_levels, scar_fraction
 
 TARGET_KINDS: tuple[str, ...] = get_args(TargetKind)
 
@@ -132,6 +132,11 @@ def _mixture(
     wall, blood = tissue
     if blood_pool is not None and not np.any(blood_pool & np.isfinite(values)):
         raise InputError(f"{name}: the blood pool mask (`blood_pool_mask`) is empty on this image; give a mask with voxels")
+    if blood_pool is None and not np.any(blood >= PURE):
+        raise InputError(
+            f"{name}: `normalise` mixture: no pixel's prism is blood pool by the mesh (a long-axis view given without "
+            "the short-axis stack encloses none); give the short-axis stack too, or `blood_pool_mask`, or use fwhm / nsd"
+        )
     try:
         levels, info = estimate_levels(values, wall, blood, axis, mask, blood_pool)
     except ValueError as exc:
