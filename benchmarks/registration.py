@@ -90,18 +90,13 @@ def best_rigid(truth: np.ndarray, facts: dict, mask: np.ndarray, affine: np.ndar
     from scipy.spatial.transform import Rotation
 
     from pycemrg_scar_reconstruction.geometry import apply_affine
+    from pycemrg_scar_reconstruction.registration import mask_centres
     from pycemrg_scar_reconstruction.stack import StackGeometry
 
-    idx = np.argwhere(mask)
-    x = index_to_world(idx.astype(np.float64), affine)
+    geometry = StackGeometry(affine, mask.shape, facts["slice_spacing_mm"], int(np.argmax(voxel_spacing(affine))))
+    x = mask_centres(geometry, mask)
     offsets = facts.get("slice_offsets_mm", {}).get("lge")
-    axis = int(np.argmax(voxel_spacing(affine)))
-    if offsets is not None:
-        geometry = StackGeometry(affine, mask.shape, facts["slice_spacing_mm"], axis, np.asarray(offsets))
-        x_true = x - geometry.world_offsets()[idx[:, axis]]
-    else:
-        x_true = x
-    y = apply_affine(truth, x_true)
+    y = apply_affine(truth, x if offsets is None else mask_centres(geometry.with_offsets(np.asarray(offsets)), mask))
     rot, _ = Rotation.align_vectors(y - y.mean(axis=0), x - x.mean(axis=0))
     matrix = np.eye(4)
     matrix[:3, :3] = rot.as_matrix()
@@ -158,9 +153,9 @@ def main() -> None:
                     d_moved, reg, facts, s1 = reconstruct_dice(moved_config, Path(tmp) / "c", "rigid", train)
                     mask, affine = load_image(Path(tmp) / "c" / "lge_mask.nii.gz")
                     centres = index_to_world(np.argwhere(mask > 0.5), affine)
-                    mm, deg = transform_error(np.asarray(reg["study_to_mesh"]), np.asarray(facts["study_to_mesh"]), centres)
-                    part_mm, part_deg = breath_hold_part(facts, mask > 0.5, affine)
                     found = np.asarray(reg["study_to_mesh"])
+                    mm, deg = transform_error(found, np.asarray(facts["study_to_mesh"]), centres)
+                    part_mm, part_deg = breath_hold_part(facts, mask > 0.5, affine)
                     best = best_rigid(np.asarray(facts["study_to_mesh"]), facts, mask > 0.5, affine)
                     best_mm, best_deg = transform_error(found, best, centres)
                     sa_alone = "n/a"

@@ -92,7 +92,8 @@ def short_axis_cavity(
     """
     w = np.asarray(normal, np.float64) / np.linalg.norm(normal)
     u = np.cross(w, [1.0, 0.0, 0.0] if abs(w[0]) < 0.9 else [0.0, 1.0, 0.0])
-    frame = np.column_stack([u / np.linalg.norm(u), np.cross(w, u / np.linalg.norm(u)), w])  # orthonormal columns
+    u /= np.linalg.norm(u)
+    frame = np.column_stack([u, np.cross(w, u), w])  # orthonormal columns: two in plane, the normal
     corners = np.array(np.meshgrid(*zip(box[0], box[1]), indexing="ij")).reshape(3, -1).T @ frame
     lo = corners.min(axis=0) - CAVITY_SPACING_MM
     shape = np.ceil((corners.max(axis=0) + CAVITY_SPACING_MM - lo) / CAVITY_SPACING_MM).astype(int) + 1

@@ -214,17 +214,16 @@ LONG_AXIS_DEG = 45.0
 def tissue(run: PrepareRun) -> None:
     """The (wall, blood) fractions of every ``mixture`` stack's prisms, from the whole mesh."""
     short_axis = main_slice_normal(run.geometries) if max(g.n_slices for g in run.geometries) > 1 else None
-    cavity = None
+    box = bounding_box(run.points)
+    cavity = None  # built once, for every long-axis view
     for s, sc in enumerate(run.config.stacks):
         if tissue_needed(sc):
             inside = run.inside(False)
-            box = bounding_box(run.points)
             require_overlap(run.mesh_obj, run.points, run.config.mesh, [run.geometries[s]])
-            across = None
-            if short_axis is not None and abs(run.geometries[s].normal @ short_axis) < np.cos(np.radians(LONG_AXIS_DEG)):
-                cavity = cavity or short_axis_cavity(inside, box, short_axis)  # built once, for every view
-                across = cavity
-            run.tissue[s] = tissue_fractions(inside, run.geometries[s], box, cavity=across)
+            view = short_axis is not None and abs(run.geometries[s].normal @ short_axis) < np.cos(np.radians(LONG_AXIS_DEG))
+            if view and cavity is None and short_axis is not None:
+                cavity = short_axis_cavity(inside, box, short_axis)
+            run.tissue[s] = tissue_fractions(inside, run.geometries[s], box, cavity=cavity if view else None)
 
 
 def targets(run: PrepareRun) -> None:
