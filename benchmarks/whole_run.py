@@ -52,6 +52,7 @@ SETTINGS = {
     "patience-15": {"patience": 15},
     "min-delta-5e-3": {"min_delta": 5e-3},
     "onecycle-150": {"schedule": "onecycle", "cycle_epochs": 150},
+    "lbfgs": {"finish": "lbfgs"},
 }
 
 

@@ -330,6 +330,26 @@ def test_onecycle_schedule_warms_up_anneals_stops_at_its_end_and_is_seeded(data)
     assert len(short.history) == 5 and short.stop_reason == "max_epochs"
 
 
+def test_lbfgs_finish_converges_stops_after_its_steps_and_is_seeded(data):
+    """Adam for finish_after epochs, then finish_steps L-BFGS steps: one history row per step,
+    the loss below Adam's at the hand-over, the last step's weights kept, the same seed gives the
+    same model, and the options that cannot go with it are refused."""
+    cfg = TrainConfig.from_preset(**{**FAST, "finish": "lbfgs", "finish_after": 6, "finish_steps": 4})
+    f = fit(data, cfg, QUIET)
+    assert len(f.history) == 6 + 4 and f.stop_reason == "lbfgs steps" and f.best_epoch == 10
+    assert [h["lr"] for h in f.history[6:]] == [1.0] * 4
+    adam_end, lbfgs_end = f.history[5]["loss"], f.history[-1]["loss"]
+    assert lbfgs_end < 0.8 * adam_end  # L-BFGS moves the fit on
+    adam_only = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 6}), QUIET)
+    assert adam_only.history[5]["loss"] == adam_end  # the same Adam phase
+    again = fit(data, cfg, QUIET)
+    assert all(torch.equal(a, b) for a, b in zip(f.net.state_dict().values(), again.net.state_dict().values()))
+    with pytest.raises(ValueError, match="dropout_masks step"):
+        TrainConfig(finish="lbfgs", dropout_masks="row")
+    with pytest.raises(ValueError, match="onecycle"):
+        TrainConfig(finish="lbfgs", schedule="onecycle")
+
+
 @pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one(data):
     cfg = TrainConfig.from_preset(**{**FAST, "max_epochs": 2})

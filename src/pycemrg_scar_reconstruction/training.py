@@ -61,6 +61,63 @@ def _schedulers(opt: torch.optim.Optimizer, config: TrainConfig):
     return None, None, None
 
 
+def finish_lbfgs(
+    net: ScarMLP,
+    forward: Callable[..., torch.Tensor],
+    plan_all: Callable[[], object],
+    member_x: torch.Tensor,
+    target: torch.Tensor,
+    config: TrainConfig,
+    mask_gen: torch.Generator,
+    encoded: bool,
+    history: list[dict[str, float]],
+    t_start: float,
+) -> float:
+    """Full-batch L-BFGS on the MC mean of ``config.mc_samples`` passes (``finish="lbfgs"``).
+
+    Each of ``finish_steps`` steps draws new dropout masks (and, with group sampling, new node
+    windows) and runs ``finish_iterations`` L-BFGS iterations with a strong-Wolfe line search on
+    that fixed objective; the curvature pairs carry over between steps. Appends one history row per
+    step (its ``lr`` is L-BFGS's step length, 1) and returns the last step's loss. The network is
+    left at the last step's weights; a step whose loss is not finite restores the weights before it.
+    """
+    opt = torch.optim.LBFGS(
+        net.parameters(), lr=1.0, max_iter=config.finish_iterations, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def objective(xs: torch.Tensor, masks: list[torch.Tensor], local: torch.Tensor, gt: torch.Tensor, gc: torch.Tensor):
+        pred = forward(xs, samples=config.mc_samples, masks=masks, encoded=encoded).mean(0)
+        return group_loss(pred.float(), local, gt, gc)
+
+    loss_value = float("nan")
+    first = len(history)
+    for step in range(config.finish_steps):
+        plan = plan_all()
+        args = (
+            member_x[plan.member_order],  # type: ignore[attr-defined]
+            net.sample_masks(config.mc_samples, mask_gen),
+            plan.local_group,  # type: ignore[attr-defined]
+            target[plan.group_order],  # type: ignore[attr-defined]
+            plan.group_size.float(),  # type: ignore[attr-defined]
+        )
+        before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+        def closure(args: tuple = args) -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            loss = objective(*args)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():  # the step's objective at its end (L-BFGS returns the one at its start)
+            loss_value = float(objective(*args))
+        if not np.isfinite(loss_value):
+            net.load_state_dict(before)
+            break
+        history.append({"epoch": first + step + 1, "loss": loss_value, "lr": 1.0, "seconds": time.perf_counter() - t_start})
+    return loss_value
+
+
 def fit(
     data: TrainingData,
     config: TrainConfig,
@@ -131,7 +188,14 @@ def fit(
     fast_epochs = 0 if cycling else config.fast_start_epochs
     opt = torch.optim.Adam(net.parameters(), lr=2 * config.lr if fast_epochs else config.lr)
     step_sched, plateau, cycle = _schedulers(opt, config)
-    last_epoch = min(config.max_epochs, config.cycle_epochs) if cycling else config.max_epochs
+    finishing = config.finish == "lbfgs"  # Adam for finish_after epochs, then L-BFGS (finish_lbfgs)
+    last_epoch = (
+        min(config.max_epochs, config.cycle_epochs)
+        if cycling
+        else min(config.max_epochs, config.finish_after)
+        if finishing
+        else config.max_epochs
+    )
     amp_dtype = autocast_dtype(runtime.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
     n_groups = data.n_groups
@@ -224,6 +288,9 @@ def fit(
             if cycling and epoch == config.cycle_epochs:
                 stop_reason = "schedule end"
                 break
+            if finishing and epoch == last_epoch:
+                stop_reason = "finish"
+                break
             if config.stop_on_field and epoch % config.field_every == 0:
                 with torch.no_grad():
                     field_now = net(probe, samples=1, dropout=False)[0]
@@ -250,6 +317,10 @@ def fit(
             "or check the training data"
         )
     net.load_state_dict(best_state)
+    if finishing and stop_reason in ("finish", "patience"):
+        plan_all = lambda: plan_epoch(count, offset, data.n_members, gen, sample)  # noqa: E731  one batch
+        best_loss = finish_lbfgs(net, forward, plan_all, member_x, target, config, mask_gen, pre_encoded, history, t_start)
+        best_epoch, stop_reason = len(history), "lbfgs steps"
     seconds = time.perf_counter() - t_start
     logger.info(
         "stopped after %d epochs (%s); best epoch %d, loss %.5f, %.1f s",

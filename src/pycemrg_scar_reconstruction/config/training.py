@@ -61,6 +61,15 @@ class TrainConfig(_Config):
         "over the first quarter, down along a cosine; training ends with it, patience does not apply)",
     )
     cycle_epochs: PositiveInt = Field(150, description="length of the onecycle schedule in epochs")
+    finish: Literal["none", "lbfgs"] = Field(
+        "none",
+        description="none: Adam until patience; lbfgs: Adam for finish_after epochs, then full-batch L-BFGS on the "
+        "MC mean for finish_steps steps of finish_iterations iterations, new dropout masks every step (needs "
+        "dropout_masks step; float32)",
+    )
+    finish_after: PositiveInt = Field(30, description="Adam epochs before the L-BFGS finish (finish lbfgs)")
+    finish_steps: PositiveInt = Field(20, description="L-BFGS steps, each with its own dropout masks (finish lbfgs)")
+    finish_iterations: PositiveInt = Field(5, description="L-BFGS iterations per step (finish lbfgs)")
     step_size: PositiveInt = Field(2000, description="half-cycle in steps of the cyclic schedule")
     init_output_bias: bool = Field(True, description="start the output at the mean target instead of 0.5")
     patience: PositiveInt = Field(30, description="epochs without improvement before stopping")
@@ -81,12 +90,19 @@ class TrainConfig(_Config):
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seed for initialisation, shuffling and dropout")
 
     @model_validator(mode="after")
-    def _cyclic_range(self) -> TrainConfig:
+    def _consistent(self) -> TrainConfig:
         if self.schedule == "cyclic" and self.lr_max < self.lr:
             raise ValueError(
                 f"lr_max ({self.lr_max:g}) is below `lr` ({self.lr:g}): the cyclic schedule runs from `lr` up to "
                 "lr_max; give lr_max >= `lr`"
             )
+        if self.finish == "lbfgs" and self.dropout_masks != "step":
+            raise ValueError(
+                "finish lbfgs needs dropout_masks step (L-BFGS needs the same masks at every evaluation of a step); "
+                "set dropout_masks step or finish none"
+            )
+        if self.finish == "lbfgs" and self.schedule == "onecycle":
+            raise ValueError("finish lbfgs ends training itself; use it with schedule plateau or constant, not onecycle")
         return self
 
     @classmethod

@@ -1,0 +1,177 @@
+"""Stopping rules judged on one training trajectory: the Dice each rule would have kept, and the epochs it saves.
+
+A rule that only decides *when* to stop (not the learning rate, not the batches) leaves the
+trajectory as it is up to its stop. So each case is trained once with today's defaults, keeping
+the weights of every epoch (6,300 numbers each); a rule's stop epoch is read off the loss and
+learning-rate history, its best epoch found as training finds it (an improvement of more than
+``min_delta``), and that epoch's weights predicted as ``predict`` does (20 MC passes, the support
+rule, the region's nodes) and scored by Dice (>= 0.5) against the 3D truth. Exact for every rule
+below, since none changes what happens before its stop; a rule that changed the schedule would
+need its own run (``whole_run.py``).
+
+    .venv/bin/python benchmarks/stop_rules.py [--seeds 0 1 2 3 4] [--nodes 75000] [--kinds probability ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyvista as pv
+import torch
+from _cases import case_config
+from whole_run import KINDS, ISSUE_KINDS
+
+from pycemrg_scar_reconstruction import PredictConfig, RuntimeConfig, SynthConfig, TrainConfig, dice, synth
+from pycemrg_scar_reconstruction.api.prepare import run_stages
+from pycemrg_scar_reconstruction.io.meshes import read_mesh, region_nodes
+from pycemrg_scar_reconstruction.prediction import predict_nodes, supervised_nodes
+from pycemrg_scar_reconstruction.training import fit
+
+History = list[dict[str, float]]
+
+
+def lr_halved(times: int) -> Callable[[History, TrainConfig], int | None]:
+    """Stop at the first epoch whose learning rate is the base rate halved ``times`` times by the plateau schedule."""
+
+    def rule(history: History, config: TrainConfig) -> int | None:
+        floor = config.lr / 2**times * (1 + 1e-9)
+        return next((h["epoch"] for h in history if h["epoch"] > config.fast_start_epochs and h["lr"] <= floor), None)
+
+    return rule
+
+
+def patience(epochs: int) -> Callable[[History, TrainConfig], int | None]:
+    """Stop after ``epochs`` epochs without an improvement (the plateau schedule's own patience unchanged)."""
+
+    def rule(history: History, config: TrainConfig) -> int | None:
+        best, bad = float("inf"), 0
+        for h in history:
+            if h["loss"] < best * (1 - config.min_delta):
+                best, bad = h["loss"], 0
+            else:
+                bad += 1
+            if bad >= epochs:
+                return int(h["epoch"])
+        return None
+
+    return rule
+
+
+def gain(window: int, fraction: float) -> Callable[[History, TrainConfig], int | None]:
+    """Stop when the best loss fell by less than ``fraction`` over the last ``window`` epochs."""
+
+    def rule(history: History, config: TrainConfig) -> int | None:
+        best = np.minimum.accumulate([h["loss"] for h in history])
+        for i in range(window, len(best)):
+            if best[i] > best[i - window] * (1 - fraction):
+                return int(history[i]["epoch"])
+        return None
+
+    return rule
+
+
+def budget(epochs: int) -> Callable[[History, TrainConfig], int | None]:
+    """Stop after ``epochs`` epochs (a fixed budget; the schedule as today's up to there)."""
+
+    def rule(history: History, config: TrainConfig) -> int | None:
+        return epochs if len(history) > epochs else None
+
+    return rule
+
+
+RULES: dict[str, Callable[[History, TrainConfig], int | None]] = {
+    "default": lambda history, config: None,
+    "patience-20": patience(20),
+    "patience-15": patience(15),
+    "lr-halved-4": lr_halved(4),
+    "lr-halved-3": lr_halved(3),
+    "lr-halved-2": lr_halved(2),
+    "gain-50-1%": gain(50, 0.01),
+    "gain-50-2%": gain(50, 0.02),
+    "gain-30-1%": gain(30, 0.01),
+    "epochs-100": budget(100),
+    "epochs-150": budget(150),
+    "epochs-200": budget(200),
+}
+
+
+def best_epoch(history: History, stop: int, min_delta: float) -> int:
+    """The epoch training keeps when it stops at ``stop``: the last one that improved by more than min_delta."""
+    best, kept = float("inf"), 1
+    for h in history[:stop]:
+        if h["loss"] < best * (1 - min_delta):
+            best, kept = h["loss"], int(h["epoch"])
+    return kept
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--nodes", type=int, default=75_000)
+    parser.add_argument("--kinds", nargs="*", default=list(ISSUE_KINDS), choices=list(KINDS))
+    args = parser.parse_args()
+    config = TrainConfig()
+    predict = PredictConfig()
+    print(f"threads {torch.get_num_threads()}; Dice / epochs kept / share of the default's training seconds")
+    print("| seed | kind | " + " | ".join(RULES) + " |")
+    print("|---|---|" + "---|" * len(RULES))
+    changes: dict[str, list[float]] = {name: [] for name in RULES}
+    shares: dict[str, list[float]] = {name: [] for name in RULES}
+    for seed in args.seeds:
+        for kind in args.kinds:
+            with tempfile.TemporaryDirectory() as tmp:
+                synth_config = SynthConfig(seed=seed, n_nodes=args.nodes, **KINDS[kind])
+                case = synth(synth_config, Path(tmp) / "case")
+                prepare_config = case_config(synth_config, case)
+                data = run_stages(prepare_config).data
+                assert data is not None
+                states: list[dict[str, torch.Tensor]] = []
+
+                def keep(epoch: int, net: torch.nn.Module) -> None:
+                    states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+
+                fitted = fit(data, config, RuntimeConfig(quiet=True), callback=keep)
+                mesh, points = read_mesh(prepare_config.mesh)
+                region = region_nodes(mesh, prepare_config.mesh)
+                truth = np.asarray(pv.read(str(case["mesh"])).point_data["scar_truth"], np.float64)
+                judged = np.ones(len(truth), bool) if region is None else region
+                supervised = supervised_nodes(fitted, points)
+                history = fitted.history
+                cells = []
+                base = None
+                for name, rule in RULES.items():
+                    stop = rule(history, config) or len(history)
+                    kept = best_epoch(history, stop, config.min_delta)
+                    fitted.net.load_state_dict(states[kept - 1])
+                    result = predict_nodes(
+                        fitted,
+                        points,
+                        predict.mc_samples,
+                        predict.mc_seed,
+                        "cpu",
+                        None,
+                        predict.support_mm,
+                        predict.prior,
+                        region,
+                        supervised=supervised,
+                    )
+                    score = dice(result.probability[judged], truth[judged])
+                    base = score if base is None else base
+                    share = history[stop - 1]["seconds"] / history[-1]["seconds"]
+                    changes[name].append(score - base)
+                    shares[name].append(share)
+                    cells.append(f"{score:.3f} / {kept} of {stop} / {share:.2f}")
+                print(f"| {seed} | {kind} | " + " | ".join(cells) + " |", flush=True)
+    print("\n| rule | Dice change: worst / mean | training seconds, share of the default's: median / largest |")
+    print("|---|---|---|")
+    for name in RULES:
+        c, s = np.array(changes[name]), np.array(shares[name])
+        print(f"| {name} | {c.min():+.3f} / {c.mean():+.4f} | {np.median(s):.2f} / {s.max():.2f} |")
+
+
+if __name__ == "__main__":
+    main()
