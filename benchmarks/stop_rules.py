@@ -23,7 +23,7 @@ import numpy as np
 import pyvista as pv
 import torch
 from _cases import case_config
-from whole_run import KINDS, ISSUE_KINDS
+from whole_run import ISSUE_KINDS, KINDS
 
 from pycemrg_scar_reconstruction import PredictConfig, RuntimeConfig, SynthConfig, TrainConfig, dice, synth
 from pycemrg_scar_reconstruction.api.prepare import run_stages
