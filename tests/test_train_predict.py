@@ -330,6 +330,21 @@ def test_onecycle_schedule_warms_up_anneals_stops_at_its_end_and_is_seeded(data)
     assert len(short.history) == 5 and short.stop_reason == "max_epochs"
 
 
+def test_halvings_stop_training_where_patience_would_go_on(data):
+    """With `halvings`, training stops at the first epoch whose rate is the base rate halved that
+    many times by the plateau schedule, keeps the best epoch up to there, and is otherwise the
+    same run as without the rule."""
+    base = {**FAST, "patience": 9, "max_epochs": 400, "min_delta": 0.05}
+    free = fit(data, TrainConfig.from_preset(**base), QUIET)
+    rates = [h["lr"] for h in free.history]
+    cut = TrainConfig.from_preset(**base, halvings=2)
+    stopped = fit(data, cut, QUIET)
+    first = next(i for i, r in enumerate(rates) if r <= cut.lr / 4 * (1 + 1e-9)) + 1
+    assert first < len(free.history)  # the rule fires before patience does
+    assert len(stopped.history) == first and stopped.stop_reason == "rate halved 2 times"
+    assert [h["loss"] for h in stopped.history] == [h["loss"] for h in free.history[:first]]
+
+
 def test_lbfgs_finish_converges_stops_after_its_steps_and_is_seeded(data):
     """Adam for finish_after epochs, then finish_steps L-BFGS steps: one history row per step,
     the loss below Adam's at the hand-over, the last step's weights kept, the same seed gives the

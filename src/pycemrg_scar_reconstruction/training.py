@@ -196,6 +196,8 @@ def fit(
         if finishing
         else config.max_epochs
     )
+    # halvings: the plateau schedule's rate after that many halvings (with a margin for rounding)
+    lr_floor = config.lr / 2 ** (config.halvings or 0) * (1 + 1e-9)
     amp_dtype = autocast_dtype(runtime.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
     n_groups = data.n_groups
@@ -287,6 +289,9 @@ def fit(
                 break
             if cycling and epoch == config.cycle_epochs:
                 stop_reason = "schedule end"
+                break
+            if plateau is not None and config.halvings and opt.param_groups[0]["lr"] <= lr_floor:
+                stop_reason = f"rate halved {config.halvings} times"
                 break
             if finishing and epoch == last_epoch:
                 stop_reason = "finish"

@@ -73,6 +73,11 @@ class TrainConfig(_Config):
     step_size: PositiveInt = Field(2000, description="half-cycle in steps of the cyclic schedule")
     init_output_bias: bool = Field(True, description="start the output at the mean target instead of 0.5")
     patience: PositiveInt = Field(30, description="epochs without improvement before stopping")
+    halvings: Optional[PositiveInt] = Field(
+        None,
+        description="also stop once the plateau schedule has halved the rate this many times (after the fast "
+        "start); none: patience alone",
+    )
     stop_on_field: bool = Field(
         False,
         description="also stop when the predicted field has stopped changing: the probability at a fixed sample of "
