@@ -1,7 +1,8 @@
 """Stopping rules judged on one training trajectory: the Dice each rule would have kept, and the epochs it saves.
 
 A rule that only decides *when* to stop (not the learning rate, not the batches) leaves the
-trajectory as it is up to its stop. So each case is trained once with today's defaults, keeping
+trajectory as it is up to its stop. So each case is trained once to patience alone (today's
+defaults with ``halvings`` 0; the default since 2026-12-03 is the row "lr-halved-3"), keeping
 the weights of every epoch (6,300 numbers each); a rule's stop epoch is read off the loss and
 learning-rate history, its best epoch found as training finds it (an improvement of more than
 ``min_delta``), and that epoch's weights predicted as ``predict`` does (20 MC passes, the support
@@ -84,7 +85,7 @@ def budget(epochs: int) -> Callable[[History, TrainConfig], int | None]:
 
 
 RULES: dict[str, Callable[[History, TrainConfig], int | None]] = {
-    "default": lambda history, config: None,
+    "patience alone": lambda history, config: None,
     "patience-20": patience(20),
     "patience-15": patience(15),
     "lr-halved-4": lr_halved(4),
@@ -114,9 +115,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=75_000)
     parser.add_argument("--kinds", nargs="*", default=list(ISSUE_KINDS), choices=list(KINDS))
     args = parser.parse_args()
-    config = TrainConfig()
+    config = TrainConfig(halvings=0)
     predict = PredictConfig()
-    print(f"threads {torch.get_num_threads()}; Dice / epochs kept / share of the default's training seconds")
+    print(f"threads {torch.get_num_threads()}; Dice / epochs kept / share of patience alone's training seconds")
     print("| seed | kind | " + " | ".join(RULES) + " |")
     print("|---|---|" + "---|" * len(RULES))
     changes: dict[str, list[float]] = {name: [] for name in RULES}
@@ -166,7 +167,7 @@ def main() -> None:
                     shares[name].append(share)
                     cells.append(f"{score:.3f} / {kept} of {stop} / {share:.2f}")
                 print(f"| {seed} | {kind} | " + " | ".join(cells) + " |", flush=True)
-    print("\n| rule | Dice change: worst / mean | training seconds, share of the default's: median / largest |")
+    print("\n| rule | Dice change: worst / mean | training seconds, share of patience alone's: median / largest |")
     print("|---|---|---|")
     for name in RULES:
         c, s = np.array(changes[name]), np.array(shares[name])

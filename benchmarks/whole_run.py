@@ -53,6 +53,7 @@ SETTINGS = {
     "min-delta-5e-3": {"min_delta": 5e-3},
     "onecycle-150": {"schedule": "onecycle", "cycle_epochs": 150},
     "lbfgs": {"finish": "lbfgs"},
+    "patience-only": {"halvings": 0},
 }
 
 

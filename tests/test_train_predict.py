@@ -334,10 +334,10 @@ def test_halvings_stop_training_where_patience_would_go_on(data):
     """With `halvings`, training stops at the first epoch whose rate is the base rate halved that
     many times by the plateau schedule, keeps the best epoch up to there, and is otherwise the
     same run as without the rule."""
-    base = {**FAST, "patience": 9, "max_epochs": 400, "min_delta": 0.05}
+    base = {**FAST, "patience": 9, "max_epochs": 400, "min_delta": 0.05, "halvings": 0}
     free = fit(data, TrainConfig.from_preset(**base), QUIET)
     rates = [h["lr"] for h in free.history]
-    cut = TrainConfig.from_preset(**base, halvings=2)
+    cut = TrainConfig.from_preset(**{**base, "halvings": 2})
     stopped = fit(data, cut, QUIET)
     first = next(i for i, r in enumerate(rates) if r <= cut.lr / 4 * (1 + 1e-9)) + 1
     assert first < len(free.history)  # the rule fires before patience does

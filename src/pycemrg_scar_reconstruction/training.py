@@ -197,7 +197,7 @@ def fit(
         else config.max_epochs
     )
     # halvings: the plateau schedule's rate after that many halvings (with a margin for rounding)
-    lr_floor = config.lr / 2 ** (config.halvings or 0) * (1 + 1e-9)
+    lr_floor = config.lr / 2**config.halvings * (1 + 1e-9)
     amp_dtype = autocast_dtype(runtime.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
     n_groups = data.n_groups

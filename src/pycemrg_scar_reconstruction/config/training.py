@@ -73,10 +73,11 @@ class TrainConfig(_Config):
     step_size: PositiveInt = Field(2000, description="half-cycle in steps of the cyclic schedule")
     init_output_bias: bool = Field(True, description="start the output at the mean target instead of 0.5")
     patience: PositiveInt = Field(30, description="epochs without improvement before stopping")
-    halvings: Optional[PositiveInt] = Field(
-        None,
+    halvings: int = Field(
+        3,
+        ge=0,
         description="also stop once the plateau schedule has halved the rate this many times (after the fast "
-        "start); none: patience alone",
+        "start); 0: patience alone",
     )
     stop_on_field: bool = Field(
         False,
