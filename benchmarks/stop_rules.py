@@ -2,7 +2,7 @@
 
 A rule that only decides *when* to stop (not the learning rate, not the batches) leaves the
 trajectory as it is up to its stop. So each case is trained once to patience alone (today's
-defaults with ``halvings`` 0; the default since 2026-12-03 is the row "lr-halved-3"), keeping
+defaults with ``halvings`` 0; the default since 2026-12-03 is the row "lr-halved-4"), keeping
 the weights of every epoch (6,300 numbers each); a rule's stop epoch is read off the loss and
 learning-rate history, its best epoch found as training finds it (an improvement of more than
 ``min_delta``), and that epoch's weights predicted as ``predict`` does (20 MC passes, the support

@@ -74,7 +74,7 @@ class TrainConfig(_Config):
     init_output_bias: bool = Field(True, description="start the output at the mean target instead of 0.5")
     patience: PositiveInt = Field(30, description="epochs without improvement before stopping")
     halvings: int = Field(
-        3,
+        4,
         ge=0,
         description="also stop once the plateau schedule has halved the rate this many times (after the fast "
         "start); 0: patience alone",
