@@ -3,6 +3,8 @@
 For every real case (a folder with ``sa_labels.nii.gz``: 1 myocardium, 2 scar; ``sa_lge.nii.gz``;
 ``mesh.vtu`` with the cell array ``is_LV``; read where it lies, never copied):
 
+0. **Its own slices.** Trained on every slice, the training slices' scar given back (group means
+   >= 0.5 against the label).
 1. **Held-out slices.** Each slice with scar, and each traced neighbour of one, is blanked in turn;
    the rest is reconstructed and the blanked slice is scored against its own manual scar, the
    way ``validate`` scores groups: each pixel's prism, the group mean of the nodes inside it,
@@ -117,6 +119,13 @@ def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None 
     rows: dict[str, list[np.ndarray]] = {"target": [], "common": []}
     quiet = RuntimeConfig(quiet=True)
     start = time.perf_counter()
+    # every slice given: the training slices' own scar back (group means >= 0.5 against the label)
+    whole = fit(data, TrainConfig(seed=seed, **(train or {})), quiet, progress=False)
+    own = data.group_mean(predict_nodes(whole, data.points, 20, 0, region=run.region).probability)
+    print(
+        f"own training slices given back: Dice {dice(own, data.group_target):.3f} "
+        f"({len(whole.history)} epochs, best {whole.best_epoch}, {whole.stop_reason})"
+    )
     for k in folds:
         held = data.group_slice == k
         fitted = fit(subset(data, ~held), TrainConfig(seed=seed, **(train or {})), quiet, progress=False)
