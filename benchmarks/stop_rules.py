@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pyvista as pv
 import torch
 from _cases import case_config
 from whole_run import ISSUE_KINDS, KINDS
@@ -138,7 +137,7 @@ def main() -> None:
                 fitted = fit(data, config, RuntimeConfig(quiet=True), callback=keep)
                 mesh, points = read_mesh(prepare_config.mesh)
                 region = region_nodes(mesh, prepare_config.mesh)
-                truth = np.asarray(pv.read(str(case["mesh"])).point_data["scar_truth"], np.float64)
+                truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
                 judged = np.ones(len(truth), bool) if region is None else region
                 supervised = supervised_nodes(fitted, points)
                 history = fitted.history

@@ -9,6 +9,7 @@ training stops and the best epoch's weights are restored.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .batching import plan_epoch, shuffle_within_groups
+from .batching import EpochPlan, plan_epoch, shuffle_within_groups
 from .config import RuntimeConfig, TrainConfig
 from .data import TrainingData
 from .device import autocast_dtype, resolve_device
@@ -64,7 +65,7 @@ def _schedulers(opt: torch.optim.Optimizer, config: TrainConfig):
 def finish_lbfgs(
     net: ScarMLP,
     forward: Callable[..., torch.Tensor],
-    plan_all: Callable[[], object],
+    plan_all: Callable[[], EpochPlan],
     member_x: torch.Tensor,
     target: torch.Tensor,
     config: TrainConfig,
@@ -94,11 +95,11 @@ def finish_lbfgs(
     for step in range(config.finish_steps):
         plan = plan_all()
         args = (
-            member_x[plan.member_order],  # type: ignore[attr-defined]
+            member_x[plan.member_order],
             net.sample_masks(config.mc_samples, mask_gen),
-            plan.local_group,  # type: ignore[attr-defined]
-            target[plan.group_order],  # type: ignore[attr-defined]
-            plan.group_size.float(),  # type: ignore[attr-defined]
+            plan.local_group,
+            target[plan.group_order],
+            plan.group_size.float(),
         )
         before = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
@@ -322,8 +323,9 @@ def fit(
             "or check the training data"
         )
     net.load_state_dict(best_state)
-    if finishing and stop_reason in ("finish", "patience"):
-        plan_all = lambda: plan_epoch(count, offset, data.n_members, gen, sample)  # noqa: E731  one batch
+    # L-BFGS follows whenever the Adam phase ended on its own (not on an error, a callback or a bound)
+    if finishing and (stop_reason in ("finish", "patience") or stop_reason.startswith("rate halved")):
+        plan_all = functools.partial(plan_epoch, count, offset, data.n_members, gen, sample)  # one batch
         best_loss = finish_lbfgs(net, forward, plan_all, member_x, target, config, mask_gen, pre_encoded, history, t_start)
         best_epoch, stop_reason = len(history), "lbfgs steps"
     seconds = time.perf_counter() - t_start
