@@ -21,11 +21,14 @@ from pycemrg_scar_reconstruction.geometry import apply_affine
 from pycemrg_scar_reconstruction.io.artifacts import load_training_data
 from pycemrg_scar_reconstruction.io.meshes import myocardium_test
 from pycemrg_scar_reconstruction.registration import (
+    _Objective,
     inside_share,
+    left_jacobian,
     mask_centres,
     moved_geometry,
     rigid_matrix,
     transform_error,
+    trilinear,
 )
 from pycemrg_scar_reconstruction.stack import StackGeometry
 from tests.conftest import SMALL, random_rotation
@@ -51,6 +54,64 @@ def test_the_transform_convention_composes_as_documented():
     after = prism_memberships(apply_affine(matrix, points), moved_geometry(geometry, matrix))
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
+
+
+def test_trilinear_values_and_gradient_are_those_of_the_interpolant():
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(1)
+    field = rng.random((6, 7, 8)).astype(np.float32)
+    coords = rng.uniform(-1.5, 9.0, size=(3, 4000)).astype(np.float32)
+    value, grad = trilinear(np.pad(field, 1), coords)
+    reference = map_coordinates(field, coords, order=1, mode="grid-constant", cval=0.0)
+    np.testing.assert_allclose(value, reference, atol=2e-4)
+    # within a cell the interpolant is linear along each axis: the derivative is the cell's difference
+    hand = np.zeros((3, 3, 3), np.float32)
+    hand[1, 1, 1], hand[2, 1, 1] = 1.0, 3.0  # along x from index 1 to 2: 1 -> 3
+    v, g = trilinear(np.pad(hand, 1), np.array([[1.25], [1.0], [1.0]], np.float32))
+    assert v[0] == pytest.approx(1.5) and g[0, 0] == pytest.approx(2.0)
+    # at an integer y (and z) the cell runs from it to the next, where the field is 0: 1.5 -> 0
+    assert g[1, 0] == pytest.approx(-1.5) and g[2, 0] == pytest.approx(-1.5)
+    # central differences, away from cell faces (eps inside one cell)
+    inner = np.floor(rng.uniform(0, 5, size=(3, 200))).astype(np.float32) + 0.5  # cell centres inside the grid
+    eps = np.float32(1e-2)
+    for d in range(3):
+        step = np.zeros((3, 1), np.float32)
+        step[d] = eps
+        fd = (trilinear(np.pad(field, 1), inner + step)[0] - trilinear(np.pad(field, 1), inner - step)[0]) / (2 * eps)
+        np.testing.assert_allclose(trilinear(np.pad(field, 1), inner)[1][d], fd, atol=1e-3)
+
+
+def test_the_left_jacobian_is_the_rotation_vectors_derivative():
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(2)
+    for w in (np.zeros(3), rng.normal(size=3) * 0.3, np.array([0.0, 0.0, 2.5])):
+        x = rng.normal(size=3)
+        rx = Rotation.from_rotvec(w).apply(x)
+        jac = left_jacobian(w)
+        for d in np.eye(3) * 1e-6:
+            moved = Rotation.from_rotvec(w + d).apply(x)
+            np.testing.assert_allclose((moved - rx) / 1e-6, np.cross(jac @ d / 1e-6, rx), atol=1e-5)
+
+
+def test_the_search_cost_has_the_gradient_it_reports():
+    """The registration's cost (soft Dice and the pull to no motion) against central differences."""
+    rng = np.random.default_rng(3)
+    grid = np.stack(np.meshgrid(*[np.arange(40.0)] * 3, indexing="ij"), axis=-1)
+    shell = np.abs(np.linalg.norm((grid - 20) * [1.0, 1.2, 0.8], axis=-1) - 12) < 3  # an ellipsoidal wall
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(shell.astype(np.float32), 1.5)
+    origin = np.array([-30.0, -30.0, -30.0])  # world mm of index 0 (1.5 mm grid)
+    points = rng.uniform(-22, 22, size=(5, 3000, 3))
+    values = (np.abs(np.linalg.norm(points[2] * [1.0, 1.2, 0.8], axis=-1) - 18) < 4.5).astype(np.float64)
+    cost = _Objective(field, origin, points, values, np.array([1.0, -2.0, 0.5]))
+    for p in (np.zeros(6), np.array([2.0, -1.0, 0.5, 3.0, -2.0, 4.0])):
+        value, grad = cost.value_grad(p)
+        assert value == pytest.approx(cost(p), abs=1e-5)
+        fd = np.array([(cost(p + e) - cost(p - e)) / 2e-3 for e in np.eye(6) * 1e-3])
+        np.testing.assert_allclose(grad, fd, rtol=0.05, atol=2e-4)
 
 
 def _prepare(case: dict, mode: str | None, **kw) -> tuple:

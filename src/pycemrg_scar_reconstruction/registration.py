@@ -14,8 +14,10 @@ myocardium masks of every stack at once onto the mesh's myocardium:
   a tight mask is matched alike: the alignment module does the same per slice);
 * the objective is the Dice of the masks with the soft footprint at ``T x``, less a small pull
   towards no motion (:data:`PRIOR_WEIGHT`); its six parameters (translation mm, rotation vector in
-  degrees about the masks' centre) are found by Powell's method within bounds (scipy.optimize),
-  starting from no motion.
+  degrees about the masks' centre) are found by L-BFGS-B within bounds (scipy.optimize), starting
+  from no motion, with the objective's exact gradient: the field is interpolated trilinearly, whose
+  derivative is known in closed form, and a rotation vector's derivative is the left Jacobian of
+  SO(3).
 
 Per-slice breath-hold offsets (:mod:`.alignment`) are residuals on top of it. The stage that uses
 it is ``api.prepare``'s ``register``.
@@ -36,11 +38,13 @@ from .stack import StackGeometry
 
 #: Grid spacing of the mesh's occupancy field, mm.
 FIELD_SPACING_MM = 1.5
-#: The search's stages, coarse to fine: (blur of the field mm, every how many'th pixel sampled,
-#: Powell's xtol in mm / degrees), each starting where the last one ended. Half the samples of
-#: round 3's first search (3 mm, 1 mm, 1 mm again, all pixels at 1 mm) for the same accuracy
-#: (``benchmarks/registration.py --transform-only``; docs/benchmarks.md).
-SEARCH: tuple[tuple[float, int, float], ...] = ((3.0, 3, 0.1), (1.0, 2, 0.02))
+#: The search's stages, coarse to fine: (blur of the field mm, every how many'th pixel sampled),
+#: each starting where the last one ended. Half the samples of round 3's first search (3 mm, 1 mm,
+#: 1 mm again, all pixels at 1 mm) for the same accuracy (``benchmarks/registration.py
+#: --transform-only``; docs/benchmarks.md).
+SEARCH: tuple[tuple[float, int], ...] = ((3.0, 3), (1.0, 2))
+#: L-BFGS-B's stopping tolerances (relative change of the cost; largest projected gradient).
+FTOL, GTOL = 1e-9, 1e-6
 #: Around each slice's mask, the pixels within this distance (mm) are sampled as "not myocardium".
 MARGIN_MM = 10.0
 #: Search bounds: translation (mm, per axis) and rotation (degrees, per axis of the rotation vector).
@@ -109,6 +113,48 @@ class Registration:
         """RMS displacement (mm) of ``points`` (N, 3) under the transform: its size where it matters."""
         moved = apply_affine(self.matrix, points) - points
         return float(np.sqrt(np.mean(np.sum(moved**2, axis=1))))
+
+
+def trilinear(padded: np.ndarray, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The trilinear interpolant of a field at ``coords`` (3, N) in the field's index units, and its
+    exact gradient: ((N,) values, (3, N) derivatives per index unit), float32.
+
+    ``padded`` is the (X, Y, Z) float32 field with a ring of zeros around it (``np.pad(field, 1)``):
+    the field falls linearly to 0 over the cell beyond its grid (``map_coordinates(order=1,
+    mode="grid-constant")``; the search's field is 0 near its border anyway).
+    """
+    shape = np.array(padded.shape)
+    c = np.clip(coords + 1.0, 0.0, (shape - 1 - 1e-4)[:, None]).astype(np.float32)
+    lo = np.minimum(c.astype(np.int64), (shape - 2)[:, None])
+    w1 = c - lo
+    w0 = 1.0 - w1
+    flat = padded.ravel()
+    base = (lo[0] * shape[1] + lo[1]) * shape[2] + lo[2]
+    value = np.zeros(c.shape[1], np.float32)
+    grad = np.zeros_like(c)
+    for dx in (0, 1):
+        wx, sx = (w1[0], 1.0) if dx else (w0[0], -1.0)
+        for dy in (0, 1):
+            wy, sy = (w1[1], 1.0) if dy else (w0[1], -1.0)
+            for dz in (0, 1):
+                wz, sz = (w1[2], 1.0) if dz else (w0[2], -1.0)
+                v = flat[base + (dx * shape[1] + dy) * shape[2] + dz]
+                wyz = wy * wz
+                value += v * wx * wyz
+                grad[0] += sx * v * wyz
+                grad[1] += (sy * v) * wx * wz
+                grad[2] += (sz * v) * wx * wy
+    return value, grad
+
+
+def left_jacobian(rotvec: np.ndarray) -> np.ndarray:
+    """(3, 3) left Jacobian of SO(3) at ``rotvec`` (radians): R(w + d) x = R(w) x + (J d) x R(w) x
+    to first order in d."""
+    theta = float(np.linalg.norm(rotvec))
+    k = np.array([[0.0, -rotvec[2], rotvec[1]], [rotvec[2], 0.0, -rotvec[0]], [-rotvec[1], rotvec[0], 0.0]])
+    if theta < 1e-6:
+        return np.eye(3) + 0.5 * k
+    return np.eye(3) + (1 - np.cos(theta)) / theta**2 * k + (theta - np.sin(theta)) / theta**3 * (k @ k)
 
 
 def rigid_matrix(params: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -190,15 +236,17 @@ def matched_level(wall: np.ndarray, values: np.ndarray) -> float:
 
 class _Objective:
     """The search's cost at one blur: minus the soft Dice of the masks with the mesh's footprint
-    at ``rigid_matrix(p, centre)``, plus the pull towards no motion.
+    at ``rigid_matrix(p, centre)``, plus the pull towards no motion; with its gradient
+    (:meth:`value_grad`).
 
-    Evaluated in the field's index units on (3, H x P) float32 arrays (the samples relative to the
-    centre are fixed; a parameter vector only changes a 3 x 3 rotation and an offset), a few times
-    cheaper than moving (H, P, 3) world points in float64 at each of the search's hundreds of calls.
+    Evaluated on (3, H x P) float32 arrays (the samples relative to the centre are fixed; a
+    parameter vector only changes a 3 x 3 rotation and an offset), a few times cheaper than moving
+    (H, P, 3) world points in float64 at each of the search's calls.
     """
 
     def __init__(self, smooth: np.ndarray, origin: np.ndarray, points: np.ndarray, values: np.ndarray, centre: np.ndarray):
         self.smooth = np.asarray(smooth, dtype=np.float32)
+        self.padded = np.pad(self.smooth, 1)  # for trilinear
         self.origin, self.centre = origin, centre
         self.heights = points.shape[0]
         self.relative = np.ascontiguousarray((points.reshape(-1, 3) - centre).T, dtype=np.float32)  # (3, H x P)
@@ -225,6 +273,28 @@ class _Objective:
     def __call__(self, p: np.ndarray) -> float:
         return -self.dice(p) + PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
 
+    def value_grad(self, p: np.ndarray) -> tuple[float, np.ndarray]:
+        """The cost at ``p`` and its (6,) gradient (per mm, per degree), exact for the trilinear field."""
+        rot = rigid_matrix(p, self.centre)[:3, :3]
+        moved = rot.astype(np.float32) @ self.relative  # (3, H x P) mm about the centre
+        coords = moved + (self.centre + p[:3] - self.origin).astype(np.float32)[:, None]
+        value, grad = trilinear(self.padded, coords / FIELD_SPACING_MM)
+        wall = value.reshape(self.heights, -1).mean(axis=0)
+        footprint = _footprint(wall, self.level)
+        denominator = self.total + float(footprint.sum()) + 1e-9
+        numerator = 2.0 * float(np.dot(self.values, footprint))
+        # d Dice / d wall per pixel, then per sample (each pixel is the mean of its heights), per mm
+        d_wall = (
+            (2.0 * self.values * denominator - numerator) / denominator**2 * footprint * (1 - footprint) / FOOTPRINT_WIDTH
+        )
+        d_x = grad * (np.tile(d_wall, self.heights) / (self.heights * FIELD_SPACING_MM)).astype(np.float32)[None]
+        d_translation = d_x.sum(axis=1, dtype=np.float64)
+        # R(w + d) x moves by (J d) x (R x): d cost / d w = J^T sum (R x) x (d cost / d x)
+        torque = np.cross(moved.T, d_x.T).sum(axis=0, dtype=np.float64)
+        d_rotation = left_jacobian(np.radians(p[3:6])).T @ torque * (np.pi / 180.0)
+        cost = -numerator / denominator + PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
+        return cost, -np.concatenate([d_translation, d_rotation]) + 2 * PRIOR_WEIGHT * p / 100.0
+
 
 def estimate_study_transform(
     inside: Callable[[np.ndarray], np.ndarray],
@@ -244,7 +314,7 @@ def estimate_study_transform(
     from scipy.optimize import minimize  # here: a fifth of a second of every command's start otherwise
 
     points, values = mask_samples(geometries, masks, names)
-    blur_max = max(blur for blur, _, _ in SEARCH)
+    blur_max = max(blur for blur, _ in SEARCH)
     centre = points[len(HEIGHTS) // 2][values > 0.5].mean(axis=0)
     # the field where the samples can reach (mesh parts far from every stack do not matter)
     reach = MAX_MM + np.radians(MAX_DEG) * float(np.max(np.linalg.norm(points - centre, axis=-1))) + 2 * blur_max
@@ -253,10 +323,13 @@ def estimate_study_transform(
     field, origin = mesh_field.values, mesh_field.origin
     params = np.zeros(6)
     bounds = [(-MAX_MM, MAX_MM)] * 3 + [(-MAX_DEG, MAX_DEG)] * 3
-    for blur, every, tol in SEARCH:
+    for blur, every in SEARCH:
         smooth = gaussian_filter(field, blur / FIELD_SPACING_MM)
         cost = _Objective(smooth, origin, points[:, ::every], values[::every], centre)
-        params = minimize(cost, params, method="Powell", bounds=bounds, options={"xtol": tol, "ftol": 1e-6}).x
+        found = minimize(
+            cost.value_grad, params, jac=True, method="L-BFGS-B", bounds=bounds, options={"ftol": FTOL, "gtol": GTOL}
+        )
+        params = found.x
     # scored at the last stage's blur (``smooth``) with every pixel
     score = _Objective(smooth, origin, points, values, centre)
     return Registration(rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), score.dice(params), mesh_field)
