@@ -54,6 +54,8 @@ SETTINGS = {
     "onecycle-150": {"schedule": "onecycle", "cycle_epochs": 150},
     "lbfgs": {"finish": "lbfgs"},
     "patience-only": {"halvings": 0},
+    "fourier-scale-0.7": {"model": {"fourier_scale": 0.7}},
+    "fourier-scale-1": {"model": {"fourier_scale": 1.0}},
 }
 
 

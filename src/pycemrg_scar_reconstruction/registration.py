@@ -289,7 +289,7 @@ class _Objective:
         )
         d_x = grad * (np.tile(d_wall, self.heights) / (self.heights * FIELD_SPACING_MM)).astype(np.float32)[None]
         d_translation = d_x.sum(axis=1, dtype=np.float64)
-        # R(w + d) x moves by (J d) x (R x): d cost / d w = J^T sum (R x) x (d cost / d x)
+        # R(w + d) x moves by (J d) x (R x): d Dice / d w = J^T sum (R x) x (d Dice / d x)
         torque = np.cross(moved.T, d_x.T).sum(axis=0, dtype=np.float64)
         d_rotation = left_jacobian(np.radians(p[3:6])).T @ torque * (np.pi / 180.0)
         cost = -numerator / denominator + PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
