@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pyvista as pv
 import torch
@@ -29,7 +30,9 @@ from bench_train import ours, tensors
 from pycemrg_scar_reconstruction import (
     PrepareConfig,
     RuntimeConfig,
+    StackConfig,
     SynthConfig,
+    TargetConfig,
     TrainConfig,
     dice,
     reconstruct,
@@ -43,6 +46,9 @@ KINDS = {
     "biventricular": {"biventricular": True},
     "real-like": {"real_like": True},
     "real-like intensity biventricular": {"real_like": True, "intensity": True, "biventricular": True},
+    # the probability stack thresholded at 0.5 inside the mask, given as an expert's label map (1, 2)
+    "labels": {},
+    "real-like labels": {"real_like": True},
 }
 #: the kinds the issue's figure is of (the real-like ones judge a setting's Dice, with --kinds)
 ISSUE_KINDS = ("probability", "intensity", "biventricular")
@@ -56,7 +62,25 @@ SETTINGS = {
     "patience-only": {"halvings": 0},
     "fourier-scale-0.7": {"model": {"fourier_scale": 0.7}},
     "fourier-scale-1": {"model": {"fourier_scale": 1.0}},
+    "in-plane-sharper": {"model": {"fourier_scale": 0.7071, "fourier_anisotropy": 4.0}},
 }
+
+
+def label_config(case: dict[str, Path], config: PrepareConfig) -> PrepareConfig:
+    """``config`` with its short-axis stack given as a label map: 2 where the probability stack is
+    >= 0.5 inside the mask, 1 elsewhere in it (long-axis views dropped)."""
+    image = nib.load(str(case["image"]))
+    mask = np.asarray(nib.load(str(case["mask"])).dataobj) > 0
+    labels = np.where(mask, np.where(np.asarray(image.dataobj) >= 0.5, 2, 1), 0).astype(np.uint8)
+    path = Path(case["image"]).with_name("lge_labels.nii.gz")
+    nib.save(nib.Nifti1Image(labels, image.affine), str(path))
+    stack = StackConfig(
+        path=path,
+        target=TargetConfig(kind="label", scar_label=(2,)),
+        myocardium_labels=(1, 2),
+        slice_thickness=config.stacks[0].slice_thickness,
+    )
+    return config.model_copy(update={"stacks": [stack]})
 
 
 def reference_epoch_seconds(config: PrepareConfig) -> float:
@@ -94,6 +118,8 @@ def main() -> None:
                 config = SynthConfig(seed=seed, n_nodes=args.nodes, **extra)
                 case = synth(config, folder / "case")
                 prepare_config = case_config(config, case)
+                if kind.endswith("labels"):
+                    prepare_config = label_config(case, prepare_config)
                 mesh = pv.read(str(case["mesh"]))
                 truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
                 nodes = (
