@@ -81,7 +81,7 @@ def moved_mesh(case: Path, offset_mm: float, angle_deg: float, folder: Path) -> 
     import pyvista as pv
 
     from pycemrg_scar_reconstruction.geometry import apply_affine
-    from pycemrg_scar_reconstruction.registration import rigid_matrix
+    from pycemrg_scar_reconstruction.registration_cost import rigid_matrix
 
     mesh = pv.read(str(case / "mesh.vtu"))
     direction, axis = np.array([0.6, -0.48, 0.64]), np.array([0.36, 0.48, -0.8])  # unit vectors

@@ -35,7 +35,7 @@ from .anatomy import (
 from .config import SynthConfig
 from .forward import simulate_pixels
 from .geometry import apply_affine
-from .registration import rigid_matrix
+from .registration_cost import rigid_matrix
 from .stack import SliceStack, StackGeometry
 from .synthetic_signal import near, prism_tissue
 from .tissue import TissueLevels, lge_signal, rician
