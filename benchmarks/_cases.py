@@ -18,11 +18,12 @@ def case_config(
     measure_offsets: bool = False,
     study_registration: str | None = None,
     long_axis: bool = True,
+    align_slices: bool = False,
 ) -> PrepareConfig:
     """How a user prepares a written case: its short-axis stack with its mask (and, with
     ``long_axis``, each long-axis view the case has, with its mask). The target kind follows
     ``config.intensity`` and the region (``is_LV``) ``config.biventricular``; the slice thickness is
-    the case's; ``measure_offsets`` and ``study_registration`` as in ``PrepareConfig``."""
+    the case's; ``measure_offsets``, ``study_registration`` and ``align_slices`` as in ``PrepareConfig``."""
     target = "intensity" if config.intensity else "probability"
     keys = [""] + ([f"_la{v + 1}" for v in range(config.long_axis_views)] if long_axis else [])
     stacks = [
@@ -31,18 +32,28 @@ def case_config(
     ]
     region = {"region_array": "is_LV"} if config.biventricular else {}
     mesh = MeshConfig(path=case["mesh"], **region)
-    return PrepareConfig(mesh=mesh, stacks=stacks, measure_offsets=measure_offsets, study_registration=study_registration)
+    return PrepareConfig(
+        mesh=mesh,
+        stacks=stacks,
+        measure_offsets=measure_offsets,
+        study_registration=study_registration,
+        align_slices=align_slices,
+    )
 
 
 def synthetic_data(
-    config: SynthConfig, folder: Path, measure_offsets: bool = False, study_registration: str | None = None
+    config: SynthConfig,
+    folder: Path,
+    measure_offsets: bool = False,
+    study_registration: str | None = None,
+    align_slices: bool = False,
 ) -> tuple[TrainingData, np.ndarray, float]:
     """Write the case to ``folder`` and prepare it (:func:`case_config`). Returns
     (training data, (N,) 3D truth, seconds of prepare).
     """
     case = synth(config, folder)
     start = time.perf_counter()
-    config_ = case_config(config, case, measure_offsets, study_registration)
+    config_ = case_config(config, case, measure_offsets, study_registration, align_slices=align_slices)
     data = prepare(config_)
     seconds = time.perf_counter() - start
     return data, np.asarray(pv.read(case["mesh"]).point_data["scar_truth"], np.float64), seconds
