@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pyvista as pv
-from _cases import synthetic_data
+from _cases import study_moves, synthetic_data
 
 from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, predict_nodes
 from pycemrg_scar_reconstruction.training import fit
@@ -53,8 +53,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3])
     parser.add_argument("--nodes", type=int, default=20000)
     args = parser.parse_args()
-    rng = np.random.default_rng(2026)
-    moves = {seed: (float(rng.uniform(2, 6)), float(rng.uniform(2, 8))) for seed in args.seeds}
+    moves = study_moves(args.seeds)
     print("| seed | kind | study | measured mm | Dice measure only | Dice rigid | rigid - measure |")
     print("|---|---|---|---|---|---|---|")
     start, rows = time.perf_counter(), []

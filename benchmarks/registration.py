@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _cases import case_config, synthetic_data
+from _cases import case_config, study_moves, synthetic_data
 
 from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, predict_nodes
 from pycemrg_scar_reconstruction.api.prepare import run_stages
@@ -127,8 +127,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     train = not args.transform_only
-    rng = np.random.default_rng(2026)
-    moves = {seed: (float(rng.uniform(2, 6)), float(rng.uniform(2, 8))) for seed in args.seeds}
+    moves = study_moves(args.seeds)
     columns = (
         "seed",
         "kind",
