@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument(
         "--biventricular",
         action="store_true",
-        help="biventricular meshes (LV and RV; scored over the LV): a shape a rotation about the LV's axis changes",
+        help="biventricular meshes (LV and RV; registered and scored over the LV region, is_LV)",
     )
     parser.add_argument(
         "--align-slices",
