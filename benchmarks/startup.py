@@ -1,5 +1,6 @@
 """Start-up time of the command line: ``--help``, ``run --help``, ``--version`` and the bare import,
-against an empty Python start, all in this one run (median of N runs each, wall clock).
+against an empty Python start, and the first optimiser step training pays (torch's Adam against
+``optimiser.Adam``), all in this one run (median of N runs each, wall clock).
 
     .venv/bin/python benchmarks/startup.py [--runs 5]
 """
@@ -13,6 +14,14 @@ import subprocess
 import sys
 import time
 
+_STEP = (
+    "import torch\n"
+    "p = torch.nn.Parameter(torch.zeros(3))\n"
+    "opt = {}([p], lr=1e-3)\n"
+    "p.grad = torch.ones(3)\n"
+    "opt.step()\n"
+    "opt.zero_grad()\n"
+)
 CASES = {
     "python -c pass (floor)": [sys.executable, "-c", "pass"],
     "import pycemrg_scar_reconstruction": [sys.executable, "-c", "import pycemrg_scar_reconstruction"],
@@ -25,6 +34,13 @@ CASES = {
     "scar-reconstruct --help": [sys.executable, "-m", "pycemrg_scar_reconstruction.cli", "--help"],
     "scar-reconstruct run --help": [sys.executable, "-m", "pycemrg_scar_reconstruction.cli", "run", "--help"],
     "import torch (for scale)": [sys.executable, "-c", "import torch"],
+    # what training pays before its first epoch: torch's Adam imports torch._dynamo, ours does not
+    "import torch; one step of torch.optim.Adam": [sys.executable, "-c", _STEP.format("torch.optim.Adam")],
+    "import torch; one step of optimiser.Adam (training's)": [
+        sys.executable,
+        "-c",
+        "from pycemrg_scar_reconstruction.optimiser import Adam\n" + _STEP.format("Adam"),
+    ],
 }
 
 

@@ -26,6 +26,7 @@ from .fitted import FittedModel, data_fingerprint
 from .geometry import normalise
 from .loss import group_loss
 from .model import FourierFeatures, ScarMLP, n_parameters
+from .optimiser import Adam
 from .progress import Ticker
 from .stack import main_slice_normal
 
@@ -187,7 +188,7 @@ def fit(
     # is learnt in fewer seconds); then the configured batch size and rate.
     cycling = config.schedule == "onecycle"  # its warm-up replaces the fast start; it ends training
     fast_epochs = 0 if cycling else config.fast_start_epochs
-    opt = torch.optim.Adam(net.parameters(), lr=2 * config.lr if fast_epochs else config.lr)
+    opt = Adam(net.parameters(), lr=2 * config.lr if fast_epochs else config.lr)
     step_sched, plateau, cycle = _schedulers(opt, config)
     finishing = config.finish == "lbfgs"  # Adam for finish_after epochs, then L-BFGS (finish_lbfgs)
     last_epoch = (
