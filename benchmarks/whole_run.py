@@ -60,6 +60,8 @@ SETTINGS = {
     "onecycle-150": {"schedule": "onecycle", "cycle_epochs": 150},
     "lbfgs": {"finish": "lbfgs"},
     "patience-only": {"halvings": 0},
+    "batch-8192": {"batch_size": 8192},
+    "batch-4096": {"batch_size": 4096},
     "fourier-scale-0.7": {"model": {"fourier_scale": 0.7}},
     "fourier-scale-1": {"model": {"fourier_scale": 1.0}},
     "in-plane-sharper": {"model": {"fourier_scale": 0.7071, "fourier_anisotropy": 4.0}},

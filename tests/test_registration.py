@@ -20,7 +20,14 @@ from pycemrg_scar_reconstruction.forward import prism_memberships
 from pycemrg_scar_reconstruction.geometry import apply_affine
 from pycemrg_scar_reconstruction.io.artifacts import load_training_data
 from pycemrg_scar_reconstruction.io.meshes import myocardium_test
-from pycemrg_scar_reconstruction.registration import inside_share, mask_centres, moved_geometry, transform_error
+from pycemrg_scar_reconstruction.registration import (
+    TURN_WEAK_DROP,
+    estimate_study_transform,
+    inside_share,
+    mask_centres,
+    moved_geometry,
+    transform_error,
+)
 from pycemrg_scar_reconstruction.registration_cost import (
     PRIOR_WEIGHT,
     MaskSamples,
@@ -166,6 +173,8 @@ def test_a_moved_study_is_found_measured_by_default_and_applied_when_asked(moved
     run, data = _prepare(moved_case, "rigid")
     reg = run.registration
     assert reg["applied"] and reg["soft_dice_after"] > reg["soft_dice_before"] + 0.03
+    # a synthetic LV is nearly round about its long axis: applied, the user is told the turn is a guess
+    assert reg["turn_weakly_fixed"] and "barely fix the study's turn" in caplog.text
     centres = mask_centres(run.raw[0].geometry, run.raw[0].mask)
     error, angle = transform_error(np.asarray(reg["study_to_mesh"]), truth, centres)
     assert error < 1.5 and angle < 3.0, (error, angle)  # mm RMS at the masks (the truth moves them by about 4 mm)
@@ -216,6 +225,37 @@ def test_a_long_axis_view_anchors_a_study_with_breath_hold_shifts(tmp_path):
     # short-axis slices stayed fixed)
     assert errors[0][0] > 2.5
     assert errors[1][0] < 1.8 and errors[1][1] < 3.0, errors
+
+
+def _ring(a: float, b: float):
+    """A wall between the ellipses (x/a)^2 + (y/b)^2 = 1 and (x/(a+7))^2 + (y/(b+7))^2 = 1 (mm, about
+    (30, 30)), 40 mm high, and the masks of a stack of 1 mm pixels, 8 mm slices that shows it."""
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        x, y, z = (np.asarray(points, np.float64) - [30.0, 30.0, 0.0]).T
+        inner, outer = (x / a) ** 2 + (y / b) ** 2, (x / (a + 7)) ** 2 + (y / (b + 7)) ** 2
+        return (inner >= 1) & (outer <= 1) & (z >= -4) & (z <= 36)
+
+    geometry = StackGeometry(np.diag([1.0, 1.0, 8.0, 1.0]), (60, 60, 5), 8.0)
+    idx = np.argwhere(np.ones(geometry.shape, bool))
+    centres = apply_affine(geometry.affine, idx.astype(np.float64))
+    mask = inside(centres).reshape(geometry.shape)
+    box = (np.array([30 - a - 7, 30 - b - 7, -4.0]), np.array([30 + a + 7, 30 + b + 7, 36.0]))
+    return inside, box, geometry, mask
+
+
+def test_the_registration_says_how_firmly_the_masks_fix_the_turn_about_the_slice_normal():
+    """A round wall looks the same turned about its axis: the masks cannot fix that turn. An oval
+    one does not: turned 5 degrees, the masks leave its wall."""
+    drops = {}
+    for name, (a, b) in {"round": (15.0, 15.0), "oval": (12.0, 20.0)}.items():
+        inside, box, geometry, mask = _ring(a, b)
+        found = estimate_study_transform(inside, box, [geometry], [mask], [name])
+        assert np.linalg.norm(found.translation_mm) < 0.6  # nothing to do (measured 0.43 / 0.45 mm)
+        drops[name] = (found.turn_dice_drop, found.turn_weakly_fixed, found.rotation_deg)
+    # measured: round 0.00003 (and the search turned it by 2.5 degrees: any turn fits); oval 0.032, 0.05 degrees
+    assert drops["round"][0] < 0.2 * TURN_WEAK_DROP and drops["round"][1]
+    assert drops["oval"][0] > 4 * TURN_WEAK_DROP and not drops["oval"][1] and drops["oval"][2] < 0.5, drops
 
 
 def test_bad_masks_are_refused(small_case, tmp_path):

@@ -214,6 +214,9 @@ def registration_line(reg: dict) -> str:
         f"[{t[0]:+.1f}, {t[1]:+.1f}, {t[2]:+.1f}] mm, rotation {reg.get('rotation_deg', 0.0):.1f} deg; "
         f"masks' Dice with the mesh {before:.3f} -> {after:.3f}"
     )
+    if "turn_dice_drop" in reg:  # how firmly the masks fix the turn about the slice normal
+        weak = " (weakly fixed: the turn about the long axis is a guess)" if reg.get("turn_weakly_fixed") else ""
+        line += f", {reg['turn_dice_drop']:.4f} lower turned {reg.get('turn_deg', 5.0):g} deg about the slice normal{weak}"
     shares = [
         f"{kind} in {where} {100 * reg[f'{kind}_in_{where}_before']:.0f}% -> {100 * reg[f'{kind}_in_{where}_after']:.0f}%"
         for kind in ("myocardium", "scar")

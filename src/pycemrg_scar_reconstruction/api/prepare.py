@@ -45,7 +45,7 @@ from ..io.images import load_stack
 from ..io.meshes import myocardium_test, read_mesh, region_nodes
 from ..io.paths import check_output, refuse_overwrite, stem
 from ..progress import Ticker
-from ..registration import estimate_study_transform, inside_share, mask_centres, moved_geometry, slice_walls
+from ..registration import TURN_DEG, estimate_study_transform, inside_share, mask_centres, moved_geometry, slice_walls
 from ..stack import RawStack, SliceStack, StackGeometry, main_slice_normal
 from ..targets import stack_targets
 from ..tissue import short_axis_cavity, tissue_fractions
@@ -144,9 +144,21 @@ def register(run: PrepareRun) -> None:
         "moved_mm": moved,
         "soft_dice_before": found.dice_before,
         "soft_dice_after": found.dice_after,
+        "turn_deg": TURN_DEG,
+        "turn_dice_drop": found.turn_dice_drop,
+        "turn_weakly_fixed": found.turn_weakly_fixed,
     }
     if applied:
         run.geometries = [moved_geometry(g, found.matrix) for g in run.geometries]
+        if found.turn_weakly_fixed:
+            logger.warning(
+                "%s: the masks barely fix the study's turn about the slice normal (a %g deg turn changes their Dice "
+                "with the mesh by %.4f): the registration's rotation about the long axis is a guess; check the "
+                "registration picture beside the training data for a twist",
+                ", ".join(str(sc.path) for sc in config.stacks),
+                TURN_DEG,
+                found.turn_dice_drop,
+            )
     elif warned:
         logger.warning(
             "%s: the study sits %.1f mm (RMS) off the mesh, or the mesh's shape differs from the imaged heart's; "
