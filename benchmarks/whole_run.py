@@ -62,6 +62,7 @@ SETTINGS = {
     "patience-only": {"halvings": 0},
     "batch-8192": {"batch_size": 8192},
     "batch-4096": {"batch_size": 4096},
+    "linear-output": {"model": {"output_activation": "none"}},
     "fourier-scale-0.7": {"model": {"fourier_scale": 0.7}},
     "fourier-scale-1": {"model": {"fourier_scale": 1.0}},
     "in-plane-sharper": {"model": {"fourier_scale": 0.7071, "fourier_anisotropy": 4.0}},

@@ -51,6 +51,26 @@ def test_per_row_dropout_masks_also_fit_the_group_constraints(data):
     assert after < 0.25 * before, (before, after)
 
 
+def test_a_linear_output_trains_unclipped_predicts_within_0_1_and_survives_a_checkpoint(data, tmp_path):
+    """``output_activation`` none: the loss sees the last layer's value as it is (healthy and scar
+    fitted alike, nothing saturates), prediction clips it to [0, 1]."""
+    before = np.sqrt(np.mean(group_errors(data, np.full(data.n_nodes, data.group_target.mean())) ** 2))
+    f = fit(data, TrainConfig.from_preset(**FAST, model={"output_activation": "none"}), QUIET)
+    assert float(f.net.out.bias) != pytest.approx(np.log(data.group_target.mean() / (1 - data.group_target.mean())))
+    x = torch.as_tensor((data.points - data.norm_center) / data.norm_scale, dtype=torch.float32)
+    with torch.no_grad():
+        raw = f.net(x, samples=4, dropout=True, masks=f.net.sample_masks(4, torch.Generator().manual_seed(0)), clip=False)
+    assert float(raw.min()) < 0.0 or float(raw.max()) > 1.0  # a linear output overshoots somewhere
+    p, sd = mc_predict(f, data.points, 10, 0)
+    assert p.min() >= 0.0 and p.max() <= 1.0 and np.all(sd >= 0)
+    after = np.sqrt(np.mean(group_errors(data, p) ** 2))
+    assert after < 0.25 * before, (before, after)
+    save_model(f, tmp_path / "m.pt")
+    back = load_model(tmp_path / "m.pt")
+    assert back.config.model.output_activation == "none"
+    np.testing.assert_array_equal(mc_predict(back, data.points, 5, 3)[0], mc_predict(f, data.points, 5, 3)[0])
+
+
 def test_same_seed_same_model_on_cpu(data):
     cfg = TrainConfig.from_preset(**{**FAST, "max_epochs": 3})
     a, b = fit(data, cfg, QUIET), fit(data, cfg, QUIET)

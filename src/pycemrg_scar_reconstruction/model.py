@@ -1,6 +1,8 @@
 """The coordinate network f: normalised xyz -> scar probability, with dropout for MC sampling.
 
-f(x) = sigmoid(MLP(encode(x))), the logit clamped to +-15 (its gradient passed straight through).
+f(x) = sigmoid(MLP(encode(x))), the logit clamped to +-15 (its gradient passed straight through);
+with ``output_activation`` none, f(x) = MLP(encode(x)), trained as it is and clipped to [0, 1] when
+predicting.
 The encoding is either the raw coordinates or random Fourier features [sin(2 pi B x),
 cos(2 pi B x)] with a fixed Gaussian B (Tancik et al. 2020). Dropout is applied functionally with
 an explicit flag, so MC sampling never depends on a module's train/eval state. Layers before the
@@ -103,10 +105,10 @@ class ScarMLP(nn.Module):
         ]
 
     def set_output_bias(self, probability: float) -> None:
-        """Start the output at a given probability (the mean target) instead of 0.5."""
+        """Start the output at a given probability (the mean target) instead of 0.5 (sigmoid) or 0 (none)."""
         p = min(max(probability, 1e-3), 1 - 1e-3)
         with torch.no_grad():
-            self.out.bias.fill_(math.log(p / (1 - p)))
+            self.out.bias.fill_(p if self.config.output_activation == "none" else math.log(p / (1 - p)))
 
     def sample_masks(self, samples: int, generator: torch.Generator) -> list[torch.Tensor]:
         """One dropout mask per pass and dropout layer, shared by all nodes: (M, width) each, scaled 1/(1-p).
@@ -185,12 +187,17 @@ class ScarMLP(nn.Module):
         dropout: bool = True,
         masks: list[torch.Tensor] | None = None,
         encoded: bool = False,
+        clip: bool = True,
     ) -> torch.Tensor:
-        """(M, B) probabilities in [sigmoid(-15), sigmoid(15)] = [3.1e-7, 1 - 3.1e-7], in float32.
-
-        The logits are clamped to +-:data:`LOGIT_LIMIT` (see :class:`BoundedSigmoid`).
+        """(M, B) probabilities in float32: with the sigmoid output in [sigmoid(-15), sigmoid(15)] =
+        [3.1e-7, 1 - 3.1e-7] (the logits clamped to +-:data:`LOGIT_LIMIT`, see :class:`BoundedSigmoid`);
+        without an output activation the last layer's value, clipped to [0, 1] unless ``clip`` is False
+        (training: the loss sees the value as it is).
         """
-        return BoundedSigmoid.apply(self.logits(x, samples, dropout, masks, encoded).float())
+        z = self.logits(x, samples, dropout, masks, encoded).float()
+        if self.config.output_activation == "none":
+            return z.clamp(0.0, 1.0) if clip else z
+        return BoundedSigmoid.apply(z)
 
 
 class BoundedSigmoid(torch.autograd.Function):

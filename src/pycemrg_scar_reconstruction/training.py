@@ -88,7 +88,7 @@ def finish_lbfgs(
     )
 
     def objective(xs: torch.Tensor, masks: list[torch.Tensor], local: torch.Tensor, gt: torch.Tensor, gc: torch.Tensor):
-        pred = forward(xs, samples=config.mc_samples, masks=masks, encoded=encoded).mean(0)
+        pred = forward(xs, samples=config.mc_samples, masks=masks, encoded=encoded, clip=False).mean(0)
         return group_loss(pred.float(), local, gt, gc)
 
     loss_value = float("nan")
@@ -245,7 +245,9 @@ def fit(
                 ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
                 with ctx:
                     masks = net.sample_masks(config.mc_samples, mask_gen) if step_masks else None
-                    pred = forward(xs[m0:m1], samples=config.mc_samples, masks=masks, encoded=pre_encoded).mean(0)
+                    pred = forward(xs[m0:m1], samples=config.mc_samples, masks=masks, encoded=pre_encoded, clip=False).mean(
+                        0
+                    )
                 loss = group_loss(pred.float(), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()

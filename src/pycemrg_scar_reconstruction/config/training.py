@@ -28,6 +28,12 @@ class ModelConfig(_Config):
     depth: PositiveInt = Field(3, description="number of hidden layers")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout rate (MC dropout)")
     dropout_position: Literal["all", "last"] = Field("last", description="dropout after every hidden layer or only the last")
+    output_activation: Literal["sigmoid", "none"] = Field(
+        "sigmoid",
+        description="the output layer's activation: sigmoid (a probability by construction); none (linear, trained "
+        "as it is, so that healthy and scar tissue sit at 0 and 1 alike without saturating; clipped to [0, 1] when "
+        "predicting)",
+    )
 
 
 class TrainConfig(_Config):
