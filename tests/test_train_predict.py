@@ -445,6 +445,44 @@ def test_reconstruct_takes_explicit_output_paths(small_case, tmp_path):
     assert (tmp_path / "reports" / "patient" / "report.html").exists()
 
 
+def test_run_reads_the_mesh_once_and_reports_what_it_wrote(small_case, tmp_path, monkeypatch):
+    """``reconstruct`` reads the mesh once for prepare and predict and gives the report the mesh it
+    wrote: the report is the one ``report`` makes from the written file."""
+    import importlib
+    import json
+
+    from pycemrg_scar_reconstruction.api import reconstruct, report
+    from pycemrg_scar_reconstruction.io import meshes
+
+    # the api package exports functions under its modules' names: the modules by their full names
+    modules = [
+        importlib.import_module(f"pycemrg_scar_reconstruction.api.{m}") for m in ("run", "prepare", "predict", "report")
+    ]
+
+    reads: list[str] = []
+
+    def counted(config):
+        reads.append(str(config.path))
+        return meshes.read_mesh(config)
+
+    for module in modules:
+        monkeypatch.setattr(module, "read_mesh", counted)
+    config = PrepareConfig(
+        mesh=MeshConfig(path=small_case["mesh"]), stacks=[StackConfig(path=small_case["image"], slice_thickness=8.0)]
+    )
+    out = tmp_path / "scar.vtu"
+    result = reconstruct(config, TrainConfig(max_epochs=3), out, PredictConfig(mc_samples=2), runtime=QUIET)
+    assert reads == [str(small_case["mesh"])]
+    written = pv.read(out)
+    for name in ("scar_probability", "scar_uncertainty", "scar_supervised"):
+        np.testing.assert_array_equal(np.asarray(result.mesh.point_data[name]), np.asarray(written.point_data[name]))
+    again = report(tmp_path / "again", tmp_path / "scar_data.npz", MeshConfig(path=out), tmp_path / "scar_model.pt")
+    assert reads[-1] == str(out)  # given no mesh, the report reads the file
+    first = json.loads((tmp_path / "scar_report" / "report.json").read_text())
+    for key in ("overall", "passed", "support"):
+        assert first[key] == again[key], key
+
+
 def test_stop_on_field_stops_when_the_field_is_still_and_not_before(data):
     base = dict(max_epochs=8, patience=100, batch_size=1024, stop_on_field=True, field_every=1, field_window=1)
     still = fit(data, TrainConfig(**base, field_tol=1.0), QUIET)  # any change counts as still

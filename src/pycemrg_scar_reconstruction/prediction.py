@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,8 @@ class Prediction:
 
     ``support_mm`` is the cutoff beyond which nodes outside the observed coverage got the
     ``prior`` (``given_prior``; see :func:`apply_support`); ``prior_share`` the share of the
-    region's nodes that did.
+    region's nodes that did. ``mesh`` is the mesh ``predict`` wrote, with these arrays (a pyvista
+    mesh; None when nothing or openCARP files were written).
     """
 
     probability: np.ndarray
@@ -43,6 +45,7 @@ class Prediction:
     prior_share: float
     given_prior: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)  # ``run``'s wall time per stage
+    mesh: Any = None
 
     def point_arrays(self, threshold: float | None = None) -> dict[str, np.ndarray]:
         """The output point arrays by their documented names."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,11 +25,13 @@ def predict(
     output: Path | None,
     config: PredictConfig = PredictConfig(),
     runtime: RuntimeConfig = RuntimeConfig(),
+    mesh_read: tuple[Any, np.ndarray] | None = None,
 ) -> Prediction:
     """Predict scar probability and uncertainty on a mesh; write a copy of it with the point arrays.
 
     Output arrays: ``scar_probability``, ``scar_uncertainty``, ``scar_supervised`` and, with a
-    threshold, ``scar_binary``.
+    threshold, ``scar_binary``. ``mesh_read``: ``read_mesh(mesh)`` when the caller has it already
+    (``run`` reads the mesh once). The result's ``mesh`` is the mesh written (VTK outputs).
     """
     from ..device import torch_threads
     from ..prediction import mesh_mismatch, predict_nodes, supervised_nodes
@@ -39,7 +42,7 @@ def predict(
     fitted = load_fitted(model)
     if output is not None:
         check_mesh_output(Path(output), mesh_size_hint(mesh))
-    mesh_obj, points = read_mesh(mesh)
+    mesh_obj, points = read_mesh(mesh) if mesh_read is None else mesh_read
     if output is not None:
         check_opencarp_cells(mesh_obj, Path(output), Path(mesh.path))
     region = region_nodes(mesh_obj, mesh)
@@ -67,7 +70,7 @@ def predict(
     if not (np.all(np.isfinite(result.probability)) and np.all(np.isfinite(result.uncertainty))):
         raise InputError(f"{mesh.path}: the prediction is not finite; re-train the model (its weights may be broken)")
     if output is not None:
-        write_prediction(
+        written = write_prediction(
             mesh_obj,
             result.point_arrays(config.threshold),
             Path(output),
@@ -76,4 +79,5 @@ def predict(
             output_units=config.output_units,
             **element_outputs(mesh_obj, result.probability, config, mesh),
         )
+        result = dataclasses.replace(result, mesh=written)
     return result

@@ -83,8 +83,9 @@ class PrepareRun:
 
 
 def read(run: PrepareRun) -> None:
-    """The mesh (frame, units, region) and every stack as read."""
-    run.mesh_obj, run.points = read_mesh(run.config.mesh)
+    """The mesh (frame, units, region; unless the run was given it as read) and every stack as read."""
+    if run.mesh_obj is None:
+        run.mesh_obj, run.points = read_mesh(run.config.mesh)
     run.region = region_nodes(run.mesh_obj, run.config.mesh)
     run.raw = [load_stack(sc) for sc in run.config.stacks]
     run.geometries = [raw.geometry for raw in run.raw]
@@ -311,12 +312,15 @@ STAGES: tuple[tuple[str, Callable[[PrepareRun], None]], ...] = (
 )
 
 
-def run_stages(config: PrepareConfig, until: str = "memberships") -> PrepareRun:
-    """Run the stages of :data:`STAGES` in order up to and including ``until``."""
+def run_stages(
+    config: PrepareConfig, until: str = "memberships", mesh_read: tuple[Any, np.ndarray] | None = None
+) -> PrepareRun:
+    """Run the stages of :data:`STAGES` in order up to and including ``until``; ``mesh_read``:
+    ``read_mesh(config.mesh)`` when the caller has it already."""
     names = [name for name, _ in STAGES]
     if until not in names:
         raise ValueError(f"unknown stage {until!r}; one of {', '.join(names)}")
-    run = PrepareRun(config)
+    run = PrepareRun(config) if mesh_read is None else PrepareRun(config, mesh_obj=mesh_read[0], points=mesh_read[1])
     ticker = Ticker()
     for name, stage in STAGES[: names.index(until) + 1]:
         start = time.perf_counter()
@@ -342,12 +346,15 @@ def alignment_picture_path(output: Path) -> Path:
     return Path(output).with_name(f"{stem(Path(output))}_alignment.png")
 
 
-def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
+def prepare(
+    config: PrepareConfig, output: Path | None = None, mesh_read: tuple[Any, np.ndarray] | None = None
+) -> TrainingData:
     """Map the mesh nodes into the prisms of every stack's pixels and group them (:data:`STAGES`).
 
     Parameters
     ----------
     config : the mesh and stacks.
+    mesh_read : ``read_mesh(config.mesh)`` when the caller has it already (``run`` reads the mesh once).
     output : where to write the training data (``.npz``); nothing is written when None. When
         offsets are measured (``align_slices``, ``measure_offsets``) the alignment picture goes
         beside it (:func:`alignment_picture_path`), and when the study registration is applied or
@@ -367,7 +374,7 @@ def prepare(config: PrepareConfig, output: Path | None = None) -> TrainingData:
             check_output(alignment_picture_path(Path(output)), "alignment picture")
         if config.study_registration != "off":  # drawn when applied or warned about
             check_output(registration_picture_path(Path(output)), "registration picture")
-    run = run_stages(config)
+    run = run_stages(config, mesh_read=mesh_read)
     assert run.data is not None
     if output is not None:
         save_training_data(run.data, Path(output))

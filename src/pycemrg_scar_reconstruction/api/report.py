@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,11 +63,13 @@ def report(
     heldout: dict | None = None,
     stage_seconds: dict[str, float] | None = None,
     data_path: Path | None = None,
+    mesh_obj: Any = None,
 ) -> dict:
     """Write ``slices.png``, ``mesh.png``, ``training.png`` (with a model), ``calibration.png``
     (with held-out figures), ``report.json`` and ``report.html`` (all of it on one self-contained page).
 
-    ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it.
+    ``mesh`` is a reconstruction (with ``scar_probability``); the group check reads it
+    (``mesh_obj``: the same mesh as read or as written, when the caller has it).
     ``command`` (the command line that made the result) is recorded when given; ``stage_seconds``
     (``run``'s wall time per stage) too, with this report's own time up to ``report.json`` added.
     Prepare's pictures beside the training data (``data`` when it is a path, else ``data_path``)
@@ -85,7 +87,8 @@ def report(
         data = load_training_data(data_path)
     if config.heldout and model is None and heldout is None:
         raise InputError(HELDOUT_NEEDS_MODEL)
-    mesh_obj = read_mesh(mesh)[0]
+    if mesh_obj is None:
+        mesh_obj = read_mesh(mesh)[0]
     result = validate(data, config.model_copy(update={"heldout": False}), mesh=mesh, mesh_obj=mesh_obj)
     if config.heldout and heldout is None:
         heldout = model_crossval(data, model, config.mc_samples, config.mc_seed)

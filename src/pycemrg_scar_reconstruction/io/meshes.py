@@ -203,8 +203,8 @@ def write_prediction(
     field_arrays: dict[str, np.ndarray] | None = None,
     element_tags: np.ndarray | None = None,
     output_units: str | None = None,
-) -> None:
-    """Write the prediction.
+) -> Any:
+    """Write the prediction; return the mesh written (``.vtk/.vtu/.vtp``; None for ``.pts``).
 
     ``.vtk/.vtu/.vtp``: a copy of ``mesh`` (cells and arrays kept) with the extra point and cell
     arrays, and ``field_arrays`` as field data (settings of the whole prediction); coordinates in
@@ -229,7 +229,7 @@ def write_prediction(
         for name, values in (field_arrays or {}).items():
             out.field_data[name] = values
         write_mesh(out, path)
-        return
+        return out
     base = path.with_suffix("")
     offsets, conn, types = mesh_cells(mesh)
     check_element_types(types, base.with_suffix(".elem"))  # before any file is written
@@ -270,6 +270,7 @@ def write_prediction(
         for f in written:
             f.unlink(missing_ok=True)
         raise
+    return None  # the openCARP files hold values at 6 digits: read them back to see what was written
 
 
 def region_nodes(mesh: Any, config: MeshConfig) -> np.ndarray | None:
