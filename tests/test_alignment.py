@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pycemrg_scar_reconstruction.alignment import estimate_offsets
+from pycemrg_scar_reconstruction.alignment import correlate_full, estimate_offsets
 from pycemrg_scar_reconstruction.api import prepare, slice_offsets_mm, synth
 from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, StackConfig, SynthConfig
 from pycemrg_scar_reconstruction.data import FORMAT_VERSION, build_training_data
@@ -27,6 +27,20 @@ def _oblique(rng):
     affine[:3, :3] = random_rotation(rng) @ np.diag([1.5, 1.5, 10.0])
     affine[:3, 3] = rng.normal(size=3) * 20
     return StackGeometry(affine, (20, 18, 4), 8.0)
+
+
+@pytest.mark.parametrize("shapes", [((37, 52), (30, 41)), ((64, 64), (64, 64)), ((5, 90), (9, 13))])
+def test_correlate_full_is_scipy_signals_fft_correlation_bit_for_bit(shapes):
+    from scipy.signal import correlate
+
+    rng = np.random.default_rng(0)
+    m, w = rng.random(shapes[0]), rng.random(shapes[1])
+    np.testing.assert_array_equal(correlate_full(m, w), correlate(m, w, mode="full", method="fft"))
+    # and what it means: corr[s] = sum_q m(q + s) w(q), the zero shift at index (C - 1, D - 1)
+    c = np.array(w.shape) - 1
+    assert correlate_full(m, w)[c[0], c[1]] == pytest.approx(
+        float(np.sum(m[: w.shape[0], : w.shape[1]] * w[: m.shape[0], : m.shape[1]]))
+    )
 
 
 def test_an_offset_on_one_slice_equals_moving_that_slice():

@@ -161,6 +161,23 @@ def test_the_api_leaves_slow_imports_to_the_steps_that_use_them():
     assert out.stdout.strip() == "[]"
 
 
+def test_a_run_leaves_out_the_slow_imports_it_does_not_need(small_case, tmp_path):
+    """torch's optimisers import torch._dynamo (and sympy) on first use, about 1.5 s per process
+    (``optimiser.Adam`` does not); scipy.signal costs 0.4-1 s (``alignment.correlate_full`` does
+    the correlation with scipy.fft). A `run` with a mask (it registers and measures residuals) needs neither."""
+    code = (
+        "import sys\n"
+        "from pycemrg_scar_reconstruction.cli import main\n"
+        f"args = ['--mesh', {str(small_case['mesh'])!r}, '--image', {str(small_case['image'])!r},\n"
+        f"        '--mask', {str(small_case['mask'])!r}, '--slice-thickness', '8']\n"
+        f"assert main(['run', *args, '--output', {str(tmp_path / 'out.vtu')!r}, '--max-epochs', '3', '-q']) == 0\n"
+        "print(sorted({'torch', 'torch._dynamo', 'sympy', 'scipy.signal'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['torch']"
+
+
 def test_package_face_is_lazy_and_complete():
     out = subprocess.run(
         [sys.executable, "-c", "import sys, pycemrg_scar_reconstruction as p; print('torch' in sys.modules)"],

@@ -1,9 +1,6 @@
-"""The project's Adam: torch's arithmetic and schedulers, without importing torch._dynamo."""
+"""The project's Adam: torch's arithmetic and schedulers (that a run never imports torch._dynamo: test_layers)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -42,18 +39,3 @@ def test_adam_is_torchs_adam_bit_for_bit(schedule):
     assert torch.equal(ours, theirs) and lr == lr_theirs
     if schedule == "plateau":
         assert lr < 3e-3  # the schedule did act on the optimiser
-
-
-def test_training_does_not_import_torch_dynamo(small_case, tmp_path):
-    """torch's optimisers import torch._dynamo (and sympy) on first use: about 1.5 s per process."""
-    code = (
-        "import sys\n"
-        "from pycemrg_scar_reconstruction.cli import main\n"
-        f"args = ['--mesh', {str(small_case['mesh'])!r}, '--image', {str(small_case['image'])!r},\n"
-        f"        '--mask', {str(small_case['mask'])!r}, '--slice-thickness', '8']\n"
-        f"assert main(['run', *args, '--output', {str(tmp_path / 'out.vtu')!r}, '--max-epochs', '3', '-q']) == 0\n"
-        "print('torch' in sys.modules, 'torch._dynamo' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[-2:] == ["True", "False"]

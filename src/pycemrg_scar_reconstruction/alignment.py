@@ -51,6 +51,21 @@ class Alignment:
     at_bound: np.ndarray
 
 
+def correlate_full(m: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The full 2D cross-correlation of real arrays ``m`` (A, B) and ``w`` (C, D): (A + C - 1, B + D - 1).
+
+    ``scipy.signal.correlate(m, w, mode="full", method="fft")`` computed with scipy.fft the same
+    way (the same padding to fast lengths, the same transforms; bit-identical, tested), without
+    importing scipy.signal: 0.4-1 s of every process that aligns or registers a stack.
+    """
+    from scipy import fft
+
+    shape = [i + j - 1 for i, j in zip(m.shape, w.shape)]
+    padded = [fft.next_fast_len(n, True) for n in shape]
+    spectrum = fft.rfftn(m, padded, axes=(0, 1)) * fft.rfftn(w[::-1, ::-1], padded, axes=(0, 1))
+    return fft.irfftn(spectrum, padded, axes=(0, 1))[: shape[0], : shape[1]].copy()
+
+
 def estimate_offsets(
     inside: Callable[[np.ndarray], np.ndarray],
     geometry: StackGeometry,
@@ -78,8 +93,6 @@ def estimate_offsets(
     sub : fine-grid samples per pixel and in-plane axis.
     normal_step_mm : spacing of the through-plane heights and offsets.
     """
-    from scipy.signal import correlate  # here: importing scipy.signal costs every command about a second
-
     g = geometry.with_offsets(None)
     start = geometry.slice_offsets if geometry.slice_offsets is not None else np.zeros((g.n_slices, 3))
     start_world = geometry.world_offsets()
@@ -118,7 +131,7 @@ def estimate_offsets(
         m_fine = np.repeat(np.repeat(crop, sub, 0), sub, 1).astype(float)
         w_fine = occ[:, :, np.abs(heights) <= half].mean(axis=2)
         total = m_fine.sum() + w_fine.sum() + 1e-12
-        corr = correlate(m_fine, w_fine, mode="full", method="fft")  # corr[s] = sum_q m(q + s) w(q)
+        corr = correlate_full(m_fine, w_fine)  # corr[s] = sum_q m(q + s) w(q)
         centre = np.array(w_fine.shape) - 1
         limit = np.floor(max_inplane_mm / fine).astype(int)
         sl = corr[centre[0] - limit[0] : centre[0] + limit[0] + 1, centre[1] - limit[1] : centre[1] + limit[1] + 1]
