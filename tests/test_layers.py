@@ -164,14 +164,16 @@ def test_the_api_leaves_slow_imports_to_the_steps_that_use_them():
 def test_a_run_leaves_out_the_slow_imports_it_does_not_need(small_case, tmp_path):
     """torch's optimisers import torch._dynamo (and sympy) on first use, about 1.5 s per process
     (``optimiser.Adam`` does not); scipy.signal costs 0.4-1 s (``alignment.correlate_full`` does
-    the correlation with scipy.fft). A `run` with a mask (it registers and measures residuals) needs neither."""
+    the correlation with scipy.fft), scipy.stats 0.5 s (the calibration takes the normal's cdf and
+    quantile from scipy.special). A `run` of probabilities with a mask (it registers and measures
+    residuals) needs none of them; ``mixture`` still imports scipy.stats (its kernel density)."""
     code = (
         "import sys\n"
         "from pycemrg_scar_reconstruction.cli import main\n"
         f"args = ['--mesh', {str(small_case['mesh'])!r}, '--image', {str(small_case['image'])!r},\n"
         f"        '--mask', {str(small_case['mask'])!r}, '--slice-thickness', '8']\n"
         f"assert main(['run', *args, '--output', {str(tmp_path / 'out.vtu')!r}, '--max-epochs', '3', '-q']) == 0\n"
-        "print(sorted({'torch', 'torch._dynamo', 'sympy', 'scipy.signal'} & set(sys.modules)))\n"
+        "print(sorted({'torch', 'torch._dynamo', 'sympy', 'scipy.signal', 'scipy.stats'} & set(sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -20,14 +20,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+
+# the standard normal's cdf and quantile (scipy.stats.norm's own, without importing scipy.stats: 0.5 s)
+from scipy.special import ndtr, ndtri
 
 #: Central-interval levels at which the calibration is checked.
 CALIBRATION_LEVELS = np.linspace(0.1, 0.9, 9)
 #: Levels at which a quantile map is fitted (interpolated linearly between them).
 MAP_LEVELS = np.linspace(0.05, 0.95, 19)
 #: The central level of +-1 standard deviation of a Gaussian: the written uncertainty's interval.
-ONE_SIGMA = float(2 * norm.cdf(1.0) - 1)
+ONE_SIGMA = float(2 * ndtr(1.0) - 1)
 #: Edges of the bands of predicted probability that get their own map, and their names.
 PROBABILITY_BANDS = (0.1, 0.9)
 BAND_NAMES = ("background", "border", "scar")
@@ -149,7 +151,7 @@ def calibration(
     base = np.sqrt(np.broadcast_to(np.asarray(floor, np.float64), spread.shape) ** 2 + spread**2)
     weight, band = border_weight(probability), band_of(probability)
     half = np.asarray(half, bool)
-    z = norm.ppf(0.5 + CALIBRATION_LEVELS / 2)
+    z = ndtri(0.5 + CALIBRATION_LEVELS / 2)
     nan = float("nan")
     out: dict[str, Any] = {"levels": CALIBRATION_LEVELS.round(2).tolist(), "bands": list(BAND_NAMES)}
     if not len(error):
