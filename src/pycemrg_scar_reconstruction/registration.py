@@ -169,13 +169,10 @@ def estimate_study_transform(
     # scored at the last stage's blur (``smooth``) with every pixel
     score = SearchCost(smooth, origin, samples, centre)
     after = score.dice(params)
-    main = int(
-        np.argmax([int(m.any(axis=tuple(i for i in range(3) if i != g.axis)).sum()) for g, m in zip(geometries, masks)])
-    )
-    normal = geometries[main].normal
     drops = []
     for sign in (-1.0, 1.0):  # turned about the study's own normal through the moved centre
-        turned = Rotation.from_rotvec(np.radians(params[3:6])) * Rotation.from_rotvec(np.radians(sign * TURN_DEG) * normal)
+        turn = Rotation.from_rotvec(np.radians(sign * TURN_DEG) * samples.normal)
+        turned = Rotation.from_rotvec(np.radians(params[3:6])) * turn
         drops.append(after - score.dice(np.concatenate([params[:3], turned.as_rotvec(degrees=True)])))
     return Registration(rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), after, mesh_field, min(drops))
 

@@ -114,7 +114,8 @@ class MaskSamples:
     values : (P,) mask value (1 myocardium, 0 around it).
     free : (P,) int, the pixel's slice among the slices that move in plane on their own in the
         search (0 .. n_free - 1), -1 for the others.
-    axes : (3, 2) world unit vectors of the free slices' in-plane axes.
+    axes : (3, 2) world unit vectors of the in-plane axes of the stack with the most masked slices
+        (the free slices', when there are free slices).
     """
 
     points: np.ndarray
@@ -125,6 +126,12 @@ class MaskSamples:
     @property
     def n_free(self) -> int:
         return int(self.free.max()) + 1 if self.free.size else 0
+
+    @property
+    def normal(self) -> np.ndarray:
+        """(3,) unit slice normal of the stack with the most masked slices (the stack of ``axes``)."""
+        n = np.cross(self.axes[:, 0], self.axes[:, 1])
+        return n / np.linalg.norm(n)
 
 
 def mask_samples(geometries: list[StackGeometry], masks: list[np.ndarray], names: list[str]) -> MaskSamples:
