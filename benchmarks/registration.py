@@ -119,6 +119,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--nodes", type=int, default=20000)
+    parser.add_argument(
+        "--lv-irregularity",
+        type=float,
+        default=0.0,
+        help="synth --lv-irregularity: an LV whose wall and outline vary about the long axis (1: as the real case's)",
+    )
     parser.add_argument("--transform-only", action="store_true", help="no training: the transform and prepare's time")
     parser.add_argument(
         "--long-axis",
@@ -169,6 +175,7 @@ def main() -> None:
                     shift=shift,
                     long_axis_views=args.long_axis,
                     biventricular=args.biventricular,
+                    lv_irregularity=args.lv_irregularity,
                 )
                 with tempfile.TemporaryDirectory() as tmp:
                     d_unmoved, reg0, _, s0 = reconstruct_dice(

@@ -50,6 +50,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--nodes", type=int, default=20000)
+    parser.add_argument(
+        "--lv-irregularity",
+        type=float,
+        default=0.0,
+        help="synth --lv-irregularity: an LV whose wall and outline vary about the long axis (1: as the real case's)",
+    )
     parser.add_argument("--data", type=Path, default=REAL, help=f"folder of the real cases (default: {REAL})")
     args = parser.parse_args()
     moves = study_moves(args.seeds)
@@ -70,6 +76,7 @@ def main() -> None:
                         long_axis_views=views,
                         study_offset=offset,
                         study_rotation=angle,
+                        lv_irregularity=args.lv_irregularity,
                     )
                     with tempfile.TemporaryDirectory() as tmp:
                         mm, deg, about, drop = synthetic_row(config, Path(tmp) / "case")

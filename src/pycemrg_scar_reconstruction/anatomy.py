@@ -26,14 +26,44 @@ class LVShape:
     a_endo: float  # endocardial short-axis radius (x)
     b_endo: float  # endocardial short-axis radius (y)
     c_endo: float  # endocardial long-axis semi-length
-    wall: float  # wall thickness
+    wall: float  # mean wall thickness
+    #: (k, relative amplitude, phase) of harmonics about the long axis of the wall's thickness (faded
+    #: towards the apex by sin(phi)) and of the cross-section's outline (a factor on x and y, endo-
+    #: and epicardium alike); empty: the smooth shell.
+    wall_harmonics: tuple[tuple[int, float, float], ...] = ()
+    section_harmonics: tuple[tuple[int, float, float], ...] = ()
+
+    @property
+    def wall_min(self) -> float:
+        """A lower bound of the wall thickness, mm."""
+        return self.wall * (1 - sum(abs(amp) for _, amp, _ in self.wall_harmonics))
+
+    @property
+    def wall_max(self) -> float:
+        """An upper bound of the wall thickness, mm."""
+        return self.wall * (1 + sum(abs(amp) for _, amp, _ in self.wall_harmonics))
+
+    @property
+    def section_bounds(self) -> tuple[float, float]:
+        """Bounds of :meth:`section_scale`."""
+        total = sum(abs(amp) for _, amp, _ in self.section_harmonics)
+        return 1 - total, 1 + total
+
+    def wall_at(self, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """(N,) wall thickness in mm at parametric angles ``theta``, ``phi``."""
+        return self.wall * (1 + np.sin(phi) * _series(self.wall_harmonics, theta))
+
+    def section_scale(self, theta: np.ndarray) -> np.ndarray:
+        """(N,) factor on the in-plane coordinates at parametric angle ``theta``."""
+        return 1 + _series(self.section_harmonics, theta)
 
     def position(self, theta: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(N, 3) local mm positions of parametric points."""
-        a = self.a_endo + t * self.wall
-        b = self.b_endo + t * self.wall
-        c = self.c_endo + t * self.wall
-        s = np.sin(phi)
+        w = t * self.wall_at(theta, phi)
+        a = self.a_endo + w
+        b = self.b_endo + w
+        c = self.c_endo + w
+        s = np.sin(phi) * self.section_scale(theta)
         return np.stack([a * s * np.cos(theta), b * s * np.sin(theta), -c * np.cos(phi)], axis=1)
 
     def volume_element(self, theta: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -45,6 +75,14 @@ class LVShape:
             minus = self.position(theta - h * d[0], phi - h * d[1], t - h * d[2])
             cols.append((plus - minus) / (2 * h))
         return np.abs(np.linalg.det(np.stack(cols, axis=2)))
+
+
+def _series(harmonics: tuple[tuple[int, float, float], ...], theta: np.ndarray) -> np.ndarray:
+    """(N,) sum of amplitude x cos(k theta - phase) over ``harmonics`` (0 without any)."""
+    out = np.zeros(np.shape(theta))
+    for k, amp, phase in harmonics:
+        out = out + amp * np.cos(k * theta - phase)
+    return out
 
 
 @dataclass(frozen=True)
@@ -139,10 +177,10 @@ class RVShape:
         return -RV_LENGTH * (self.lv.c_endo + self.lv.wall)
 
     def lv_epi_radius(self, z: np.ndarray) -> np.ndarray:
-        """The LV epicardial radius at height z, by its smaller semi-axis: the free wall's ends then
-        reach into the LV wall, so the RV cavity is closed (no gap at the junctions)."""
+        """The LV epicardial radius at height z, by its smaller semi-axis, thinnest wall and narrowest outline: the free
+        wall's ends then reach into the LV wall, so the RV cavity is closed (no gap at the junctions)."""
         c = self.lv.c_endo + self.lv.wall
-        r0 = min(self.lv.a_endo, self.lv.b_endo) + self.lv.wall
+        r0 = (min(self.lv.a_endo, self.lv.b_endo) + self.lv.wall_min) * self.lv.section_bounds[0]
         return r0 * np.sqrt(np.clip(1 - (z / c) ** 2, 0, None))
 
     def position(self, z: np.ndarray, theta: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -173,6 +211,10 @@ class RVShape:
         return (z >= self.z_min) & (z <= 0) & (rho_rv < r) & (rho_lv > r)
 
 
+#: Passes of :func:`lv_parameters` over an irregular shell (each: depth, then the angles).
+SHAPE_PASSES = 8
+
+
 def lv_parameters(
     shape: LVShape, p: np.ndarray, iterations: int = 40
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -180,24 +222,29 @@ def lv_parameters(
 
     Returns
     -------
-    theta, phi, t : (N,) parameters (t by bisection on the confocal-like family of surfaces);
+    theta, phi, t : (N,) parameters (t by bisection on the confocal-like family of surfaces; with
+        harmonics, alternating with the angles, whose wall and outline the bisection takes as fixed);
     inside : (N,) bool, the point lies in the LV wall (t in [0, 1], phi in [PHI_APEX, PHI_BASE]).
     """
-    x, y, z = p.T
+    x0, y0, z = p.T
+    x, y, wall = x0, y0, np.full(len(p), shape.wall)
 
-    def level(t: np.ndarray) -> np.ndarray:
-        w = t * shape.wall
+    def level(t: np.ndarray, wall: np.ndarray) -> np.ndarray:
+        w = t * wall
         return (x / (shape.a_endo + w)) ** 2 + (y / (shape.b_endo + w)) ** 2 + (z / (shape.c_endo + w)) ** 2 - 1
 
-    lo, hi = np.full(len(p), -0.5), np.full(len(p), 1.5)  # level() falls with t
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        above = level(mid) > 0
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    t = 0.5 * (lo + hi)
-    w = t * shape.wall
-    phi = np.arccos(np.clip(-z / (shape.c_endo + w), -1, 1))
-    theta = np.arctan2(y / (shape.b_endo + w), x / (shape.a_endo + w)) % (2 * np.pi)
+    for _ in range(SHAPE_PASSES if shape.wall_harmonics or shape.section_harmonics else 1):
+        lo, hi = np.full(len(p), -0.5), np.full(len(p), 1.5)  # level() falls with t
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            above = level(mid, wall) > 0
+            lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+        t = 0.5 * (lo + hi)
+        w = t * wall
+        phi = np.arccos(np.clip(-z / (shape.c_endo + w), -1, 1))
+        theta = np.arctan2(y / (shape.b_endo + w), x / (shape.a_endo + w)) % (2 * np.pi)
+        wall, scale = shape.wall_at(theta, phi), shape.section_scale(theta)
+        x, y = x0 / scale, y0 / scale
     inside = (t >= 0) & (t <= 1) & (phi >= PHI_APEX) & (phi <= PHI_BASE)
     return theta, phi, t, inside
 
@@ -214,5 +261,6 @@ def in_rv_wall(rv: RVShape, p: np.ndarray) -> np.ndarray:
 
 def in_lv_cavity(shape: LVShape, p: np.ndarray) -> np.ndarray:
     """(N,) bool: local points inside the LV endocardium, below the base plane."""
-    q = (p[:, 0] / shape.a_endo) ** 2 + (p[:, 1] / shape.b_endo) ** 2 + (p[:, 2] / shape.c_endo) ** 2
+    scale = shape.section_scale(np.arctan2(p[:, 1] / shape.b_endo, p[:, 0] / shape.a_endo))  # as position at t = 0
+    q = (p[:, 0] / (scale * shape.a_endo)) ** 2 + (p[:, 1] / (scale * shape.b_endo)) ** 2 + (p[:, 2] / shape.c_endo) ** 2
     return (q < 1) & (p[:, 2] <= 0)

@@ -14,7 +14,7 @@ Pure logic: nothing here reads or writes files (see :mod:`.io` and :mod:`.api`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,8 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     rng = np.random.default_rng(config.seed)
     a = rng.uniform(22, 28)
     shape = LVShape(a_endo=a, b_endo=a * rng.uniform(0.85, 1.0), c_endo=rng.uniform(55, 68), wall=rng.uniform(8, 12))
+    if config.lv_irregularity > 0:
+        shape = _irregular(shape, config.lv_irregularity, config.seed)
 
     infarcts = [
         _infarct(
@@ -112,9 +114,10 @@ def make_case(config: SynthConfig) -> SyntheticCase:
 
     # Short-axis stack: slices perpendicular to the (slightly mis-planned) long axis.
     rot_stack = rot_world @ (rotation(rng, 10.0) if config.oblique else np.eye(3))
-    half_w = max(shape.a_endo, shape.b_endo) + shape.wall + 3 * config.pixel_spacing
+    radius = (max(shape.a_endo, shape.b_endo) + shape.wall_max) * shape.section_bounds[1]
+    half_w = radius + 3 * config.pixel_spacing
     if config.biventricular:  # the RV reaches about twice the LV's radius from its axis
-        half_w = 2.05 * (max(shape.a_endo, shape.b_endo) + shape.wall) + 6 + 3 * config.pixel_spacing
+        half_w = 2.05 * radius + 6 + 3 * config.pixel_spacing
     n_inplane = int(np.ceil(2 * half_w / config.pixel_spacing)) + 1
     z_apex = -(shape.c_endo + shape.wall)
     first = z_apex + (rng.uniform(0.3, 1.0) + config.real_like) * config.slice_spacing
@@ -166,6 +169,11 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         "oblique": config.oblique,
         "noise_sd": config.noise,
         "lv_mm": {"a_endo": shape.a_endo, "b_endo": shape.b_endo, "c_endo": shape.c_endo, "wall": shape.wall},
+        **(
+            {"lv_irregularity": config.lv_irregularity, "lv_harmonics": _harmonics_facts(shape)}
+            if config.lv_irregularity > 0
+            else {}
+        ),
         "n_infarcts": len(infarcts),
         "scar_fraction_nodes": float(truth.mean()),
         "forward_model_samples": config.samples,
@@ -199,6 +207,37 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     return case
 
 
+#: Seeds the LV's irregularity (``[seed, IRREGULAR_STREAM]``): the plain case's draws stay as they were.
+IRREGULAR_STREAM = 1203
+#: The real human case's LV, measured on its short-axis labels (rays from the cavity's centre every
+#: 10 deg, median over its slices; ``benchmarks/lv_shape.py``): relative amplitudes of the wall
+#: thickness's harmonics 1-3 (0.21, 0.14, 0.13) and of the endocardial outline's harmonics 2-3
+#: (0.07, 0.04; of harmonic 2 the part that the ellipse, b/a 0.85-1, does not give already). Part
+#: of each is the 2.125 mm pixels. ``lv_irregularity`` 1 draws amplitudes of 0.5-1 times these over
+#: their mean (0.75).
+REAL_WALL_HARMONICS = ((1, 0.21), (2, 0.14), (3, 0.13))
+REAL_SECTION_HARMONICS = ((2, 0.05), (3, 0.04))
+
+
+def _irregular(shape: LVShape, irregularity: float, seed: int) -> LVShape:
+    """``shape`` with harmonics of its wall and outline (``SynthConfig.lv_irregularity``), random phases."""
+    rng = np.random.default_rng([seed, IRREGULAR_STREAM])
+
+    def draw(real: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float, float], ...]:
+        amps = irregularity * np.array([amp for _, amp in real]) * rng.uniform(0.5, 1.0, len(real)) / 0.75
+        return tuple((k, float(a), float(rng.uniform(0, 2 * np.pi))) for (k, _), a in zip(real, amps))
+
+    return replace(shape, wall_harmonics=draw(REAL_WALL_HARMONICS), section_harmonics=draw(REAL_SECTION_HARMONICS))
+
+
+def _harmonics_facts(shape: LVShape) -> dict[str, list[list[float]]]:
+    """The harmonics of ``shape`` for case.json: [k, relative amplitude, phase rad] each."""
+    return {
+        "wall": [[k, round(a, 5), round(p, 5)] for k, a, p in shape.wall_harmonics],
+        "outline": [[k, round(a, 5), round(p, 5)] for k, a, p in shape.section_harmonics],
+    }
+
+
 #: Seeds the real-like changes (``[seed, REAL_LIKE_STREAM]``), so the plain case's draws stay as they were.
 REAL_LIKE_STREAM = 290
 
@@ -208,7 +247,14 @@ def _real_like(image: LVShape, rng: np.random.Generator) -> tuple[LVShape, list[
     made from another scan or a smoothed segmentation) and the infarcts of a real-like case: a small
     one at an RV insertion (mid-ventricle, 2.5-5% of the wall) and one reaching the apex."""
     f = rng.uniform(0.94, 1.06, 4)
-    mesh = LVShape(image.a_endo * f[0], image.b_endo * f[1], image.c_endo * f[2], image.wall * f[3])
+    mesh = LVShape(
+        image.a_endo * f[0],
+        image.b_endo * f[1],
+        image.c_endo * f[2],
+        image.wall * f[3],
+        image.wall_harmonics,
+        image.section_harmonics,
+    )
     insertion = float(np.arccos(RV_OFFSET / 2)) * rng.choice([-1.0, 1.0])  # where the RV meets the LV
     small = _infarct(
         rng,

@@ -217,6 +217,14 @@ class SynthConfig(_Config):
     study_rotation: float = Field(
         0.0, ge=0, le=30, description="... and rotate it by this many degrees about its centre (random axis)"
     )
+    lv_irregularity: float = Field(
+        0.0,
+        ge=0,
+        le=1.5,
+        description="the LV departs from a smooth shell as a real one does: its wall thickness (harmonics 1-3 "
+        "about the long axis) and its outline (harmonics 2-3) vary; 1: by about as much as the real human case's, "
+        "0: the smooth shell",
+    )
     real_like: bool = Field(
         False,
         description="as hard as a real case: the mesh is a model of the imaged heart, not its segmentation "
