@@ -251,7 +251,10 @@ def test_the_registration_says_how_firmly_the_masks_fix_the_turn_about_the_slice
     for name, (a, b) in {"round": (15.0, 15.0), "oval": (12.0, 20.0)}.items():
         inside, box, geometry, mask = _ring(a, b)
         found = estimate_study_transform(inside, box, [geometry], [mask], [name])
-        assert np.linalg.norm(found.translation_mm) < 0.6  # nothing to do (measured 0.43 / 0.45 mm)
+        # nothing to do: in plane (measured 0.08 / 0.12 mm); through plane the flat-ended wall fills
+        # every slab wherever it sits within 0.8 mm (the outer heights lie 3.2 of the 4 mm from the
+        # slab's centre), so the masks leave that motion free (measured 0.20 / 0.70 mm)
+        assert np.linalg.norm(found.translation_mm[:2]) < 0.3 and abs(found.translation_mm[2]) < 1.0
         drops[name] = (found.turn_dice_drop, found.turn_weakly_fixed, found.rotation_deg)
     # measured: round 0.00003 (and the search turned it by 2.5 degrees: any turn fits); oval 0.032, 0.05 degrees
     assert drops["round"][0] < 0.2 * TURN_WEAK_DROP and drops["round"][1]
