@@ -81,8 +81,9 @@ class Registration:
     centre : (3,) mm, the masks' centre (the rotation is about it).
     dice_before, dice_after : soft Dice of the masks with the mesh's myocardium, without and with it.
     field : the mesh's myocardium where the masks can reach, as the search sampled it.
-    turn_dice_drop : how much ``dice_after`` drops when the transform is turned by :data:`TURN_DEG`
-        about the main stack's slice normal (the smaller drop of the two directions): how firmly the
+    turn_dice_drop : how much the soft Dice drops when the transform is turned by :data:`TURN_DEG`
+        about the main stack's slice normal (the smaller drop of the two directions; with the main
+        stack's slices' own offsets of the search in place, when views anchor it): how firmly the
         masks fix that turn (a ventricle alone is nearly round about its long axis); below
         :data:`TURN_WEAK_DROP` the turn found is the search's pull towards no motion more than the masks'.
     """
@@ -169,11 +170,13 @@ def estimate_study_transform(
     # scored at the last stage's blur (``smooth``) with every pixel
     score = SearchCost(smooth, origin, samples, centre)
     after = score.dice(params)
-    drops = []
-    for sign in (-1.0, 1.0):  # turned about the study's own normal through the moved centre
+    # turned about the study's own normal through the moved centre, the free slices' offsets in place
+    # (without them a study with breath-hold shifts fits so loosely that any turn looks alike)
+    found_dice, drops = score.joint_dice(x), []
+    for sign in (-1.0, 1.0):
         turn = Rotation.from_rotvec(np.radians(sign * TURN_DEG) * samples.normal)
         turned = Rotation.from_rotvec(np.radians(params[3:6])) * turn
-        drops.append(after - score.dice(np.concatenate([params[:3], turned.as_rotvec(degrees=True)])))
+        drops.append(found_dice - score.joint_dice(np.concatenate([params[:3], turned.as_rotvec(degrees=True), x[6:]])))
     return Registration(rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), after, mesh_field, min(drops))
 
 

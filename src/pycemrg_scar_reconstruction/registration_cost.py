@@ -250,6 +250,11 @@ class SearchCost:
     def __call__(self, p: np.ndarray) -> float:
         return -self.dice(p) + PRIOR_WEIGHT * float(np.sum((p / 10.0) ** 2))
 
+    def joint_dice(self, x: np.ndarray) -> float:
+        """Soft Dice at ``x`` as :meth:`value_grad` takes it (the rigid six, then the free slices'
+        offsets): its cost without the pull towards no motion."""
+        return -(self.value_grad(x)[0] - PRIOR_WEIGHT * float(np.sum((x / 10.0) ** 2)))
+
     def value_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """The cost at ``x`` (the rigid six, then the free slices' offsets) and its gradient (per mm,
         per degree), exact for the trilinear field."""
