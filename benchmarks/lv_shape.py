@@ -7,7 +7,7 @@ relative amplitude (amplitude over mean) of their harmonics 1-4 about the long a
 median over a case's slices, for every real case found and for synthetic intensity cases (the
 segmentation-like mask, pixels of the real case's 2.125 mm) at each irregularity. A smooth shell
 gives harmonics near the pixels' own noise (about 0.01 of the outlines, 0.02-0.05 of the wall);
-the real case's set the amplitudes that ``lv_irregularity`` 1 draws (``synthetic.REAL_WALL_HARMONICS``).
+the real case's set the amplitudes that ``lv_irregularity`` 1 draws (``anatomy.REAL_WALL_HARMONICS``).
 
     .venv/bin/python benchmarks/lv_shape.py [--seeds 0 1 2 3 4] [--irregularity 0 1] [--data DIR]
 """

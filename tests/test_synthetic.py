@@ -81,15 +81,15 @@ def test_real_like_case_is_harder_in_the_ways_real_ones_are():
 
 
 def test_real_like_small_scar_sits_at_an_rv_insertion():
-    from pycemrg_scar_reconstruction.anatomy import PHI_APEX, PHI_BASE, RV_OFFSET, LVShape, scar_field
-    from pycemrg_scar_reconstruction.synthetic import REAL_LIKE_STREAM, _real_like
+    from pycemrg_scar_reconstruction.anatomy import PHI_APEX, PHI_BASE, RV_OFFSET, LVShape, real_like_anatomy, scar_field
+    from pycemrg_scar_reconstruction.synthetic import REAL_LIKE_STREAM
 
     rng = np.random.default_rng(0)
     theta, phi, t = rng.uniform(0, 2 * np.pi, 200_000), rng.uniform(PHI_APEX, PHI_BASE, 200_000), rng.uniform(0, 1, 200_000)
     shape = LVShape(25.0, 23.0, 60.0, 10.0)
     w = shape.volume_element(theta, phi, t)
     for seed in range(4):
-        _, (small, _) = _real_like(shape, np.random.default_rng([seed, REAL_LIKE_STREAM]))
+        _, (small, _) = real_like_anatomy(shape, np.random.default_rng([seed, REAL_LIKE_STREAM]))
         share = float((scar_field(shape, [small], theta, phi, t) * w).sum() / w.sum())
         assert 0.02 < share < 0.06, share
         assert abs(abs(small.theta) - np.arccos(RV_OFFSET / 2)) < 0.4  # where the RV meets the LV
@@ -98,10 +98,16 @@ def test_real_like_small_scar_sits_at_an_rv_insertion():
 def test_an_irregular_lv_is_inverted_exactly_and_keeps_its_cavity():
     """lv_parameters inverts position on a shell whose wall and outline vary (harmonics), and the
     cavity test agrees with the endocardium: the hand-checkable geometry the signal depends on."""
-    from pycemrg_scar_reconstruction.anatomy import PHI_APEX, PHI_BASE, LVShape, in_lv_cavity, lv_parameters
-    from pycemrg_scar_reconstruction.synthetic import _irregular
+    from pycemrg_scar_reconstruction.anatomy import (
+        PHI_APEX,
+        PHI_BASE,
+        LVShape,
+        in_lv_cavity,
+        irregular_shape,
+        lv_parameters,
+    )
 
-    shape = _irregular(LVShape(25.0, 22.0, 60.0, 10.0), 1.5, seed=3)
+    shape = irregular_shape(LVShape(25.0, 22.0, 60.0, 10.0), 1.5, np.random.default_rng(3))
     assert shape.wall_max - shape.wall_min > 5.0 and shape.section_bounds[1] - shape.section_bounds[0] > 0.1
     rng = np.random.default_rng(0)
     theta, phi, t = rng.uniform(0, 2 * np.pi, 20_000), rng.uniform(PHI_APEX, PHI_BASE, 20_000), rng.uniform(0, 1, 20_000)

@@ -10,7 +10,7 @@ towards their edge, each crossed by a thin band of surviving tissue (an isthmus)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,6 +48,13 @@ class LVShape:
         """Bounds of :meth:`section_scale`."""
         total = sum(abs(amp) for _, amp, _ in self.section_harmonics)
         return 1 - total, 1 + total
+
+    def harmonics_facts(self) -> dict[str, list[list[float]]]:
+        """The harmonics for case.json: [k, relative amplitude, phase rad] each."""
+        return {
+            "wall": [[k, round(a, 5), round(p, 5)] for k, a, p in self.wall_harmonics],
+            "outline": [[k, round(a, 5), round(p, 5)] for k, a, p in self.section_harmonics],
+        }
 
     def wall_at(self, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
         """(N,) wall thickness in mm at parametric angles ``theta``, ``phi``."""
@@ -264,3 +271,74 @@ def in_lv_cavity(shape: LVShape, p: np.ndarray) -> np.ndarray:
     scale = shape.section_scale(np.arctan2(p[:, 1] / shape.b_endo, p[:, 0] / shape.a_endo))  # as position at t = 0
     q = (p[:, 0] / (scale * shape.a_endo)) ** 2 + (p[:, 1] / (scale * shape.b_endo)) ** 2 + (p[:, 2] / shape.c_endo) ** 2
     return (q < 1) & (p[:, 2] <= 0)
+
+
+#: The real human case's LV, measured on its short-axis labels (rays from the cavity's centre every
+#: 10 deg, median over its slices; ``benchmarks/lv_shape.py``): relative amplitudes of the wall
+#: thickness's harmonics 1-3 (0.21, 0.14, 0.13) and of the endocardial outline's harmonics 2-3
+#: (0.07, 0.04; of harmonic 2 the part that the ellipse, b/a 0.85-1, does not give already). Part
+#: of each is the 2.125 mm pixels.
+REAL_WALL_HARMONICS = ((1, 0.21), (2, 0.14), (3, 0.13))
+REAL_SECTION_HARMONICS = ((2, 0.05), (3, 0.04))
+
+
+def irregular_shape(shape: LVShape, irregularity: float, rng: np.random.Generator) -> LVShape:
+    """``shape`` with harmonics of its wall and outline: amplitudes 0.5-1 times ``irregularity``
+    times the real case's over their mean (0.75), random phases (``SynthConfig.lv_irregularity``)."""
+
+    def draw(real: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float, float], ...]:
+        amps = irregularity * np.array([amp for _, amp in real]) * rng.uniform(0.5, 1.0, len(real)) / 0.75
+        return tuple((k, float(a), float(rng.uniform(0, 2 * np.pi))) for (k, _), a in zip(real, amps))
+
+    return replace(shape, wall_harmonics=draw(REAL_WALL_HARMONICS), section_harmonics=draw(REAL_SECTION_HARMONICS))
+
+
+def real_like_anatomy(image: LVShape, rng: np.random.Generator) -> tuple[LVShape, list[Infarct]]:
+    """The mesh's shape (the imaged heart's radii, length and wall each off by up to 6%, as a model
+    made from another scan or a smoothed segmentation) and the infarcts of a real-like case: a small
+    one at an RV insertion (mid-ventricle, 2.5-5% of the wall) and one reaching the apex."""
+    f = rng.uniform(0.94, 1.06, 4)
+    mesh = replace(
+        image, a_endo=image.a_endo * f[0], b_endo=image.b_endo * f[1], c_endo=image.c_endo * f[2], wall=image.wall * f[3]
+    )
+    insertion = float(np.arccos(RV_OFFSET / 2)) * rng.choice([-1.0, 1.0])  # where the RV meets the LV
+    small = draw_infarct(
+        rng,
+        theta=insertion + rng.normal(0, 0.1),
+        phi=rng.uniform(0.3, 0.4) * np.pi,
+        radius=rng.uniform(13.5, 16.5),
+        transmurality=rng.uniform(0.5, 0.9),
+        lobes_max=0.2,
+        isthmus=False,
+    )
+    apical = draw_infarct(
+        rng,
+        theta=rng.uniform(0, 2 * np.pi),
+        phi=rng.uniform(0.1, 0.16) * np.pi,
+        radius=rng.uniform(16, 22),
+        transmurality=rng.uniform(0.5, 1.0),
+    )
+    return mesh, [small, apical]
+
+
+def draw_infarct(
+    rng: np.random.Generator,
+    theta: float,
+    phi: float,
+    radius: float,
+    transmurality: float,
+    lobes_max: float = 0.25,
+    isthmus: bool = True,
+) -> Infarct:
+    """An infarct at (theta, phi) of ``radius`` mm with a random boundary and, with ``isthmus``, a
+    surviving channel 2.5-4.5 mm wide (drawn after the caller's arguments, in this order)."""
+    return Infarct(
+        theta=theta,
+        phi=phi,
+        radius=radius,
+        transmurality=transmurality,
+        lobes=rng.uniform(0.0, lobes_max),
+        lobe_phase=rng.uniform(0, 2 * np.pi),
+        isthmus_angle=rng.uniform(0, np.pi),
+        isthmus_width=rng.uniform(2.5, 4.5) if isthmus else 0.0,
+    )

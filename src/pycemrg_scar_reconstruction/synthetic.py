@@ -14,7 +14,7 @@ Pure logic: nothing here reads or writes files (see :mod:`.io` and :mod:`.api`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,11 +24,13 @@ from .anatomy import (
     PHI_APEX,
     PHI_BASE,
     RV_HALF_ANGLE,
-    RV_OFFSET,
     Infarct,
     LVShape,
     RVShape,
+    draw_infarct,
     hex_cells,
+    irregular_shape,
+    real_like_anatomy,
     rotation,
     scar_field,
 )
@@ -76,10 +78,10 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     a = rng.uniform(22, 28)
     shape = LVShape(a_endo=a, b_endo=a * rng.uniform(0.85, 1.0), c_endo=rng.uniform(55, 68), wall=rng.uniform(8, 12))
     if config.lv_irregularity > 0:
-        shape = _irregular(shape, config.lv_irregularity, config.seed)
+        shape = irregular_shape(shape, config.lv_irregularity, np.random.default_rng([config.seed, IRREGULAR_STREAM]))
 
     infarcts = [
-        _infarct(
+        draw_infarct(
             rng,
             theta=rng.uniform(0, 2 * np.pi),
             phi=rng.uniform(0.2 * np.pi, 0.42 * np.pi),
@@ -91,7 +93,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
 
     image_shape = shape  # the heart the images see; the mesh is ``shape`` (a model of it when real_like)
     if config.real_like:
-        shape, infarcts = _real_like(image_shape, np.random.default_rng([config.seed, REAL_LIKE_STREAM]))
+        shape, infarcts = real_like_anatomy(image_shape, np.random.default_rng([config.seed, REAL_LIKE_STREAM]))
 
     # Node grid: circumferential : meridional node counts ~ 2.5 : 1 gives near-square surface cells.
     per_layer = max(config.n_nodes // N_LAYERS, 40)
@@ -170,7 +172,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         "noise_sd": config.noise,
         "lv_mm": {"a_endo": shape.a_endo, "b_endo": shape.b_endo, "c_endo": shape.c_endo, "wall": shape.wall},
         **(
-            {"lv_irregularity": config.lv_irregularity, "lv_harmonics": _harmonics_facts(shape)}
+            {"lv_irregularity": config.lv_irregularity, "lv_harmonics": shape.harmonics_facts()}
             if config.lv_irregularity > 0
             else {}
         ),
@@ -209,93 +211,10 @@ def make_case(config: SynthConfig) -> SyntheticCase:
 
 #: Seeds the LV's irregularity (``[seed, IRREGULAR_STREAM]``): the plain case's draws stay as they were.
 IRREGULAR_STREAM = 1203
-#: The real human case's LV, measured on its short-axis labels (rays from the cavity's centre every
-#: 10 deg, median over its slices; ``benchmarks/lv_shape.py``): relative amplitudes of the wall
-#: thickness's harmonics 1-3 (0.21, 0.14, 0.13) and of the endocardial outline's harmonics 2-3
-#: (0.07, 0.04; of harmonic 2 the part that the ellipse, b/a 0.85-1, does not give already). Part
-#: of each is the 2.125 mm pixels. ``lv_irregularity`` 1 draws amplitudes of 0.5-1 times these over
-#: their mean (0.75).
-REAL_WALL_HARMONICS = ((1, 0.21), (2, 0.14), (3, 0.13))
-REAL_SECTION_HARMONICS = ((2, 0.05), (3, 0.04))
-
-
-def _irregular(shape: LVShape, irregularity: float, seed: int) -> LVShape:
-    """``shape`` with harmonics of its wall and outline (``SynthConfig.lv_irregularity``), random phases."""
-    rng = np.random.default_rng([seed, IRREGULAR_STREAM])
-
-    def draw(real: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float, float], ...]:
-        amps = irregularity * np.array([amp for _, amp in real]) * rng.uniform(0.5, 1.0, len(real)) / 0.75
-        return tuple((k, float(a), float(rng.uniform(0, 2 * np.pi))) for (k, _), a in zip(real, amps))
-
-    return replace(shape, wall_harmonics=draw(REAL_WALL_HARMONICS), section_harmonics=draw(REAL_SECTION_HARMONICS))
-
-
-def _harmonics_facts(shape: LVShape) -> dict[str, list[list[float]]]:
-    """The harmonics of ``shape`` for case.json: [k, relative amplitude, phase rad] each."""
-    return {
-        "wall": [[k, round(a, 5), round(p, 5)] for k, a, p in shape.wall_harmonics],
-        "outline": [[k, round(a, 5), round(p, 5)] for k, a, p in shape.section_harmonics],
-    }
 
 
 #: Seeds the real-like changes (``[seed, REAL_LIKE_STREAM]``), so the plain case's draws stay as they were.
 REAL_LIKE_STREAM = 290
-
-
-def _real_like(image: LVShape, rng: np.random.Generator) -> tuple[LVShape, list[Infarct]]:
-    """The mesh's shape (the imaged heart's radii, length and wall each off by up to 6%, as a model
-    made from another scan or a smoothed segmentation) and the infarcts of a real-like case: a small
-    one at an RV insertion (mid-ventricle, 2.5-5% of the wall) and one reaching the apex."""
-    f = rng.uniform(0.94, 1.06, 4)
-    mesh = LVShape(
-        image.a_endo * f[0],
-        image.b_endo * f[1],
-        image.c_endo * f[2],
-        image.wall * f[3],
-        image.wall_harmonics,
-        image.section_harmonics,
-    )
-    insertion = float(np.arccos(RV_OFFSET / 2)) * rng.choice([-1.0, 1.0])  # where the RV meets the LV
-    small = _infarct(
-        rng,
-        theta=insertion + rng.normal(0, 0.1),
-        phi=rng.uniform(0.3, 0.4) * np.pi,
-        radius=rng.uniform(13.5, 16.5),
-        transmurality=rng.uniform(0.5, 0.9),
-        lobes_max=0.2,
-        isthmus=False,
-    )
-    apical = _infarct(
-        rng,
-        theta=rng.uniform(0, 2 * np.pi),
-        phi=rng.uniform(0.1, 0.16) * np.pi,
-        radius=rng.uniform(16, 22),
-        transmurality=rng.uniform(0.5, 1.0),
-    )
-    return mesh, [small, apical]
-
-
-def _infarct(
-    rng: np.random.Generator,
-    theta: float,
-    phi: float,
-    radius: float,
-    transmurality: float,
-    lobes_max: float = 0.25,
-    isthmus: bool = True,
-) -> Infarct:
-    """An infarct at (theta, phi) of ``radius`` mm with a random boundary and, with ``isthmus``, a
-    surviving channel 2.5-4.5 mm wide (drawn after the caller's arguments, in this order)."""
-    return Infarct(
-        theta=theta,
-        phi=phi,
-        radius=radius,
-        transmurality=transmurality,
-        lobes=rng.uniform(0.0, lobes_max),
-        lobe_phase=rng.uniform(0, 2 * np.pi),
-        isthmus_angle=rng.uniform(0, np.pi),
-        isthmus_width=rng.uniform(2.5, 4.5) if isthmus else 0.0,
-    )
 
 
 def _moved_study(case: SyntheticCase, config: SynthConfig) -> SyntheticCase:
