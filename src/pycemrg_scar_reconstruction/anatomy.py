@@ -2,7 +2,8 @@
 
 The LV is a truncated prolate shell in local coordinates (long axis +z, apex at z = -c, base plane
 z = 0), parametrised by circumferential angle theta, meridian angle phi (0 at the apex) and
-transmural depth t (0 endocardium, 1 epicardium). The RV free wall is a crescent attached to the
+transmural depth t (0 endocardium, 1 epicardium); optionally irregular, as a real one is (its wall
+thickness and outline vary about the long axis: :func:`irregular_shape`). The RV free wall is a crescent attached to the
 LV epicardium along two junction lines (the septum is the LV wall). The scar is an analytic
 function of (theta, phi, t): one to three subendocardial infarcts whose transmurality falls
 towards their edge, each crossed by a thin band of surviving tissue (an isthmus).
