@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -10,6 +11,19 @@ import pyvista as pv
 
 from pycemrg_scar_reconstruction import MeshConfig, PrepareConfig, StackConfig, SynthConfig, prepare, synth
 from pycemrg_scar_reconstruction.data import TrainingData
+
+
+def add_case_options(parser: argparse.ArgumentParser, seeds: tuple[int, ...] = (0, 1, 2, 3, 4)) -> None:
+    """The options every synthetic-case benchmark shares: ``--seeds``, ``--nodes`` (20,000) and
+    ``--lv-irregularity`` (``synth --lv-irregularity``, 0: the smooth shell)."""
+    parser.add_argument("--seeds", type=int, nargs="*", default=list(seeds))
+    parser.add_argument("--nodes", type=int, default=20000)
+    parser.add_argument(
+        "--lv-irregularity",
+        type=float,
+        default=0.0,
+        help="synth --lv-irregularity: an LV whose wall and outline vary about the long axis (1: as the real case's)",
+    )
 
 
 def case_config(

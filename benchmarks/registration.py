@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pyvista as pv
-from _cases import case_config, study_moves, synthetic_data
+from _cases import add_case_options, case_config, study_moves, synthetic_data
 
 from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, predict_nodes
 from pycemrg_scar_reconstruction.api.prepare import run_stages
@@ -117,14 +117,7 @@ def best_rigid(truth: np.ndarray, facts: dict, mask: np.ndarray, affine: np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--nodes", type=int, default=20000)
-    parser.add_argument(
-        "--lv-irregularity",
-        type=float,
-        default=0.0,
-        help="synth --lv-irregularity: an LV whose wall and outline vary about the long axis (1: as the real case's)",
-    )
+    add_case_options(parser)
     parser.add_argument("--transform-only", action="store_true", help="no training: the transform and prepare's time")
     parser.add_argument(
         "--long-axis",

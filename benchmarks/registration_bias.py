@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _cases import case_config
+from _cases import add_case_options, case_config
 
 from pycemrg_scar_reconstruction import SynthConfig, synth
 from pycemrg_scar_reconstruction.api.prepare import run_stages
@@ -29,9 +29,7 @@ from pycemrg_scar_reconstruction.registration import transform_error
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--nodes", type=int, default=20000)
-    parser.add_argument("--lv-irregularity", type=float, default=0.0, help="synth --lv-irregularity (1: as the real case's)")
+    add_case_options(parser)
     args = parser.parse_args()
     print("| seed | kind | off the identity mm / deg | centroid moved mm | through plane mm | in plane mm | soft Dice |")
     print("|---|---|---|---|---|---|---|")

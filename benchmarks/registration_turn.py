@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _cases import case_config, study_moves
+from _cases import add_case_options, case_config, study_moves
 from real import REAL, label_config
 from scipy.spatial.transform import Rotation
 
@@ -48,14 +48,7 @@ def synthetic_row(config: SynthConfig, folder: Path) -> tuple[float, float, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--nodes", type=int, default=20000)
-    parser.add_argument(
-        "--lv-irregularity",
-        type=float,
-        default=0.0,
-        help="synth --lv-irregularity: an LV whose wall and outline vary about the long axis (1: as the real case's)",
-    )
+    add_case_options(parser)
     parser.add_argument("--data", type=Path, default=REAL, help=f"folder of the real cases (default: {REAL})")
     args = parser.parse_args()
     moves = study_moves(args.seeds)

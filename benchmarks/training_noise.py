@@ -16,7 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _cases import synthetic_data
+from _cases import add_case_options, synthetic_data
 
 from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, predict_nodes
 from pycemrg_scar_reconstruction.training import fit
@@ -24,10 +24,8 @@ from pycemrg_scar_reconstruction.training import fit
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
+    add_case_options(parser, seeds=(0, 1))
     parser.add_argument("--training-seeds", type=int, nargs="*", default=[0, 1, 2])
-    parser.add_argument("--nodes", type=int, default=20000)
-    parser.add_argument("--lv-irregularity", type=float, default=0.0, help="synth --lv-irregularity")
     parser.add_argument("--long-axis", type=int, default=0, help="long-axis views with masks")
     parser.add_argument("--registered", action="store_true", help="also prepared with --register rigid")
     args = parser.parse_args()
