@@ -23,9 +23,13 @@ angle (degrees), and the Dice against the 3D truth, unmoved (both ways) and move
     .venv/bin/python benchmarks/registration.py --transform-only   # no training: the transform and prepare's time
     .venv/bin/python benchmarks/registration.py --long-axis 2 --align-slices   # views; shifted cases aligned
     .venv/bin/python benchmarks/registration.py --transform-only --biventricular   # LV and RV meshes
+    .venv/bin/python benchmarks/registration.py --training-seeds 0 1 2 --skip-unmoved-registered   # mean Dice
 
 ``--transform-only`` judges a change of the registration itself (its accuracy and its cost) in a
 few minutes: it prepares each case and prints the transform's error and prepare's seconds.
+``--training-seeds`` trains each prepared case with several seeds and compares the mean Dice: a
+single training's Dice moves by up to about 0.01 with the seed alone (``training_noise.py``), the
+size of the comparison's tolerance.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,23 +56,28 @@ QUIET = RuntimeConfig(quiet=True)
 
 
 def reconstruct_dice(
-    config: SynthConfig, folder: Path, register: str | None, train: bool = True, align: bool = False
+    config: SynthConfig,
+    folder: Path,
+    register: str | None,
+    training_seeds: Sequence[int] = (),
+    align: bool = False,
 ) -> tuple[float, dict | None, dict, float]:
-    """Dice against the truth of the default reconstruction (NaN without ``train``); the
-    registration; the case's facts; prepare's seconds. ``align``: ``--align-slices`` when the case
-    has breath-hold shifts."""
+    """Mean Dice against the truth of the default reconstruction over ``training_seeds`` (NaN
+    without any); the registration; the case's facts; prepare's seconds. ``align``:
+    ``--align-slices`` when the case has breath-hold shifts."""
     data, truth, seconds = synthetic_data(
         config, folder, study_registration=register, align_slices=align and config.shift > 0
     )
     facts = json.loads((folder / "case.json").read_text())
-    score = float("nan")
-    if train:
-        fitted = fit(data, TrainConfig(), QUIET, progress=False)
-        nodes = slice(None)
-        if config.biventricular:  # over the LV, as prepare's region (``is_LV``) keeps it
-            nodes = np.asarray(pv.read(folder / facts["files"]["mesh"]).point_data["is_LV"], bool)
+    nodes = slice(None)
+    if config.biventricular:  # over the LV, as prepare's region (``is_LV``) keeps it
+        nodes = np.asarray(pv.read(folder / facts["files"]["mesh"]).point_data["is_LV"], bool)
+    scores = []
+    for training_seed in training_seeds:
+        fitted = fit(data, TrainConfig(seed=training_seed), QUIET, progress=False)
         probability = predict_nodes(fitted, data.points, 20, 0).probability
-        score = dice(probability[nodes], truth[nodes])
+        scores.append(dice(probability[nodes], truth[nodes]))
+    score = float(np.mean(scores)) if scores else float("nan")
     reg = json.loads(data.registration) if data.registration else None
     return score, reg, facts, seconds
 
@@ -136,8 +146,21 @@ def main() -> None:
         action="store_true",
         help="prepare the cases with breath-hold shifts with --align-slices (unmoved and moved), as a user would",
     )
+    parser.add_argument(
+        "--training-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="train each prepared case with each of these seeds and compare the mean Dice (one training's Dice "
+        "moves by up to about 0.01 with the seed alone: benchmarks/training_noise.py)",
+    )
+    parser.add_argument(
+        "--skip-unmoved-registered",
+        action="store_true",
+        help="do not reconstruct the unmoved study with --register rigid (a third of the trainings)",
+    )
     args = parser.parse_args()
-    train = not args.transform_only
+    seeds = [] if args.transform_only else args.training_seeds
     moves = study_moves(args.seeds)
     columns = (
         "seed",
@@ -172,17 +195,19 @@ def main() -> None:
                 )
                 with tempfile.TemporaryDirectory() as tmp:
                     d_unmoved, reg0, _, s0 = reconstruct_dice(
-                        SynthConfig(**base), Path(tmp) / "a", None, train, args.align_slices
+                        SynthConfig(**base), Path(tmp) / "a", None, seeds, args.align_slices
                     )
                     # the same unmoved study with the transform applied: with shifts it takes up the
                     # offsets' rigid part as the moved study's registration does
-                    d_unmoved_reg = reconstruct_dice(
-                        SynthConfig(**base), Path(tmp) / "b", "rigid", train, args.align_slices
-                    )[0]
+                    d_unmoved_reg = float("nan")
+                    if not args.skip_unmoved_registered:
+                        d_unmoved_reg = reconstruct_dice(
+                            SynthConfig(**base), Path(tmp) / "b", "rigid", seeds, args.align_slices
+                        )[0]
                     offset, angle = moves[seed]
                     moved_config = SynthConfig(**base, study_offset=offset, study_rotation=angle)
                     d_moved, reg, facts, s1 = reconstruct_dice(
-                        moved_config, Path(tmp) / "c", "rigid", train, args.align_slices
+                        moved_config, Path(tmp) / "c", "rigid", seeds, args.align_slices
                     )
                     mask, affine = load_image(Path(tmp) / "c" / "lge_mask.nii.gz")
                     centres = index_to_world(np.argwhere(mask > 0.5), affine)
