@@ -10,7 +10,7 @@ against the 3D truth over the region's nodes. Printed per case: what the registr
 when the measurement exceeds T" against measure-only (the default today): the worst and mean
 change of Dice over all cases.
 
-    .venv/bin/python benchmarks/register_default.py [--seeds 0 1 2 3] [--nodes 20000]
+    .venv/bin/python benchmarks/register_default.py [--seeds 0 1 2 3] [--nodes 20000] [--lv-irregularity 1]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pyvista as pv
-from _cases import study_moves, synthetic_data
+from _cases import add_case_options, study_moves, synthetic_data
 
 from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, predict_nodes
 from pycemrg_scar_reconstruction.training import fit
@@ -50,8 +50,7 @@ def score(config: SynthConfig, folder: Path, register: str) -> tuple[float, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3])
-    parser.add_argument("--nodes", type=int, default=20000)
+    add_case_options(parser, seeds=(0, 1, 2, 3))
     args = parser.parse_args()
     moves = study_moves(args.seeds)
     print("| seed | kind | study | measured mm | Dice measure only | Dice rigid | rigid - measure |")
@@ -64,7 +63,7 @@ def main() -> None:
                 ("as made", {}),
                 (f"moved {offset:.1f} mm {angle:.1f} deg", {"study_offset": offset, "study_rotation": angle}),
             ):
-                config = SynthConfig(seed=seed, n_nodes=args.nodes, **extra, **move)
+                config = SynthConfig(seed=seed, n_nodes=args.nodes, lv_irregularity=args.lv_irregularity, **extra, **move)
                 with tempfile.TemporaryDirectory() as tmp:
                     d_measure, measured = score(config, Path(tmp) / "a", "measure")
                     d_rigid, _ = score(config, Path(tmp) / "b", "rigid")
