@@ -8,7 +8,9 @@ part from the case's true offsets: an estimator that reads only the masks is exp
 by about that much, whatever it does. The column "error to the best rigid" compares the transform
 found with the rigid transform that lies closest (least squares at the mask's pixels) to where each
 pixel truly lands on the mesh, offsets included (:func:`best_rigid`): the most a registration of
-the whole study can find.
+the whole study can find. The column "truth placed" is the Dice that a perfect reconstruction
+keeps when the study is placed by the transform found (:func:`placed_truth_dice`; for the
+unmoved study, by the transform it measured, were it applied): what the residual error costs.
 
 For every seed, kind (probability, intensity) and breath-hold shift (0, 2 mm), the same case is
 made twice: as is, and with its mesh moved off the stacks by a rigid transform (offset and
@@ -47,9 +49,10 @@ from _cases import add_case_options, case_config, study_moves, synthetic_data
 
 from pycemrg_scar_reconstruction import RuntimeConfig, SynthConfig, TrainConfig, dice, predict_nodes
 from pycemrg_scar_reconstruction.api.prepare import run_stages
-from pycemrg_scar_reconstruction.geometry import index_to_world, voxel_spacing
+from pycemrg_scar_reconstruction.geometry import apply_affine, index_to_world, voxel_spacing
 from pycemrg_scar_reconstruction.io.images import load_image
 from pycemrg_scar_reconstruction.registration import transform_error
+from pycemrg_scar_reconstruction.synthetic import make_case
 from pycemrg_scar_reconstruction.training import fit
 
 QUIET = RuntimeConfig(quiet=True)
@@ -82,6 +85,17 @@ def reconstruct_dice(
     return score, reg, facts, seconds
 
 
+def placed_truth_dice(config: SynthConfig, found: np.ndarray) -> float:
+    """The Dice a perfect reconstruction keeps when the study is placed by ``found`` (study world ->
+    mesh): the case's scar field seen through ``found`` at the mesh's nodes against their truth
+    (over the LV). What the transform's residual error alone costs, with no training noise."""
+    case = make_case(config)
+    assert case.truth_at is not None
+    lv = slice(None) if case.is_lv is None else case.is_lv
+    seen = case.truth_at(apply_affine(np.linalg.inv(found), case.points[lv]))
+    return dice(seen, case.scar_truth[lv])
+
+
 def breath_hold_part(facts: dict, mask: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
     """What of the true breath-hold offsets a study motion makes too: their least-squares mean and
     linear trend over the masked slices, in plane (mm RMS at the masks' pixels, and the trend as
@@ -110,7 +124,6 @@ def best_rigid(truth: np.ndarray, facts: dict, mask: np.ndarray, affine: np.ndar
     find (the rest is breath-hold residual). Weighted Kabsch by scipy's ``Rotation.align_vectors``."""
     from scipy.spatial.transform import Rotation
 
-    from pycemrg_scar_reconstruction.geometry import apply_affine
     from pycemrg_scar_reconstruction.registration import mask_centres
     from pycemrg_scar_reconstruction.stack import StackGeometry
 
@@ -172,6 +185,7 @@ def main() -> None:
         "short axis alone: error mm / deg",
         "breath-hold mean + trend mm / deg",
         "unmoved: moved mm",
+        "truth placed: unmoved measured / moved",
         "Dice unmoved",
         "Dice moved",
         "Dice unmoved, registered",
@@ -213,6 +227,10 @@ def main() -> None:
                     centres = index_to_world(np.argwhere(mask > 0.5), affine)
                     found = np.asarray(reg["study_to_mesh"])
                     mm, deg = transform_error(found, np.asarray(facts["study_to_mesh"]), centres)
+                    placed = (
+                        placed_truth_dice(SynthConfig(**base), np.asarray(reg0["study_to_mesh"])),
+                        placed_truth_dice(moved_config, found),
+                    )
                     part_mm, part_deg = breath_hold_part(facts, mask > 0.5, affine)
                     best = best_rigid(np.asarray(facts["study_to_mesh"]), facts, mask > 0.5, affine)
                     best_mm, best_deg = transform_error(found, best, centres)
@@ -228,22 +246,26 @@ def main() -> None:
                 kind = "intensity" if intensity else "probability"
                 rows.append(
                     (mm, deg, best_mm, best_deg, d_moved - d_unmoved, d_moved - d_unmoved_reg, reg0["moved_mm"], s0, s1)
+                    + placed
                 )
                 print(
                     f"| {seed} | {kind} | {shift:g} | {offset:.1f} mm, {angle:.1f} deg | {mm:.2f} / {deg:.2f} | "
                     f"{best_mm:.2f} / {best_deg:.2f} | {sa_alone} | {part_mm:.2f} / {part_deg:.1f} | "
-                    f"{reg0['moved_mm']:.2f} | {d_unmoved:.3f} | {d_moved:.3f} | {d_unmoved_reg:.3f} | "
+                    f"{reg0['moved_mm']:.2f} | {placed[0]:.3f} / {placed[1]:.3f} | {d_unmoved:.3f} | {d_moved:.3f} | "
+                    f"{d_unmoved_reg:.3f} | "
                     f"{s0:.1f} / {s1:.1f} | {d_moved - d_unmoved:+.3f} | {d_moved - d_unmoved_reg:+.3f} |",
                     flush=True,
                 )
-    mm, deg, best_mm, best_deg, diff, diff_reg, unmoved_mm, s0, s1 = np.array(rows).T
+    mm, deg, best_mm, best_deg, diff, diff_reg, unmoved_mm, s0, s1, placed_unmoved, placed_moved = np.array(rows).T
     print(
         f"\n{len(rows)} cases in {time.perf_counter() - start:.0f} s: "
         f"transform error {mm.max():.2f} mm / {deg.max():.2f} deg "
         f"at most (median {np.median(mm):.2f} / {np.median(deg):.2f}); to the best rigid {best_mm.max():.2f} mm / "
         f"{best_deg.max():.2f} deg at most; moved - unmoved Dice {diff.min():+.3f} .. "
         f"{diff.max():+.3f} (against the unmoved registered {diff_reg.min():+.3f} .. {diff_reg.max():+.3f}); "
-        f"the unmoved studies measured {unmoved_mm.min():.2f}-{unmoved_mm.max():.2f} mm; "
+        f"the unmoved studies measured {unmoved_mm.min():.2f}-{unmoved_mm.max():.2f} mm; the truth placed by "
+        f"the transform found keeps Dice {placed_moved.min():.3f}-{placed_moved.max():.3f} (moved), "
+        f"{placed_unmoved.min():.3f}-{placed_unmoved.max():.3f} (unmoved, if applied); "
         f"prepare {np.median(s0):.2f} s unmoved, {np.median(s1):.2f} s moved (medians)"
     )
 

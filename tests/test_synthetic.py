@@ -137,3 +137,20 @@ def test_lv_irregularity_varies_the_wall_as_a_real_one_and_leaves_the_smooth_cas
 
     # measured: smooth shell 0.0000 (a constant wall), irregular 0.18
     assert wall_spread(plain) < 0.06 < 0.12 < wall_spread(irregular), (wall_spread(plain), wall_spread(irregular))
+
+
+def test_truth_at_gives_the_node_truth_back_and_follows_the_study_motion():
+    from pycemrg_scar_reconstruction.geometry import apply_affine
+
+    for config in (
+        SynthConfig(seed=4, **SMALL),
+        SynthConfig(seed=4, lv_irregularity=1.0, intensity=True, biventricular=True, **SMALL),
+        SynthConfig(seed=4, study_offset=4.0, study_rotation=5.0, **SMALL),
+    ):
+        case = make_case(config)
+        assert case.truth_at is not None
+        lv = np.ones(len(case.points), bool) if case.is_lv is None else case.is_lv
+        back = apply_affine(np.linalg.inv(np.asarray(case.facts.get("study_to_mesh", np.eye(4)))), case.points)
+        np.testing.assert_array_equal(case.truth_at(back[lv]), case.scar_truth[lv])
+        # 3 mm along the scanner's x: some scar nodes move out of the scar, so the field differs
+        assert 0 < np.mean(case.truth_at(back[lv] + [3.0, 0.0, 0.0]) != case.scar_truth[lv]) < 0.2

@@ -14,7 +14,9 @@ Pure logic: nothing here reads or writes files (see :mod:`.io` and :mod:`.api`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from .anatomy import (
     draw_infarct,
     hex_cells,
     irregular_shape,
+    lv_parameters,
     real_like_anatomy,
     rotation,
     scar_field,
@@ -56,7 +59,10 @@ class SyntheticCase:
     with ``intensity``: LGE-like signal and a segmentation-like mask); ``long_axis`` the one-slice
     long-axis stacks. With ``intensity``, ``probability`` holds the same stacks as probabilities
     (short axis first), ``blood_pool`` and ``remote`` reference masks per stack (pixels that are
-    blood pool; LV myocardium far from any scar), and ``facts`` the tissue levels.
+    blood pool; LV myocardium far from any scar), and ``facts`` the tissue levels. ``truth_at``
+    gives the imaged LV's scar field at any point of the stacks' world ((M, 3) mm -> (M,) 0/1,
+    the wall's parameters continued beyond it): on the plain case's mesh nodes it is
+    ``scar_truth`` (after ``study_offset``, at the nodes moved back by ``facts["study_to_mesh"]``).
     """
 
     points: np.ndarray  # (N, 3)
@@ -70,6 +76,7 @@ class SyntheticCase:
     blood_pool: list[np.ndarray] = field(default_factory=list)
     remote: list[np.ndarray] = field(default_factory=list)
     true_offsets: np.ndarray | None = None  # (K, 3) mm [di, dj, dn] of the short-axis slices (``shift``)
+    truth_at: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def make_case(config: SynthConfig) -> SyntheticCase:
@@ -188,6 +195,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         stack=stack,
         facts=facts,
         long_axis=long_axis,
+        truth_at=partial(_scar_at, image_shape, infarcts, rot_world, shift),
     )
     # Everything below draws from the generator after the plain case, which stays the same.
     rv = None
@@ -207,6 +215,14 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     if config.study_offset > 0 or config.study_rotation > 0:
         case = _moved_study(case, config)
     return case
+
+
+def _scar_at(
+    shape: LVShape, infarcts: list[Infarct], rot_world: np.ndarray, shift: np.ndarray, points: np.ndarray
+) -> np.ndarray:
+    """The scar field of ``shape`` at world points (M, 3) mm placed by ``rot_world`` and ``shift``."""
+    theta, phi, t, _ = lv_parameters(shape, (points - shift) @ rot_world)
+    return scar_field(shape, infarcts, theta, phi, t)
 
 
 #: Seeds the LV's irregularity (``[seed, IRREGULAR_STREAM]``): the plain case's draws stay as they were.
@@ -274,6 +290,7 @@ def _add_rv(
         facts=case.facts,
         long_axis=case.long_axis,
         is_lv=np.concatenate([np.ones(n_lv, bool), np.zeros(len(rv_points), bool)]),
+        truth_at=case.truth_at,
     ), rv
 
 
@@ -341,6 +358,7 @@ def _intensity(
         blood_pool=[m[1] for m in made],
         remote=[m[2] for m in made],
         true_offsets=case.true_offsets,
+        truth_at=case.truth_at,
     )
 
 
