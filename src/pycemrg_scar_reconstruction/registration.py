@@ -44,6 +44,11 @@ FTOL, GTOL = 1e-9, 1e-6
 MAX_MM, MAX_DEG = 20.0, 20.0
 #: Bound of each main-stack slice's own in-plane offset in that search, mm per in-plane axis.
 SLICE_MAX_MM = 10.0
+#: When views anchor the study, its slices' own offsets in the search are kept only if they raise
+#: the soft Dice by this much over the study moved as one: on synthetic studies without breath-hold
+#: shifts they gain at most 0.0001 (and, free, cost accuracy: the views' thick slabs then place the
+#: study in plane), with shifts of sd 2 mm 0.04-0.08 (docs/benchmarks.md).
+FREE_SLICES_MIN_GAIN = 0.005
 #: The turn about the main stack's slice normal by which :attr:`Registration.turn_dice_drop` is measured, degrees.
 TURN_DEG = 5.0
 #: Below this drop the masks barely fix that turn (measured: 0.023 on the real human case, at most
@@ -86,6 +91,8 @@ class Registration:
         stack's slices' own offsets of the search in place, when views anchor it): how firmly the
         masks fix that turn (a ventricle alone is nearly round about its long axis); below
         :data:`TURN_WEAK_DROP` the turn found is the search's pull towards no motion more than the masks'.
+    free_slices : whether the main stack's slices moved on their own in the search (views anchor the
+        study and that fit the masks by :data:`FREE_SLICES_MIN_GAIN` better than the study moved as one).
     """
 
     matrix: np.ndarray
@@ -94,6 +101,7 @@ class Registration:
     dice_after: float
     field: Occupancy
     turn_dice_drop: float = float("nan")
+    free_slices: bool = False
 
     @property
     def translation_mm(self) -> np.ndarray:
@@ -157,18 +165,28 @@ def estimate_study_transform(
     near = (np.maximum(box[0], points.min(axis=(0, 1)) - reach), np.minimum(box[1], points.max(axis=(0, 1)) + reach))
     mesh_field = occupancy(inside, near, 2 * blur_max)  # beyond the box the field is 0 anyway
     field, origin = mesh_field.values, mesh_field.origin
-    x = np.zeros(6 + 2 * samples.n_free)
-    bounds = [(-MAX_MM, MAX_MM)] * 3 + [(-MAX_DEG, MAX_DEG)] * 3 + [(-SLICE_MAX_MM, SLICE_MAX_MM)] * (2 * samples.n_free)
-    for blur, every in SEARCH:
-        smooth = gaussian_filter(field, blur / FIELD_SPACING_MM)
-        cost = SearchCost(smooth, origin, samples, centre, every)
-        found = minimize(
-            cost.value_grad, x, jac=True, method="L-BFGS-B", bounds=bounds, options={"ftol": FTOL, "gtol": GTOL}
-        )
-        x = found.x
+    rigid_bounds = [(-MAX_MM, MAX_MM)] * 3 + [(-MAX_DEG, MAX_DEG)] * 3
+    smooth = [gaussian_filter(field, blur / FIELD_SPACING_MM) for blur, _ in SEARCH]
+
+    def search(x: np.ndarray, slice_mm: float) -> np.ndarray:
+        """The stages of :data:`SEARCH` from ``x``, the free slices' offsets bounded by ``slice_mm``."""
+        bounds = rigid_bounds + [(-slice_mm, slice_mm)] * (2 * samples.n_free)
+        for field_, (_, every) in zip(smooth, SEARCH):
+            cost = SearchCost(field_, origin, samples, centre, every)
+            x = minimize(
+                cost.value_grad, x, jac=True, method="L-BFGS-B", bounds=bounds, options={"ftol": FTOL, "gtol": GTOL}
+            ).x
+        return x
+
+    # scored at the last stage's blur with every pixel
+    score = SearchCost(smooth[-1], origin, samples, centre)
+    x = search(np.zeros(6 + 2 * samples.n_free), 0.0)  # the study moved as one
+    free_slices = False
+    if samples.n_free:  # then the main stack's slices on their own, kept only if they fit clearly better
+        free = search(x, SLICE_MAX_MM)
+        free_slices = score.joint_dice(free) - score.joint_dice(x) >= FREE_SLICES_MIN_GAIN
+        x = free if free_slices else x
     params = x[:6]  # the free slices' offsets are the alignment's to measure, as residuals
-    # scored at the last stage's blur (``smooth``) with every pixel
-    score = SearchCost(smooth, origin, samples, centre)
     after = score.dice(params)
     # turned about the study's own normal through the moved centre, the free slices' offsets in place
     # (without them a study with breath-hold shifts fits so loosely that any turn looks alike)
@@ -177,7 +195,9 @@ def estimate_study_transform(
         turn = Rotation.from_rotvec(np.radians(sign * TURN_DEG) * samples.normal)
         turned = Rotation.from_rotvec(np.radians(params[3:6])) * turn
         drops.append(found_dice - score.joint_dice(np.concatenate([params[:3], turned.as_rotvec(degrees=True), x[6:]])))
-    return Registration(rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), after, mesh_field, min(drops))
+    return Registration(
+        rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), after, mesh_field, min(drops), bool(free_slices)
+    )
 
 
 def mask_centres(geometry: StackGeometry, mask: np.ndarray) -> np.ndarray:

@@ -148,6 +148,7 @@ def register(run: PrepareRun) -> None:
         "turn_deg": TURN_DEG,
         "turn_dice_drop": found.turn_dice_drop,
         "turn_weakly_fixed": found.turn_weakly_fixed,
+        "free_slices": found.free_slices,
     }
     if applied:
         run.geometries = [moved_geometry(g, found.matrix) for g in run.geometries]
