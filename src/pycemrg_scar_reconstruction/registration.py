@@ -10,12 +10,15 @@ gradient) is maximised by L-BFGS-B within bounds (scipy.optimize) over the trans
 parameters (translation mm, rotation vector in degrees about the masks' centre), starting from no
 motion, on the mesh's occupancy field blurred coarse to fine (3 mm, then 1 mm).
 
-When masks of another orientation (long-axis views) anchor the study, the slices of the stack with
-the most masked slices (the short axis) also move in their own plane during the search, each on
-its own (their breath-hold offsets, bounded by :data:`SLICE_MAX_MM`, pulled towards 0 like the
-translation): otherwise a search of the whole study reads the offsets' mean and linear trend over
-the stack as a motion of the study (a tilt moves each slice in plane in proportion to its height).
-Without another orientation nothing can tell them apart and the slices stay fixed. Only the rigid
+When masks of another orientation (long-axis views) anchor the study, the search is run again from
+the study's transform with the slices of the stack with the most masked slices (the short axis)
+moving in their own plane, each on its own (their breath-hold offsets, bounded by
+:data:`SLICE_MAX_MM`, pulled towards 0 like the translation), and kept if that fits the masks
+clearly better (:data:`FREE_SLICES_MIN_GAIN`): with breath-hold shifts a search of the whole study
+reads the offsets' mean and linear trend over the stack as a motion of the study (a tilt moves each
+slice in plane in proportion to its height); without them, free slices only let the views' thick
+slabs place the study, less exactly. Without another orientation nothing can tell the offsets from
+the study's motion and the slices stay fixed. Only the rigid
 transform is kept; per-slice breath-hold offsets (:mod:`.alignment`) are residuals on top of it.
 The stage that uses it is ``api.prepare``'s ``register``.
 """
@@ -46,8 +49,8 @@ MAX_MM, MAX_DEG = 20.0, 20.0
 SLICE_MAX_MM = 10.0
 #: When views anchor the study, its slices' own offsets in the search are kept only if they raise
 #: the soft Dice by this much over the study moved as one: on synthetic studies without breath-hold
-#: shifts they gain at most 0.0001 (and, free, cost accuracy: the views' thick slabs then place the
-#: study in plane), with shifts of sd 2 mm 0.04-0.08 (docs/benchmarks.md).
+#: shifts they gain at most 0.0002 (and, free, cost accuracy: the views' thick slabs then place the
+#: study in plane), with shifts of sd 2 mm 0.04-0.09 (docs/decisions.md).
 FREE_SLICES_MIN_GAIN = 0.005
 #: The turn about the main stack's slice normal by which :attr:`Registration.turn_dice_drop` is measured, degrees.
 TURN_DEG = 5.0

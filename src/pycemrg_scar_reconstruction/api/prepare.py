@@ -105,8 +105,7 @@ def overlap(run: PrepareRun) -> None:
 def register(run: PrepareRun) -> None:
     """The study-to-mesh transform from every stack's myocardium mask; every stack's geometry moved
     by it when it is applied (``study_registration`` rigid); by default a warning above ``register_min_mm``."""
-    config = run.config
-    mode = config.study_registration
+    config, mode = run.config, run.config.study_registration
     masked = [s for s, raw in enumerate(run.raw) if raw.mask is not None and raw.mask.any()]
     if mode == "off" or (mode is None and not masked):
         return
