@@ -52,7 +52,7 @@ from pycemrg_scar_reconstruction.api.prepare import run_stages
 from pycemrg_scar_reconstruction.geometry import apply_affine, index_to_world, voxel_spacing
 from pycemrg_scar_reconstruction.io.images import load_image
 from pycemrg_scar_reconstruction.registration import transform_error
-from pycemrg_scar_reconstruction.synthetic import make_case
+from pycemrg_scar_reconstruction.synthetic import SyntheticCase, make_case
 from pycemrg_scar_reconstruction.training import fit
 
 QUIET = RuntimeConfig(quiet=True)
@@ -85,15 +85,15 @@ def reconstruct_dice(
     return score, reg, facts, seconds
 
 
-def placed_truth_dice(config: SynthConfig, found: np.ndarray) -> float:
+def placed_truth_dice(case: SyntheticCase, moved: np.ndarray, found: np.ndarray) -> float:
     """The Dice a perfect reconstruction keeps when the study is placed by ``found`` (study world ->
-    mesh): the case's scar field seen through ``found`` at the mesh's nodes against their truth
-    (over the LV). What the transform's residual error alone costs, with no training noise."""
-    case = make_case(config)
+    mesh) on the unmoved ``case``'s mesh moved by ``moved`` (its true study-to-mesh transform): the
+    case's scar field seen through ``found`` at the mesh's nodes against their truth (over the LV).
+    What the transform's residual error alone costs, with no training noise."""
     assert case.truth_at is not None
     lv = slice(None) if case.is_lv is None else case.is_lv
-    seen = case.truth_at(apply_affine(np.linalg.inv(found), case.points[lv]))
-    return dice(seen, case.scar_truth[lv])
+    nodes = apply_affine(moved, case.points[lv])
+    return dice(case.truth_at(apply_affine(np.linalg.inv(found), nodes)), case.scar_truth[lv])
 
 
 def breath_hold_part(facts: dict, mask: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
@@ -227,9 +227,10 @@ def main() -> None:
                     centres = index_to_world(np.argwhere(mask > 0.5), affine)
                     found = np.asarray(reg["study_to_mesh"])
                     mm, deg = transform_error(found, np.asarray(facts["study_to_mesh"]), centres)
+                    case = make_case(SynthConfig(**base))  # the moved case is its mesh moved by the truth
                     placed = (
-                        placed_truth_dice(SynthConfig(**base), np.asarray(reg0["study_to_mesh"])),
-                        placed_truth_dice(moved_config, found),
+                        placed_truth_dice(case, np.eye(4), np.asarray(reg0["study_to_mesh"])),
+                        placed_truth_dice(case, np.asarray(facts["study_to_mesh"]), found),
                     )
                     part_mm, part_deg = breath_hold_part(facts, mask > 0.5, affine)
                     best = best_rigid(np.asarray(facts["study_to_mesh"]), facts, mask > 0.5, affine)

@@ -199,7 +199,7 @@ def estimate_study_transform(
         turned = Rotation.from_rotvec(np.radians(params[3:6])) * turn
         drops.append(found_dice - score.joint_dice(np.concatenate([params[:3], turned.as_rotvec(degrees=True), x[6:]])))
     return Registration(
-        rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), after, mesh_field, min(drops), bool(free_slices)
+        rigid_matrix(params, centre), centre, score.dice(np.zeros(6)), after, mesh_field, min(drops), free_slices
     )
 
 
