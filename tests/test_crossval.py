@@ -67,6 +67,26 @@ def test_neighbour_baselines_by_hand(data):
     assert checked > 10
 
 
+def test_untraced_end_slices_make_the_labelled_ends_the_extrapolated_ones(data):
+    """A real stack's basal and apical slices are often untraced: its first and last labelled
+    slices are then the ends (extrapolation), and no gap fold leaves out a slice with no labelled
+    slice on one side."""
+    from pycemrg_scar_reconstruction.heldout import end_slices, gap_folds, labelled_slices
+
+    n = data.stacks[0].n_slices
+    assert end_slices(data) == {(0, 0), (0, n - 1)}
+    traced = subset(data, (data.group_slice >= 1) & (data.group_slice <= n - 2))  # slices 0 and n - 1 untraced
+    np.testing.assert_array_equal(labelled_slices(traced)[0], np.arange(1, n - 1))
+    assert end_slices(traced) == {(0, 1), (0, n - 2)}
+    folds = gap_folds(traced)
+    alone = [sorted(set(traced.group_slice[held])) for gap, held in folds if gap == 2]
+    pairs = [sorted(set(traced.group_slice[held])) for gap, held in folds if gap == 3]
+    assert alone == [[k] for k in range(2, n - 2)]  # slice 1 has no labelled slice before it
+    assert pairs == [[k, k + 1] for k in range(2, n - 3)]
+    # on the full stack, the folds are what they were before labelled slices counted: 1 .. n - 2
+    assert [sorted(set(data.group_slice[h])) for g, h in gap_folds(data, (2,))] == [[k] for k in range(1, n - 1)]
+
+
 def test_crossval_reports_held_out_figures(data, tmp_path, capsys):
     config = TrainConfig(max_epochs=15, batch_size=1024)
     result = crossval(data, config, RuntimeConfig(quiet=True), folds=3, mc_samples=5)

@@ -39,6 +39,36 @@ def slice_folds(data: TrainingData, folds: int | None = None) -> np.ndarray:
     return index if folds is None else index % folds
 
 
+def labelled_slices(data: TrainingData) -> list[np.ndarray]:
+    """Per stack, its slices that have pixels with a target, ascending. A real stack's basal and
+    apical slices are often untraced: its first and last *labelled* slices are where the held-out
+    slices are extrapolated, not its first and last slices."""
+    return [np.unique(data.group_slice[data.group_stack == s]) for s in range(len(data.stacks))]
+
+
+def end_slices(data: TrainingData) -> set[tuple[int, int]]:
+    """(stack, slice) of each stack's first and last labelled slice (:func:`labelled_slices`)."""
+    return {(s, int(k)) for s, ks in enumerate(labelled_slices(data)) if len(ks) for k in (ks[0], ks[-1])}
+
+
+def gap_folds(data: TrainingData, gaps: tuple[int, ...] = (2, 3)) -> list[tuple[int, np.ndarray]]:
+    """The folds of :func:`gap_predictions`: (gap, (G,) bool held) for every labelled slice with a
+    labelled slice on either side (gap 2), and every pair of consecutive labelled slices with one
+    on either side of the pair (gap 3)."""
+    pairs = np.column_stack([data.group_stack, data.group_slice])
+    runs: list[tuple[int, np.ndarray]] = []
+    for s, ks in enumerate(labelled_slices(data)):  # a handful of stacks, about two trainings per slice
+        for gap, chosen in (
+            (2, [ks[i : i + 1] for i in range(1, len(ks) - 1)]),
+            (3, [ks[i : i + 2] for i in range(1, len(ks) - 2)]),
+        ):
+            for slices in chosen if gap in gaps else []:
+                held = (pairs[:, 0] == s) & np.isin(pairs[:, 1], slices)
+                if held.any() and not held.all():
+                    runs.append((gap, held))
+    return runs
+
+
 def view_folds(data: TrainingData) -> np.ndarray:
     """(G,) fold of each group: its stack (each view left out whole)."""
     return np.asarray(data.group_stack, np.int64)
@@ -105,7 +135,7 @@ def crossval(
     Returns
     -------
     dict with ``holdout_dice``, ``holdout_mae``, ``holdout_rmse`` (all held-out pixels),
-    ``interior`` and ``end`` (the same for folds inside a stack and at its first or last slice:
+    ``interior`` and ``end`` (the same for folds inside a stack and at its first or last labelled slice:
     extrapolation), ``baseline_dice`` / ``baseline_mae`` per baseline (slices only),
     ``calibration`` (:func:`.calibration.calibration`), ``per_fold``, ``workers`` and ``seconds``.
     """
@@ -118,7 +148,7 @@ def crossval(
         from .errors import InputError
 
         raise InputError(f"cross-validation needs at least 2 folds; the data have {len(fold_ids)} (`holdout` {holdout})")
-    first_last = {(s, 0) for s in range(len(data.stacks))} | {(s, g.n_slices - 1) for s, g in enumerate(data.stacks)}
+    first_last = end_slices(data)
     n = data.n_groups
     mean, spread, floor = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     base = {"nearest": np.full(n, np.nan), "linear": np.full(n, np.nan)}
@@ -171,10 +201,11 @@ def gap_predictions(
     workers: int | None = None,
     gaps: tuple[int, ...] = (2, 3),
 ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Held-out predictions of every interior slice at gaps of 2 and 3 spacings.
+    """Held-out predictions of every interior labelled slice at gaps of 2 and 3 spacings
+    (:func:`gap_folds`).
 
     Each interior slice k is left out alone (the gap between the bracketing training slices is
-    twice the spacing, G = 2) and with a neighbour (G = 3; the pairs (k, k + 1) cover every slice
+    twice the spacing, G = 2) and with its next labelled slice (G = 3; the pairs cover every slice
     that has training slices on both sides of the pair; a slice in two pairs gets the mean of both).
 
     Returns
@@ -182,17 +213,7 @@ def gap_predictions(
     {gap: (mean, spread, floor)} for ``gaps`` (2, 3 or both), each (G,) over all groups, NaN where
     not predicted (floor: the fit residual sd of the fold that predicted the group).
     """
-    pairs = np.column_stack([data.group_stack, data.group_slice])
-    runs: list[tuple[int, np.ndarray]] = []
-    for s, g in enumerate(data.stacks):  # a handful of stacks, about two trainings per slice
-        for gap, chosen in (
-            (2, [(k,) for k in range(1, g.n_slices - 1)]),
-            (3, [(k, k + 1) for k in range(1, g.n_slices - 2)]),
-        ):
-            for slices in chosen if gap in gaps else []:
-                held = (pairs[:, 0] == s) & np.isin(pairs[:, 1], slices)
-                if held.any() and not held.all():
-                    runs.append((gap, held))
+    runs = gap_folds(data, gaps)
     helds = [held for _, held in runs]
     results = run_folds(data, helds, config, runtime, mc_samples, mc_seed, fold_workers(runtime, len(helds), workers))
     out = {
