@@ -121,6 +121,26 @@ class Registration:
         """Whether the masks barely fix the turn about the main slice normal (:data:`TURN_WEAK_DROP`)."""
         return not self.turn_dice_drop >= TURN_WEAK_DROP
 
+    def record(self, mode: str, applied: bool, warned: bool, moved_mm: float) -> dict:
+        """The training data's and report's ``registration`` record: the transform, how it was used
+        (``mode``, ``applied``, ``warned``), ``moved_mm`` (:meth:`moved_mm` at the masks) and how well
+        the masks lie on the mesh."""
+        return {
+            "mode": mode,
+            "applied": bool(applied),
+            "warned": bool(warned),
+            "study_to_mesh": self.matrix.tolist(),
+            "translation_mm": self.translation_mm.tolist(),
+            "rotation_deg": self.rotation_deg,
+            "moved_mm": moved_mm,
+            "soft_dice_before": self.dice_before,
+            "soft_dice_after": self.dice_after,
+            "turn_deg": TURN_DEG,
+            "turn_dice_drop": self.turn_dice_drop,
+            "turn_weakly_fixed": self.turn_weakly_fixed,
+            "free_slices": self.free_slices,
+        }
+
     def moved_mm(self, points: np.ndarray) -> float:
         """RMS displacement (mm) of ``points`` (N, 3) under the transform: its size where it matters."""
         moved = apply_affine(self.matrix, points) - points

@@ -134,21 +134,7 @@ def register(run: PrepareRun) -> None:
     # registered synthetic cases with breath-hold shifts (docs/decisions.md)
     applied = mode == "rigid"
     warned = not applied and moved > config.register_min_mm
-    run.registration = {
-        "mode": mode or "default",
-        "applied": bool(applied),
-        "warned": bool(warned),
-        "study_to_mesh": found.matrix.tolist(),
-        "translation_mm": found.translation_mm.tolist(),
-        "rotation_deg": found.rotation_deg,
-        "moved_mm": moved,
-        "soft_dice_before": found.dice_before,
-        "soft_dice_after": found.dice_after,
-        "turn_deg": TURN_DEG,
-        "turn_dice_drop": found.turn_dice_drop,
-        "turn_weakly_fixed": found.turn_weakly_fixed,
-        "free_slices": found.free_slices,
-    }
+    run.registration = found.record(mode or "default", applied, warned, moved)
     if applied:
         run.geometries = [moved_geometry(g, found.matrix) for g in run.geometries]
         if found.turn_weakly_fixed:
