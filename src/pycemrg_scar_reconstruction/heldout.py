@@ -110,9 +110,10 @@ def _scores(target: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     ok = np.isfinite(predicted)
     t, p = target[ok], predicted[ok]
     if not len(t):
-        return {"pixels": 0, "mae": float("nan"), "rmse": float("nan"), "dice": float("nan")}
+        return {"pixels": 0, "scar": 0, "mae": float("nan"), "rmse": float("nan"), "dice": float("nan")}
     return {
         "pixels": int(len(t)),
+        "scar": int(np.sum(t >= 0.5)),
         "mae": float(np.mean(np.abs(p - t))),
         "rmse": float(np.sqrt(np.mean((p - t) ** 2))),
         "dice": float(dice(p, t)),
@@ -134,7 +135,7 @@ def crossval(
 
     Returns
     -------
-    dict with ``holdout_dice``, ``holdout_mae``, ``holdout_rmse`` (all held-out pixels),
+    dict with ``holdout_dice``, ``holdout_mae``, ``holdout_rmse``, ``pixels``, ``scar_pixels`` (all held-out pixels),
     ``interior`` and ``end`` (the same for folds inside a stack and at its first or last labelled slice:
     extrapolation), ``baseline_dice`` / ``baseline_mae`` per baseline (slices only),
     ``calibration`` (:func:`.calibration.calibration`), ``per_fold``, ``workers`` and ``seconds``.
@@ -177,6 +178,7 @@ def crossval(
         "holdout_mae": everything["mae"],
         "holdout_rmse": everything["rmse"],
         "pixels": everything["pixels"],
+        "scar_pixels": everything["scar"],
         "interior": _scores(data.group_target[~end_group], mean[~end_group]),
         "end": _scores(data.group_target[end_group], mean[end_group]),
         "calibration": calibration(mean - data.group_target, spread, floor, mean, data.group_slice % 2 == 1),

@@ -180,9 +180,17 @@ def format_heldout(result: dict[str, Any]) -> list[str]:
     """Human-readable lines of a cross-validation's figures (see :func:`.heldout.crossval`)."""
 
     def line(name: str, r: dict) -> str:
-        return f"{name}: {r['pixels']} pixels  Dice {r['dice']:.3f}  MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}"
+        scar = r.get("scar")  # absent from reports written before it was kept
+        # Dice is 1 by convention where neither the labels nor the result have scar: say so
+        of = "" if scar is None else f" ({scar} scar)" if scar else " (no scar held out; Dice 1 if none predicted)"
+        return f"{name}: {r['pixels']} pixels{of}  Dice {r['dice']:.3f}  MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}"
 
-    everything = {"pixels": result["pixels"], "dice": result["holdout_dice"], "mae": result["holdout_mae"]}
+    everything = {
+        "pixels": result["pixels"],
+        "scar": result.get("scar_pixels"),
+        "dice": result["holdout_dice"],
+        "mae": result["holdout_mae"],
+    }
     lines = [
         line(
             f"held-out pixels ({result['folds']} folds of {result['holdout']})",
