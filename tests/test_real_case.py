@@ -38,3 +38,6 @@ def test_the_human_case_runs_end_to_end_and_gives_back_its_scar(tmp_path, capsys
     # its own training slices' scar (group means >= 0.5 against the label): measured 0.924
     assert dice(data.group_mean(probability), data.group_target) > 0.9
     assert int((data.group_target >= 0.5).sum()) == 135
+    # the report says the same of the written result (its probabilities are rounded to float32 there)
+    assert report["scar"]["pixels"] == 135
+    assert report["scar"]["dice"] == pytest.approx(dice(data.group_mean(probability), data.group_target), abs=0.01)

@@ -85,12 +85,20 @@ def test_validator_passes_a_genuine_fit_and_fails_a_wrong_one(fitted_case, small
     assert "PASS" in out and "slice" in out
     report = json.loads((tmp_path / "v.json").read_text())
     assert report["passed"] and report["overall"]["share_within"] >= 0.9 and len(report["per_slice"]) >= 3
+    # the scar of the slices it was given comes back (the case's scar is large: tens of pixels)
+    d = load_training_data(data)
+    assert report["scar"]["pixels"] == int(np.sum(d.group_target >= 0.5)) > 20
+    assert report["scar"]["dice"] > 0.8 and "scar on its own slices" in out
     # the same reconstruction checked against inverted targets must fail
     d = load_training_data(data)
     wrong = d.__class__(**{**d.__dict__, "group_target": (1.0 - d.group_target).astype(np.float32)})
     save_training_data(wrong, tmp_path / "wrong.npz")
     assert main(["validate", "--data", str(tmp_path / "wrong.npz"), "--model", str(model)]) == 1
     assert "FAIL" in capsys.readouterr().out
+    assert main(
+        ["validate", "--data", str(tmp_path / "wrong.npz"), "--model", str(model), "--json", str(tmp_path / "w.json")]
+    )
+    assert json.loads((tmp_path / "w.json").read_text())["scar"]["dice"] < 0.5  # the inverted scar is not given back
     # a mesh from anywhere, with the truth
     assert (
         main(

@@ -104,7 +104,18 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
                 {"figure": "largest group error", "value": o["max"]},
                 {"figure": f"share within {report['tolerance']:g}", "value": f"{100 * o['share_within']:.1f}%"},
                 {"figure": f"required share ({100 * report['min_share']:.0f}%)", "value": verdict.upper()},
-            ],
+            ]
+            + (
+                [
+                    {
+                        "figure": "scar of the slices given back (Dice, group means and targets >= 0.5)",
+                        "value": f"{report['scar']['dice']:.3f} ({report['scar']['pixels']} scar pixels given, "
+                        f"{report['scar']['called']} in the result)",
+                    }
+                ]
+                if "scar" in report
+                else []
+            ),
             ("figure", "value"),
         ).replace(f"<td>{verdict.upper()}</td>", f'<td class="{verdict}">{verdict.upper()}</td>'),
         "<p>These figures say how well the reconstruction reproduces the pixels it was trained on, "
