@@ -67,6 +67,7 @@ SETTINGS = {
     "fourier-scale-1": {"model": {"fourier_scale": 1.0}},
     "in-plane-sharper": {"model": {"fourier_scale": 0.7071, "fourier_anisotropy": 4.0}},
     "in-plane-sharper-3": {"model": {"fourier_scale": 0.6124, "fourier_anisotropy": 3.0}},
+    "fourier-unit-40": {"model": {"fourier_unit_mm": 40.0}},
 }
 
 

@@ -143,6 +143,25 @@ def test_anisotropic_encoding_follows_the_slice_normal_and_survives_a_checkpoint
     assert torch.equal(load_model(tmp_path / "a.pt").net.encode.B, expected)
 
 
+def test_fourier_frequencies_in_mm_follow_the_mesh_size_and_survive_a_checkpoint(data, tmp_path):
+    """With ``fourier_unit_mm`` the frequencies are per that many mm: per normalised unit they scale
+    with the data's normalisation scale (half the mesh's largest extent), exactly."""
+    from pycemrg_scar_reconstruction.model import FourierFeatures, ScarMLP
+    from pycemrg_scar_reconstruction.stack import main_slice_normal
+
+    unit = data.norm_scale / 2.0  # the mesh is two units across: frequencies twice the default's
+    f = fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 2}, model={"fourier_unit_mm": unit}), QUIET)
+    m, seed = f.config.model, f.config.seed
+    default = FourierFeatures(
+        m.fourier_features, m.fourier_scale, seed, m.fourier_anisotropy, main_slice_normal(data.stacks)
+    )
+    torch.testing.assert_close(f.net.encode.B, 2.0 * default.B)
+    save_model(f, tmp_path / "u.pt")
+    assert torch.equal(load_model(tmp_path / "u.pt").net.encode.B, f.net.encode.B)
+    with pytest.raises(ValueError, match="norm_scale_mm"):
+        ScarMLP(m)
+
+
 def test_paper_preset_is_the_published_setup():
     cfg = TrainConfig.from_preset("paper")
     m = cfg.model

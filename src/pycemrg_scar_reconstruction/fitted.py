@@ -140,7 +140,7 @@ class FittedModel:
             raise ValueError("uncertainty_floor/_border/_factors are not two numbers >= 0 and three positive numbers")
         stored = json.loads(ckpt["config"])
         config = TrainConfig.model_validate({k: v for k, v in stored.items() if k not in _RUNTIME_KEYS})
-        net = ScarMLP(config.model, seed=config.seed)  # B is a buffer: the state dict restores its stretch
+        net = ScarMLP(config.model, seed=config.seed, norm_scale_mm=scale)  # B is a buffer: the state dict restores it
         net.load_state_dict(ckpt["state_dict"])
         stacks = stacks_from_arrays({key: ckpt["stacks"][entry].numpy() for entry, key in _STACK_ENTRY.items()})
         return cls(

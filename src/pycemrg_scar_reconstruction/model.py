@@ -84,14 +84,20 @@ class FourierFeatures(nn.Module):
 class ScarMLP(nn.Module):
     """MC-dropout MLP on normalised coordinates (see the module docstring)."""
 
-    def __init__(self, config: ModelConfig, seed: int = 0, normal: np.ndarray | None = None) -> None:
-        """``normal``: (3,) slice normal the Fourier frequencies are stretched about (None: isotropic)."""
+    def __init__(
+        self, config: ModelConfig, seed: int = 0, normal: np.ndarray | None = None, norm_scale_mm: float | None = None
+    ) -> None:
+        """``normal``: (3,) slice normal the Fourier frequencies are stretched about (None: isotropic);
+        ``norm_scale_mm``: the data's normalisation scale, which ``fourier_unit_mm`` needs."""
         super().__init__()
         self.config = config
         if config.encoding == "fourier":
-            self.encode: nn.Module = FourierFeatures(
-                config.fourier_features, config.fourier_scale, seed, config.fourier_anisotropy, normal
-            )
+            scale = config.fourier_scale
+            if config.fourier_unit_mm is not None:
+                if norm_scale_mm is None:
+                    raise ValueError("fourier_unit_mm needs the data's normalisation scale (norm_scale_mm)")
+                scale *= norm_scale_mm / config.fourier_unit_mm  # cycles per unit -> per normalised unit
+            self.encode: nn.Module = FourierFeatures(config.fourier_features, scale, seed, config.fourier_anisotropy, normal)
             n_in = self.encode.out_features
         else:
             self.encode = nn.Identity()

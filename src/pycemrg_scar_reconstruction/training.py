@@ -151,7 +151,7 @@ def fit(
     # In-plane detail (pixels) is finer than the slice spacing: with ModelConfig.fourier_anisotropy
     # above 1 the Fourier frequencies are stretched within the slices' plane and shrunk along their normal.
     normal = main_slice_normal(data.stacks)
-    net = ScarMLP(config.model, seed=config.seed, normal=normal).to(device)
+    net = ScarMLP(config.model, seed=config.seed, normal=normal, norm_scale_mm=float(data.norm_scale)).to(device)
     if config.init_output_bias:
         net.set_output_bias(float(np.mean(data.group_target)))
     forward = torch.compile(net) if runtime.compile else net

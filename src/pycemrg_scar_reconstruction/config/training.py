@@ -24,6 +24,11 @@ class ModelConfig(_Config):
         description="in-plane / through-plane std ratio of the Fourier frequencies, about the slice normal of the "
         "stack with the most slices (1: isotropic)",
     )
+    fourier_unit_mm: Optional[PositiveFloat] = Field(
+        None,
+        description="when set, fourier_scale is in cycles per this many mm instead of per normalised unit (half the "
+        "mesh's largest extent), so that a larger mesh (LV + RV, the atria) is encoded at the same resolution in mm",
+    )
     width: PositiveInt = Field(32, description="hidden layer width")
     depth: PositiveInt = Field(3, description="number of hidden layers")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout rate (MC dropout)")
