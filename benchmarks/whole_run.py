@@ -49,6 +49,9 @@ KINDS = {
     # the probability stack thresholded at 0.5 inside the mask, given as an expert's label map (1, 2)
     "labels": {},
     "real-like labels": {"real_like": True},
+    # the real human case's size: its LV cavity 1.35 times the default's (SynthConfig.heart_scale)
+    "real-size": {"real_like": True, "heart_scale": 1.35},
+    "real-size intensity biventricular": {"real_like": True, "intensity": True, "biventricular": True, "heart_scale": 1.35},
 }
 #: the kinds the issue's figure is of (the real-like ones judge a setting's Dice, with --kinds)
 ISSUE_KINDS = ("probability", "intensity", "biventricular")
@@ -68,6 +71,8 @@ SETTINGS = {
     "in-plane-sharper": {"model": {"fourier_scale": 0.7071, "fourier_anisotropy": 4.0}},
     "in-plane-sharper-3": {"model": {"fourier_scale": 0.6124, "fourier_anisotropy": 3.0}},
     "fourier-unit-40": {"model": {"fourier_unit_mm": 40.0}},
+    "fourier-max-unit-55": {"model": {"fourier_max_unit_mm": 55.0}},
+    "fourier-max-unit-40": {"model": {"fourier_max_unit_mm": 40.0}},
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pycemrg_scar_reconstruction.config import SynthConfig
 from pycemrg_scar_reconstruction.data import build_training_data
@@ -137,6 +138,19 @@ def test_lv_irregularity_varies_the_wall_as_a_real_one_and_leaves_the_smooth_cas
 
     # measured: smooth shell 0.0000 (a constant wall), irregular 0.18
     assert wall_spread(plain) < 0.06 < 0.12 < wall_spread(irregular), (wall_spread(plain), wall_spread(irregular))
+
+
+def test_heart_scale_enlarges_the_cavity_and_leaves_the_default_size_alone():
+    plain = make_case(SynthConfig(seed=2, **SMALL))
+    same = make_case(SynthConfig(seed=2, heart_scale=1.0, **SMALL))
+    np.testing.assert_array_equal(plain.points, same.points)
+    big = make_case(SynthConfig(seed=2, heart_scale=1.35, **SMALL))
+    small_lv, big_lv = plain.facts["lv_mm"], big.facts["lv_mm"]
+    for key in ("a_endo", "b_endo", "c_endo"):
+        assert big_lv[key] == pytest.approx(1.35 * small_lv[key], rel=1e-12)
+    assert big_lv["wall"] == small_lv["wall"]  # the wall stays in mm
+    # the same scars (in mm) cover less of a larger wall
+    assert 0 < big.scar_truth.mean() < plain.scar_truth.mean()
 
 
 def test_truth_at_gives_the_node_truth_back_and_follows_the_study_motion():

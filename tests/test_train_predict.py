@@ -162,6 +162,21 @@ def test_fourier_frequencies_in_mm_follow_the_mesh_size_and_survive_a_checkpoint
         ScarMLP(m)
 
 
+def test_a_largest_fourier_unit_sharpens_only_meshes_larger_than_it():
+    """``fourier_max_unit_mm``: a mesh whose normalised unit is larger than the cap is encoded per
+    the cap's mm (frequencies times scale / cap); a smaller one keeps the default's frequencies."""
+    from pycemrg_scar_reconstruction.config import ModelConfig
+    from pycemrg_scar_reconstruction.model import ScarMLP
+
+    capped = ModelConfig(fourier_max_unit_mm=50.0)
+    plain = ScarMLP(ModelConfig(), seed=3).encode.B
+    torch.testing.assert_close(ScarMLP(capped, seed=3, norm_scale_mm=75.0).encode.B, 1.5 * plain)
+    assert torch.equal(ScarMLP(capped, seed=3, norm_scale_mm=40.0).encode.B, plain)
+    assert torch.equal(ScarMLP(capped, seed=3, norm_scale_mm=50.0).encode.B, plain)
+    with pytest.raises(ValueError, match="not both"):
+        ModelConfig(fourier_unit_mm=40.0, fourier_max_unit_mm=50.0)
+
+
 def test_paper_preset_is_the_published_setup():
     cfg = TrainConfig.from_preset("paper")
     m = cfg.model

@@ -97,6 +97,9 @@ class ScarMLP(nn.Module):
                 if norm_scale_mm is None:
                     raise ValueError("fourier_unit_mm needs the data's normalisation scale (norm_scale_mm)")
                 scale *= norm_scale_mm / config.fourier_unit_mm  # cycles per unit -> per normalised unit
+            cap = config.fourier_max_unit_mm
+            if cap is not None and norm_scale_mm is not None and norm_scale_mm > cap:
+                scale *= norm_scale_mm / cap
             self.encode: nn.Module = FourierFeatures(config.fourier_features, scale, seed, config.fourier_anisotropy, normal)
             n_in = self.encode.out_features
         else:

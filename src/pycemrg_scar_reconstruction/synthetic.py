@@ -83,7 +83,10 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     """Generate a synthetic case from ``config`` (deterministic for a given seed)."""
     rng = np.random.default_rng(config.seed)
     a = rng.uniform(22, 28)
-    shape = LVShape(a_endo=a, b_endo=a * rng.uniform(0.85, 1.0), c_endo=rng.uniform(55, 68), wall=rng.uniform(8, 12))
+    k = config.heart_scale  # after the draws, so that every other size draws the same case
+    shape = LVShape(
+        a_endo=k * a, b_endo=k * a * rng.uniform(0.85, 1.0), c_endo=k * rng.uniform(55, 68), wall=rng.uniform(8, 12)
+    )
     if config.lv_irregularity > 0:
         shape = irregular_shape(shape, config.lv_irregularity, np.random.default_rng([config.seed, IRREGULAR_STREAM]))
 

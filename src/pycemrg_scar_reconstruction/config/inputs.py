@@ -225,6 +225,14 @@ class SynthConfig(_Config):
         "about the long axis) and its outline (harmonics 2-3) vary; 1: by about as much as the real human case's, "
         "0: the smooth shell",
     )
+    heart_scale: float = Field(
+        1.0,
+        ge=0.5,
+        le=2.0,
+        description="factor on the LV cavity's radii and length (the wall and scars stay in mm): 1 gives cavities "
+        "44-56 mm across and 55-68 mm long; the real human case's dilated LV is about 1.35 (up to 70 mm across, "
+        "slices over 104 mm)",
+    )
     real_like: bool = Field(
         False,
         description="as hard as a real case: the mesh is a model of the imaged heart, not its segmentation "

@@ -29,6 +29,12 @@ class ModelConfig(_Config):
         description="when set, fourier_scale is in cycles per this many mm instead of per normalised unit (half the "
         "mesh's largest extent), so that a larger mesh (LV + RV, the atria) is encoded at the same resolution in mm",
     )
+    fourier_max_unit_mm: Optional[PositiveFloat] = Field(
+        None,
+        description="a mesh whose normalised unit (half its largest extent) is larger than this many mm is encoded "
+        "per this many mm instead, so that a large heart keeps the frequencies in mm of one this size; smaller "
+        "meshes are left as they are",
+    )
     width: PositiveInt = Field(32, description="hidden layer width")
     depth: PositiveInt = Field(3, description="number of hidden layers")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout rate (MC dropout)")
@@ -39,6 +45,12 @@ class ModelConfig(_Config):
         "as it is, so that healthy and scar tissue sit at 0 and 1 alike without saturating; clipped to [0, 1] when "
         "predicting)",
     )
+
+    @model_validator(mode="after")
+    def _one_fourier_unit(self) -> ModelConfig:
+        if self.fourier_unit_mm is not None and self.fourier_max_unit_mm is not None:
+            raise ValueError("give fourier_unit_mm (a fixed unit) or fourier_max_unit_mm (a largest unit), not both")
+        return self
 
 
 class TrainConfig(_Config):
