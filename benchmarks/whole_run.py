@@ -11,6 +11,10 @@ run in reference epochs and the Dice change against the defaults.
 
     .venv/bin/python benchmarks/whole_run.py [--seeds 0 1 2 3 4] [--nodes 75000] [--settings default patience-15]
     .venv/bin/python benchmarks/whole_run.py --nodes 20000 --kinds real-like "real-like intensity biventricular"
+    .venv/bin/python benchmarks/whole_run.py --nodes 20000 --kinds real-size "real-size intensity biventricular" \
+        --settings default fourier-max-unit-55 --training-seeds 0 1
+
+The real-size kinds are the real-like ones with the real human case's LV size (``synth --heart-scale 1.35``).
 """
 
 from __future__ import annotations
@@ -112,6 +116,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=75_000)
     parser.add_argument("--settings", nargs="*", default=["default", "onecycle-150"], choices=list(SETTINGS))
     parser.add_argument("--kinds", nargs="*", default=list(ISSUE_KINDS), choices=list(KINDS))
+    parser.add_argument(
+        "--training-seeds", type=int, nargs="*", default=[0], help="train each setting with each of these seeds"
+    )
     args = parser.parse_args()
     print(f"threads {torch.get_num_threads()}")
     print(
@@ -135,22 +142,22 @@ def main() -> None:
                 nodes = (
                     np.asarray(mesh.point_data["is_LV"], bool) if "is_LV" in mesh.point_data else np.ones(len(truth), bool)
                 )
-                for name in args.settings:
+                for name, training_seed in ((n, t) for t in args.training_seeds for n in args.settings):
                     reference = reference_epoch_seconds(prepare_config)
-                    out = folder / name / "out.vtu"
+                    out = folder / f"{name}-{training_seed}" / "out.vtu"
                     out.parent.mkdir()
                     start = time.perf_counter()
-                    result = reconstruct(
-                        prepare_config, TrainConfig(**SETTINGS[name]), out, runtime=RuntimeConfig(quiet=True)
-                    )
+                    train = TrainConfig(seed=training_seed, **SETTINGS[name])
+                    result = reconstruct(prepare_config, train, out, runtime=RuntimeConfig(quiet=True))
                     seconds = time.perf_counter() - start
                     score = dice(result.probability[nodes], truth[nodes])
+                    label = f" (training seed {training_seed})" if len(args.training_seeds) > 1 else ""
                     results[name].append((seconds / reference, score))
                     stages = " / ".join(
                         f"{result.seconds.get(s, 0.0):.1f}" for s in ("prepare", "train", "predict", "report")
                     )
                     print(
-                        f"| {seed} | {kind} | {name} | {stages} | {seconds:.1f} | {reference:.2f} | "
+                        f"| {seed} | {kind} | {name}{label} | {stages} | {seconds:.1f} | {reference:.2f} | "
                         f"{seconds / reference:.1f} | {score:.3f} |",
                         flush=True,
                     )
