@@ -169,12 +169,14 @@ def test_a_largest_fourier_unit_sharpens_only_meshes_larger_than_it():
     from pycemrg_scar_reconstruction.model import ScarMLP
 
     capped = ModelConfig(fourier_max_unit_mm=50.0)
-    plain = ScarMLP(ModelConfig(), seed=3).encode.B
+    plain = ScarMLP(ModelConfig(fourier_max_unit_mm=None), seed=3, norm_scale_mm=75.0).encode.B
     torch.testing.assert_close(ScarMLP(capped, seed=3, norm_scale_mm=75.0).encode.B, 1.5 * plain)
     assert torch.equal(ScarMLP(capped, seed=3, norm_scale_mm=40.0).encode.B, plain)
     assert torch.equal(ScarMLP(capped, seed=3, norm_scale_mm=50.0).encode.B, plain)
-    with pytest.raises(ValueError, match="not both"):
-        ModelConfig(fourier_unit_mm=40.0, fourier_max_unit_mm=50.0)
+    assert torch.equal(ScarMLP(ModelConfig(fourier_max_unit_mm=None), seed=3, norm_scale_mm=75.0).encode.B, plain)
+    # a fixed unit replaces the cap
+    fixed = ModelConfig(fourier_unit_mm=25.0, fourier_max_unit_mm=50.0)
+    torch.testing.assert_close(ScarMLP(fixed, seed=3, norm_scale_mm=75.0).encode.B, 3.0 * plain)
 
 
 def test_paper_preset_is_the_published_setup():

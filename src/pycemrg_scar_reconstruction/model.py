@@ -88,7 +88,8 @@ class ScarMLP(nn.Module):
         self, config: ModelConfig, seed: int = 0, normal: np.ndarray | None = None, norm_scale_mm: float | None = None
     ) -> None:
         """``normal``: (3,) slice normal the Fourier frequencies are stretched about (None: isotropic);
-        ``norm_scale_mm``: the data's normalisation scale, which ``fourier_unit_mm`` needs."""
+        ``norm_scale_mm``: the data's normalisation scale in mm, which ``fourier_unit_mm`` needs and
+        ``fourier_max_unit_mm`` compares (None: a net built without data, never capped)."""
         super().__init__()
         self.config = config
         if config.encoding == "fourier":
@@ -97,9 +98,8 @@ class ScarMLP(nn.Module):
                 if norm_scale_mm is None:
                     raise ValueError("fourier_unit_mm needs the data's normalisation scale (norm_scale_mm)")
                 scale *= norm_scale_mm / config.fourier_unit_mm  # cycles per unit -> per normalised unit
-            cap = config.fourier_max_unit_mm
-            if cap is not None and norm_scale_mm is not None and norm_scale_mm > cap:
-                scale *= norm_scale_mm / cap
+            elif (cap := config.fourier_max_unit_mm) is not None and norm_scale_mm is not None and norm_scale_mm > cap:
+                scale *= norm_scale_mm / cap  # a large mesh: per ``cap`` mm, as a mesh of that size is
             self.encode: nn.Module = FourierFeatures(config.fourier_features, scale, seed, config.fourier_anisotropy, normal)
             n_in = self.encode.out_features
         else:

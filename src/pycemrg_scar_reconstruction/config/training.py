@@ -30,10 +30,12 @@ class ModelConfig(_Config):
         "mesh's largest extent), so that a larger mesh (LV + RV, the atria) is encoded at the same resolution in mm",
     )
     fourier_max_unit_mm: Optional[PositiveFloat] = Field(
-        None,
+        55.0,
         description="a mesh whose normalised unit (half its largest extent) is larger than this many mm is encoded "
-        "per this many mm instead, so that a large heart keeps the frequencies in mm of one this size; smaller "
-        "meshes are left as they are",
+        "per this many mm instead, so that a large heart keeps the frequencies in mm of one this size (55: the "
+        "largest synthetic mesh the Fourier scale was chosen on); smaller meshes are left as they are; None "
+        "(or any size larger than the mesh, e.g. 1000) keeps every mesh per normalised unit; fourier_unit_mm, when "
+        "set, replaces it",
     )
     width: PositiveInt = Field(32, description="hidden layer width")
     depth: PositiveInt = Field(3, description="number of hidden layers")
@@ -45,12 +47,6 @@ class ModelConfig(_Config):
         "as it is, so that healthy and scar tissue sit at 0 and 1 alike without saturating; clipped to [0, 1] when "
         "predicting)",
     )
-
-    @model_validator(mode="after")
-    def _one_fourier_unit(self) -> ModelConfig:
-        if self.fourier_unit_mm is not None and self.fourier_max_unit_mm is not None:
-            raise ValueError("give fourier_unit_mm (a fixed unit) or fourier_max_unit_mm (a largest unit), not both")
-        return self
 
 
 class TrainConfig(_Config):
