@@ -179,6 +179,20 @@ def test_a_largest_fourier_unit_sharpens_only_meshes_larger_than_it():
     torch.testing.assert_close(ScarMLP(fixed, seed=3, norm_scale_mm=75.0).encode.B, 3.0 * plain)
 
 
+def test_a_checkpoint_from_before_the_fourier_cap_loads_as_trained(fitted):
+    """A checkpoint whose config has no ``fourier_max_unit_mm`` was trained per normalised unit: it
+    loads with the cap off (its config says what it was trained with) and the same frequencies."""
+    import json
+
+    ckpt = fitted.to_checkpoint()
+    config = json.loads(ckpt["config"])
+    del config["model"]["fourier_max_unit_mm"]
+    older = type(fitted).from_checkpoint({**ckpt, "config": json.dumps(config)})
+    assert older.config.model.fourier_max_unit_mm is None
+    assert fitted.config.model.fourier_max_unit_mm == 55.0
+    assert torch.equal(older.net.encode.B, fitted.net.encode.B)
+
+
 def test_paper_preset_is_the_published_setup():
     cfg = TrainConfig.from_preset("paper")
     m = cfg.model

@@ -139,6 +139,8 @@ class FittedModel:
         ):
             raise ValueError("uncertainty_floor/_border/_factors are not two numbers >= 0 and three positive numbers")
         stored = json.loads(ckpt["config"])
+        if isinstance(stored.get("model"), dict):  # saved before the cap existed: trained per normalised unit
+            stored["model"].setdefault("fourier_max_unit_mm", None)
         config = TrainConfig.model_validate({k: v for k, v in stored.items() if k not in _RUNTIME_KEYS})
         net = ScarMLP(config.model, seed=config.seed, norm_scale_mm=scale)  # B is a buffer: the state dict restores it
         net.load_state_dict(ckpt["state_dict"])
