@@ -179,6 +179,19 @@ def test_a_largest_fourier_unit_sharpens_only_meshes_larger_than_it():
     torch.testing.assert_close(ScarMLP(fixed, seed=3, norm_scale_mm=75.0).encode.B, 3.0 * plain)
 
 
+def test_training_says_when_the_fourier_cap_acts(data, caplog):
+    import logging
+
+    cap = data.norm_scale / 2.0
+    with caplog.at_level(logging.INFO, logger="pycemrg_scar_reconstruction"):
+        fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 1}, model={"fourier_max_unit_mm": cap}), QUIET)
+    assert f"Fourier frequencies per {cap:.0f} mm" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pycemrg_scar_reconstruction"):
+        fit(data, TrainConfig.from_preset(**{**FAST, "max_epochs": 1}), QUIET)  # this small mesh: under 55 mm
+    assert "Fourier frequencies per" not in caplog.text
+
+
 def test_a_checkpoint_from_before_the_fourier_cap_loads_as_trained(fitted):
     """A checkpoint whose config has no ``fourier_max_unit_mm`` was trained per normalised unit: it
     loads with the cap off (its config says what it was trained with) and the same frequencies."""

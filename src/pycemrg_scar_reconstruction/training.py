@@ -156,6 +156,13 @@ def fit(
         net.set_output_bias(float(np.mean(data.group_target)))
     forward = torch.compile(net) if runtime.compile else net
     logger.info("model: %d parameters on %s", n_parameters(net), device)
+    cap = config.model.fourier_max_unit_mm
+    if config.model.encoding == "fourier" and config.model.fourier_unit_mm is None and cap and data.norm_scale > cap:
+        logger.info(
+            "Fourier frequencies per %.0f mm: the mesh's normalised unit is %.0f mm (`fourier_max_unit_mm`)",
+            cap,
+            data.norm_scale,
+        )
 
     # The whole training set lives on the device: no host-to-device copy per step.
     coords = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32, device=device)
