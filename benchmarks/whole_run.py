@@ -131,6 +131,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in args.settings}
+    kind_of: list[str] = []  # the kind of each row of every setting's results
     for seed in args.seeds:
         for kind in args.kinds:
             extra = KINDS[kind]
@@ -157,6 +158,8 @@ def main() -> None:
                     score = dice(result.probability[nodes], truth[nodes])
                     label = f" (training seed {training_seed})" if len(args.training_seeds) > 1 else ""
                     results[name].append((seconds / reference, score))
+                    if name == args.settings[0]:
+                        kind_of.append(kind)
                     stages = " / ".join(
                         f"{result.seconds.get(s, 0.0):.1f}" for s in ("prepare", "train", "predict", "report")
                     )
@@ -174,6 +177,17 @@ def main() -> None:
         print(
             f"| {name} | {np.median(arr[:, 0]):.1f} / {arr[:, 0].max():.1f} | {change.min():+.3f} / {change.mean():+.4f} |"
         )
+    if len(args.kinds) > 1 and len(base):
+        print("\n| setting | kind | Dice change against default: worst / mean |")
+        print("|---|---|---|")
+        kinds = np.array(kind_of)
+        for name, rows in results.items():
+            if name == "default":
+                continue
+            change = np.array(rows)[:, 1] - base[:, 1]
+            for kind in args.kinds:
+                part = change[kinds == kind]
+                print(f"| {name} | {kind} | {part.min():+.3f} / {part.mean():+.4f} |")
 
 
 if __name__ == "__main__":
