@@ -149,6 +149,7 @@ def test_heart_scale_enlarges_the_cavity_and_leaves_the_default_size_alone():
     for key in ("a_endo", "b_endo", "c_endo"):
         assert big_lv[key] == pytest.approx(1.35 * small_lv[key], rel=1e-12)
     assert big_lv["wall"] == small_lv["wall"]  # the wall stays in mm
+    assert big.facts["heart_scale"] == 1.35 and "heart_scale" not in plain.facts
     # the same scars (in mm) cover less of a larger wall
     assert 0 < big.scar_truth.mean() < plain.scar_truth.mean()
 

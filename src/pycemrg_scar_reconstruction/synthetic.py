@@ -181,6 +181,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
         "oblique": config.oblique,
         "noise_sd": config.noise,
         "lv_mm": {"a_endo": shape.a_endo, "b_endo": shape.b_endo, "c_endo": shape.c_endo, "wall": shape.wall},
+        **({"heart_scale": config.heart_scale} if config.heart_scale != 1.0 else {}),
         **(
             {"lv_irregularity": config.lv_irregularity, "lv_harmonics": shape.harmonics_facts()}
             if config.lv_irregularity > 0
