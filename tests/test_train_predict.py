@@ -170,7 +170,9 @@ def test_a_largest_fourier_unit_sharpens_only_meshes_larger_than_it():
 
     capped = ModelConfig(fourier_max_unit_mm=50.0)
     plain = ScarMLP(ModelConfig(fourier_max_unit_mm=None), seed=3, norm_scale_mm=75.0).encode.B
-    torch.testing.assert_close(ScarMLP(capped, seed=3, norm_scale_mm=75.0).encode.B, 1.5 * plain)
+    large = ScarMLP(capped, seed=3, norm_scale_mm=75.0)
+    torch.testing.assert_close(large.encode.B, 1.5 * plain)
+    assert large.capped_unit_mm == 50.0 and ScarMLP(capped, seed=3, norm_scale_mm=40.0).capped_unit_mm is None
     assert torch.equal(ScarMLP(capped, seed=3, norm_scale_mm=40.0).encode.B, plain)
     assert torch.equal(ScarMLP(capped, seed=3, norm_scale_mm=50.0).encode.B, plain)
     assert torch.equal(ScarMLP(ModelConfig(fourier_max_unit_mm=None), seed=3, norm_scale_mm=75.0).encode.B, plain)

@@ -92,6 +92,8 @@ class ScarMLP(nn.Module):
         ``fourier_max_unit_mm`` compares (None: a net built without data, never capped)."""
         super().__init__()
         self.config = config
+        #: the cap (mm) when ``fourier_max_unit_mm`` set this mesh's frequencies, else None
+        self.capped_unit_mm: float | None = None
         if config.encoding == "fourier":
             scale = config.fourier_scale
             if config.fourier_unit_mm is not None:
@@ -100,6 +102,7 @@ class ScarMLP(nn.Module):
                 scale *= norm_scale_mm / config.fourier_unit_mm  # cycles per unit -> per normalised unit
             elif (cap := config.fourier_max_unit_mm) is not None and norm_scale_mm is not None and norm_scale_mm > cap:
                 scale *= norm_scale_mm / cap  # a large mesh: per ``cap`` mm, as a mesh of that size is
+                self.capped_unit_mm = cap
             self.encode: nn.Module = FourierFeatures(config.fourier_features, scale, seed, config.fourier_anisotropy, normal)
             n_in = self.encode.out_features
         else:

@@ -83,7 +83,7 @@ def make_case(config: SynthConfig) -> SyntheticCase:
     """Generate a synthetic case from ``config`` (deterministic for a given seed)."""
     rng = np.random.default_rng(config.seed)
     a = rng.uniform(22, 28)
-    k = config.heart_scale  # after the draws, so that every other size draws the same case
+    k = config.heart_scale  # scales the drawn sizes only: every heart_scale draws the same case
     shape = LVShape(
         a_endo=k * a, b_endo=k * a * rng.uniform(0.85, 1.0), c_endo=k * rng.uniform(55, 68), wall=rng.uniform(8, 12)
     )

@@ -156,11 +156,10 @@ def fit(
         net.set_output_bias(float(np.mean(data.group_target)))
     forward = torch.compile(net) if runtime.compile else net
     logger.info("model: %d parameters on %s", n_parameters(net), device)
-    cap = config.model.fourier_max_unit_mm
-    if config.model.encoding == "fourier" and config.model.fourier_unit_mm is None and cap and data.norm_scale > cap:
+    if net.capped_unit_mm is not None:
         logger.info(
             "Fourier frequencies per %.0f mm: the mesh's normalised unit is %.0f mm (`fourier_max_unit_mm`)",
-            cap,
+            net.capped_unit_mm,
             data.norm_scale,
         )
 
