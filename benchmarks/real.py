@@ -25,6 +25,7 @@ For every real case (a folder with ``sa_labels.nii.gz``: 1 myocardium, 2 scar; `
     .venv/bin/python benchmarks/real.py [--data DIR] [--cases human_p1] [--seed 0]
     .venv/bin/python benchmarks/real.py --move 4 5     # the mesh moved 4 mm and 5 degrees first
     .venv/bin/python benchmarks/real.py --train min_delta=5e-3   # a training setting judged here
+    .venv/bin/python benchmarks/real.py --save heldout/   # the pooled held-out values kept
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -52,6 +54,7 @@ from pycemrg_scar_reconstruction.api.prepare import run_stages
 from pycemrg_scar_reconstruction.baselines import METHODS
 from pycemrg_scar_reconstruction.folds import subset
 from pycemrg_scar_reconstruction.heldout import neighbour_baselines
+from pycemrg_scar_reconstruction.metrics import average_precision, separation_auc
 from pycemrg_scar_reconstruction.prediction import predict_nodes
 from pycemrg_scar_reconstruction.training import fit
 
@@ -59,6 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Where the project keeps its real cases (beside the clone, not in it).
 REAL = ROOT.parent / "shared" / "data" / "real"
 THICKNESS_MM = 8.0
+#: The network as ``predict`` gives it.
+NETWORK = "network (support rule, default)"
 #: "support rule off": a cutoff no node of a heart reaches.
 NO_SUPPORT_MM = 1000.0
 
@@ -102,7 +107,7 @@ def blanked(stack: SliceStack, k: int) -> SliceStack:
     return SliceStack(values=values, geometry=stack.geometry, mask=stack.mask, name=stack.name, mapping=stack.mapping)
 
 
-def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None = None) -> None:
+def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None = None, save: Path | None = None) -> None:
     run = run_stages(label_config(case, mesh))
     if run.registration is not None:
         reg = run.registration
@@ -130,7 +135,7 @@ def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None 
         held = data.group_slice == k
         fitted = fit(subset(data, ~held), TrainConfig(seed=seed, **(train or {})), quiet, progress=False)
         preds = {
-            "network (support rule, default)": predict_nodes(fitted, data.points, 20, 0, region=run.region).probability,
+            NETWORK: predict_nodes(fitted, data.points, 20, 0, region=run.region).probability,
             "network (support rule of 0.2.0)": predict_nodes(
                 fitted, data.points, 20, 0, region=run.region, coverage=False
             ).probability,
@@ -149,13 +154,39 @@ def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None 
         rows["common"].append(np.isfinite(image["linear"]))
     target, common = np.concatenate(rows.pop("target")), np.concatenate(rows.pop("common"))
     seconds, n_scar = time.perf_counter() - start, int((target >= 0.5).sum())
+    if save is not None:  # every method's pooled group means, for other scores than Dice at 0.5
+        arrays: dict[str, Any] = {k: np.concatenate(v) for k, v in rows.items()}
+        np.savez_compressed(save, target=target, common=common, **arrays)
     print(f"{len(folds)} folds in {seconds:.0f} s; {len(target)} blanked pixels, {n_scar} scar")
-    print(f"| method | Dice, all {len(target)} pixels | Dice, the {int(common.sum())} pixels a neighbour labels |")
-    print("|---|---|---|")
+    # Dice at 0.5 depends on where a method puts its 0.5 (the neighbours' linear rule gives exactly 0.5
+    # where one neighbour has scar); ROC AUC and average precision rank the pixels instead
+    n = int(common.sum())
+    print(
+        f"| method | Dice, all {len(target)} pixels | Dice, the {n} pixels a neighbour labels | ROC AUC, the {n} | "
+        f"average precision, the {n} |"
+    )
+    print("|---|---|---|---|---|")
+    truth = target[common] >= 0.5
     for name, parts in rows.items():
         pred = np.concatenate(parts)
         on_all = "n/a" if np.isnan(pred).any() else f"{dice(pred, target):.3f}"
-        print(f"| {name} | {on_all} | {dice(pred[common], target[common]):.3f} |")
+        auc, ap = separation_auc(pred[common], truth), average_precision(pred[common], truth)
+        print(f"| {name} | {on_all} | {dice(pred[common], target[common]):.3f} | {auc:.3f} | {ap:.3f} |")
+    # how often the blanked slice has scar where its neighbours have it, and what the network says there
+    linear, network = np.concatenate(rows["image-domain neighbours linear"])[common], np.concatenate(rows[NETWORK])[common]
+    print(f"\nThe {n} pixels by their neighbours' scar: how many are scar, and the network's value there")
+    print("| neighbours with scar | pixels | share scar | network mean | network share >= 0.5 |")
+    print("|---|---|---|---|---|")
+    for label, where in (
+        ("both (or the only one)", linear >= 0.75),
+        ("one of two", (linear > 0.25) & (linear < 0.75)),
+        ("none", linear <= 0.25),
+    ):
+        if where.any():
+            print(
+                f"| {label} | {int(where.sum())} | {truth[where].mean():.2f} | {network[where].mean():.2f} | "
+                f"{np.mean(network[where] >= 0.5):.2f} |"
+            )
     # why a method misses: its values on the blanked scar pixels (a near miss sits just under 0.5)
     scar = (target >= 0.5) & common
     print(f"\nOn the {int(scar.sum())} blanked scar pixels a neighbour labels: each method's value")
@@ -221,6 +252,14 @@ def agreement(case: Path) -> None:
             print(f"| {name} | {score:.3f} | {int(called[myocardium].sum())} |")
 
 
+def saved(folder: Path | None, case: Path, seed: int) -> Path | None:
+    """Where ``--save`` keeps a case's held-out values (the folder made if need be)."""
+    if folder is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{case.name}_seed{seed}.npz"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REAL, help=f"folder of the real cases (default: {REAL})")
@@ -233,6 +272,9 @@ def main() -> None:
         default=[],
         metavar="KEY=VALUE",
         help="training options other than the defaults (e.g. min_delta=5e-3)",
+    )
+    parser.add_argument(
+        "--save", type=Path, metavar="DIR", help="keep every method's held-out group means in DIR/<case>_seed<S>.npz"
     )
     parser.add_argument(
         "--move",
@@ -253,10 +295,10 @@ def main() -> None:
                 mesh, truth = moved_mesh(case, args.move[0], args.move[1], Path(tmp))
                 registration_error(case, mesh, truth)
                 if not args.skip_heldout:
-                    heldout(case, args.seed, mesh)
+                    heldout(case, args.seed, mesh, save=saved(args.save, case, args.seed))
             continue
         if not args.skip_heldout:
-            heldout(case, args.seed, train=train)
+            heldout(case, args.seed, train=train, save=saved(args.save, case, args.seed))
         agreement(case)
 
 

@@ -14,7 +14,7 @@ import pyvista as pv
 from pycemrg_scar_reconstruction.baselines import linear_between_slices, logodds_shape, nearest_slice
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.io.artifacts import load_training_data, save_training_data
-from pycemrg_scar_reconstruction.metrics import separation_auc, truth_report
+from pycemrg_scar_reconstruction.metrics import average_precision, separation_auc, truth_report
 from pycemrg_scar_reconstruction.stack import SliceStack, StackGeometry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,6 +253,18 @@ def test_separation_auc_by_hand():
     # pairs (pos, neg): (0.9, 0.1) yes, (0.9, 0.85) yes, (0.3, 0.1) yes, (0.3, 0.85) no -> 3/4
     assert separation_auc(np.array([0.9, 0.1, 0.3, 0.85]), pos) == 0.75
     assert separation_auc(np.array([0.5, 0.4]), np.array([False, False])) is None
+
+
+def test_average_precision_by_hand():
+    pos = np.array([False, True, True])
+    assert average_precision(np.array([0.1, 0.9, 0.8]), pos) == 1.0  # both positives first
+    # 0.9: precision 0 (recall 0); 0.8: 1/2 at recall 1/2; 0.1: 2/3 at recall 1 -> 1/4 + 1/3
+    assert average_precision(np.array([0.9, 0.8, 0.1]), pos) == pytest.approx(0.25 + 1 / 3)
+    # ties count together: all tied is the positives' share, whatever the order given
+    assert average_precision(np.full(3, 0.5), pos) == pytest.approx(2 / 3)
+    # a tie of one positive and one negative first: precision 1/2 at recall 1/2, then 2/3 at 1
+    assert average_precision(np.array([0.7, 0.7, 0.2]), np.array([False, True, True])) == pytest.approx(0.25 + 1 / 3)
+    assert average_precision(np.array([0.5, 0.4]), np.array([False, False])) is None
 
 
 def test_truth_report_names_the_misclassified_nodes():

@@ -108,6 +108,25 @@ def separation_auc(score: np.ndarray, positive: np.ndarray) -> float | None:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def average_precision(score: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the precision-recall curve of ``score`` for finding the ``positive`` (bool) items.
+
+    Precision at each distinct score (ties taken together), weighted by the recall it adds: 1 when
+    every positive scores above every negative, the positives' share when all scores tie. Unlike
+    Dice at one threshold, it does not depend on where a method puts its 0.5. None without positives.
+    """
+    positive = np.asarray(positive, bool)
+    n_pos = int(positive.sum())
+    if n_pos == 0:
+        return None
+    order = np.argsort(-np.asarray(score, np.float64), kind="stable")
+    ranked, hits = np.asarray(score)[order], positive[order]
+    true_pos = np.cumsum(hits)
+    last = np.r_[np.flatnonzero(np.diff(ranked) != 0), len(ranked) - 1]  # the last item of each tie
+    precision, recall = true_pos[last] / (last + 1), true_pos[last] / n_pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
 def truth_report(pred: np.ndarray, truth: np.ndarray, uncertainty: np.ndarray | None = None) -> dict[str, Any]:
     """Dice at 0.5 and MAE against a ground truth; with an uncertainty, how it relates to the error.
 
