@@ -97,10 +97,16 @@ def test_crossval_reports_held_out_figures(data, tmp_path, capsys):
     assert result["end"]["pixels"] > 0  # the first and last slices are extrapolation
     assert result["scar_pixels"] == int(np.sum(data.group_target >= 0.5)) > 0
     assert result["interior"]["scar"] + result["end"]["scar"] == result["scar_pixels"]
+    # average precision: a reconstruction ranks the held-out scar far above the scar's share, which
+    # is what values in random order would score
+    share = result["scar_pixels"] / result["pixels"]
+    assert 2 * share < result["holdout_average_precision"] <= 1
+    assert set(result["baseline_average_precision"]) == {"nearest", "linear"}
     from pycemrg_scar_reconstruction.metrics import format_heldout
 
     lines = format_heldout(result)
     assert f"({result['scar_pixels']} scar)" in lines[0]
+    assert f"AP {result['holdout_average_precision']:.3f}" in lines[0]
     no_scar = {**result, "end": {**result["end"], "scar": 0}}  # Dice 1 by convention there: the line says why
     assert "no scar held out" in format_heldout(no_scar)[2]
     from pycemrg_scar_reconstruction.io.artifacts import save_training_data

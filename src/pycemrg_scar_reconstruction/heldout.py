@@ -26,7 +26,7 @@ from .calibration import calibration
 from .config import RuntimeConfig, TrainConfig
 from .data import TrainingData
 from .folds import fold_workers, run_folds
-from .metrics import dice
+from .metrics import average_precision, dice
 
 logger = logging.getLogger(__name__)
 
@@ -106,17 +106,26 @@ def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.nd
     return out
 
 
-def _scores(target: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def _scores(target: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
     ok = np.isfinite(predicted)
     t, p = target[ok], predicted[ok]
     if not len(t):
-        return {"pixels": 0, "scar": 0, "mae": float("nan"), "rmse": float("nan"), "dice": float("nan")}
+        return {
+            "pixels": 0,
+            "scar": 0,
+            "mae": float("nan"),
+            "rmse": float("nan"),
+            "dice": float("nan"),
+            "average_precision": None,
+        }
     return {
         "pixels": int(len(t)),
         "scar": int(np.sum(t >= 0.5)),
         "mae": float(np.mean(np.abs(p - t))),
         "rmse": float(np.sqrt(np.mean((p - t) ** 2))),
         "dice": float(dice(p, t)),
+        # threshold-free: how well the values rank the scar pixels first (None without scar)
+        "average_precision": average_precision(p, t >= 0.5),
     }
 
 
@@ -135,9 +144,10 @@ def crossval(
 
     Returns
     -------
-    dict with ``holdout_dice``, ``holdout_mae``, ``holdout_rmse``, ``pixels``, ``scar_pixels`` (all held-out pixels),
+    dict with ``holdout_dice``, ``holdout_mae``, ``holdout_rmse``, ``holdout_average_precision``
+    (:func:`.metrics.average_precision` of the scar pixels), ``pixels``, ``scar_pixels`` (all held-out pixels),
     ``interior`` and ``end`` (the same for folds inside a stack and at its first or last labelled slice:
-    extrapolation), ``baseline_dice`` / ``baseline_mae`` per baseline (slices only),
+    extrapolation), ``baseline_dice`` / ``baseline_mae`` / ``baseline_average_precision`` per baseline (slices only),
     ``calibration`` (:func:`.calibration.calibration`), ``per_fold``, ``workers`` and ``seconds``.
     """
     start = time.perf_counter()
@@ -177,6 +187,7 @@ def crossval(
         "holdout_dice": everything["dice"],
         "holdout_mae": everything["mae"],
         "holdout_rmse": everything["rmse"],
+        "holdout_average_precision": everything["average_precision"],
         "pixels": everything["pixels"],
         "scar_pixels": everything["scar"],
         "interior": _scores(data.group_target[~end_group], mean[~end_group]),
@@ -190,6 +201,7 @@ def crossval(
         out["baseline_dice"] = {k: v["dice"] for k, v in scored.items()}
         out["baseline_mae"] = {k: v["mae"] for k, v in scored.items()}
         out["baseline_pixels"] = {k: v["pixels"] for k, v in scored.items()}
+        out["baseline_average_precision"] = {k: v["average_precision"] for k, v in scored.items()}
     out["seconds"] = time.perf_counter() - start
     return out
 

@@ -216,13 +216,20 @@ def format_heldout(result: dict[str, Any]) -> list[str]:
         scar = r.get("scar")  # absent from reports written before it was kept
         # Dice is 1 by convention where neither the labels nor the result have scar: say so
         of = "" if scar is None else f" ({scar} scar)" if scar else " (no scar held out; Dice 1 if none predicted)"
-        return f"{name}: {r['pixels']} pixels{of}  Dice {r['dice']:.3f}  MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}"
+        return (
+            f"{name}: {r['pixels']} pixels{of}  Dice {r['dice']:.3f}  MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}"
+            f"{precision(r.get('average_precision'))}"
+        )
+
+    def precision(ap: float | None) -> str:  # absent from older reports, None where no scar was held out
+        return "" if ap is None else f"  AP {ap:.3f}"
 
     everything = {
         "pixels": result["pixels"],
         "scar": result.get("scar_pixels"),
         "dice": result["holdout_dice"],
         "mae": result["holdout_mae"],
+        "average_precision": result.get("holdout_average_precision"),
     }
     lines = [
         line(
@@ -233,8 +240,10 @@ def format_heldout(result: dict[str, Any]) -> list[str]:
         line("  end slices (extrapolation)", result["end"]),
     ]
     for name, d in result.get("baseline_dice", {}).items():
-        mae = result["baseline_mae"][name]
-        lines.append(f"  baseline {name}: {result['baseline_pixels'][name]} pixels  Dice {d:.3f}  MAE {mae:.4f}")
+        mae, ap = result["baseline_mae"][name], result.get("baseline_average_precision", {}).get(name)
+        lines.append(
+            f"  baseline {name}: {result['baseline_pixels'][name]} pixels  Dice {d:.3f}  MAE {mae:.4f}{precision(ap)}"
+        )
     if "simulated" in result:
         sim = result["simulated"]
         lines.append(

@@ -22,12 +22,14 @@ HELDOUT_KEYS = (
     "holdout_dice",
     "holdout_mae",
     "holdout_rmse",
+    "holdout_average_precision",
     "interior",
     "end",
     "simulated",
     "baseline_dice",
     "baseline_mae",
     "baseline_pixels",
+    "baseline_average_precision",
     "calibration",
 )
 
