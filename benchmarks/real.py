@@ -57,7 +57,7 @@ from pycemrg_scar_reconstruction.api.prepare import run_stages
 from pycemrg_scar_reconstruction.baselines import METHODS
 from pycemrg_scar_reconstruction.data import TrainingData
 from pycemrg_scar_reconstruction.folds import subset
-from pycemrg_scar_reconstruction.heldout import neighbour_baselines
+from pycemrg_scar_reconstruction.heldout import neighbour_baselines, training_values
 from pycemrg_scar_reconstruction.metrics import average_precision, separation_auc
 from pycemrg_scar_reconstruction.prediction import predict_nodes
 from pycemrg_scar_reconstruction.training import fit
@@ -117,9 +117,7 @@ def shape_based(data: TrainingData, held: np.ndarray) -> np.ndarray:
     labels it otherwise; NaN where neither does. The classic way to interpolate a segmentation."""
     out = np.full(int(held.sum()), np.nan)
     for s, g in enumerate(data.stacks):
-        values = np.full(g.shape, np.nan)
-        mine = ~held & (data.group_stack == s)
-        values[tuple(data.group_voxel[mine].T)] = data.group_target[mine]
+        values = training_values(data, held, s)
         plane = [a for a in range(3) if a != g.axis]
         spacing = g.spacing[plane]
         idx = np.flatnonzero(data.group_stack[held] == s)

@@ -74,16 +74,22 @@ def view_folds(data: TrainingData) -> np.ndarray:
     return np.asarray(data.group_stack, np.int64)
 
 
+def training_values(data: TrainingData, held: np.ndarray, stack: int) -> np.ndarray:
+    """Stack ``stack``'s image as the training data give it: each group's target at its voxel, NaN at
+    the ``held`` groups ((G,) bool) and at pixels without a group. Shape: the stack's (I, J, K)."""
+    values = np.full(data.stacks[stack].shape, np.nan)
+    mine = ~held & (data.group_stack == stack)
+    values[tuple(data.group_voxel[mine].T)] = data.group_target[mine]
+    return values
+
+
 def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.ndarray]:
     """Nearest-slice and linear predictions of the ``held`` groups ((G,) bool) from the other
     slices' pixels at the same in-plane position of the same stack (NaN where neither neighbour
     slice has that pixel)."""
     out = {"nearest": np.full(int(held.sum()), np.nan), "linear": np.full(int(held.sum()), np.nan)}
-    train = ~held
     for s, g in enumerate(data.stacks):  # a handful of stacks
-        values = np.full(g.shape, np.nan)
-        mine = train & (data.group_stack == s)
-        values[tuple(data.group_voxel[mine].T)] = data.group_target[mine]
+        values = training_values(data, held, s)
         idx = np.flatnonzero(held[held] & (data.group_stack[held] == s))
         if not len(idx):
             continue
