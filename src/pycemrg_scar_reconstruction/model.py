@@ -78,7 +78,13 @@ class FourierFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         proj = (2 * math.pi) * (x @ self.B.T)
-        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+        # sin and cos written into the two halves of one output: no concatenated copy (at a million
+        # nodes each fresh buffer costs its page faults)
+        f = proj.shape[-1]
+        out = proj.new_empty((*proj.shape[:-1], 2 * f))
+        torch.sin(proj, out=out[..., :f])
+        torch.cos(proj, out=out[..., f:])
+        return out
 
 
 class ScarMLP(nn.Module):

@@ -242,7 +242,6 @@ def fit(
                 for group in opt.param_groups:
                     group["lr"] = config.lr
             plan = plan_epoch(count, offset, max(config.batch_size // 2, 1) if fast else config.batch_size, gen, sample)
-            xs = member_x[plan.member_order]  # one gather per epoch; batches are views
             gt, gc = target[plan.group_order], plan.group_size.float()
             loss_sum = torch.zeros((), device=device)
             for b in range(plan.n_batches):
@@ -251,9 +250,10 @@ def fit(
                 ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
                 with ctx:
                     masks = net.sample_masks(config.mc_samples, mask_gen) if step_masks else None
-                    pred = forward(xs[m0:m1], samples=config.mc_samples, masks=masks, encoded=pre_encoded, clip=False).mean(
-                        0
-                    )
+                    # one gather per batch: a buffer of one batch is reused, where one of the epoch
+                    # (tens of MB on a fine mesh) is new memory every epoch
+                    xs = member_x[plan.member_order[m0:m1]]
+                    pred = forward(xs, samples=config.mc_samples, masks=masks, encoded=pre_encoded, clip=False).mean(0)
                 loss = group_loss(pred.float(), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
