@@ -199,16 +199,18 @@ def outside_distance(points: np.ndarray, supervised_mask: np.ndarray, candidates
     except QhullError:
         return out
     normals, offsets = hull.equations[:, :3], hull.equations[:, 3]
-    # blocks of facets bound the (nodes, facets) matrix and keep it in cache (a fine mesh's hull has
-    # hundreds of thousands of facets); the running maximum is the same in any order
-    x = points[idx]
-    best = np.full(len(idx), -np.inf)
-    block = max(1, 1_000_000 // len(idx))
-    for start in range(0, len(offsets), block):
-        d = x @ normals[start : start + block].T
-        d += offsets[start : start + block]
-        np.maximum(best, d.max(axis=1), out=best)
-    out[idx] = np.maximum(best, 0.0)
+    # blocks of at most 4,096 nodes x a million products bound the (nodes, facets) matrix and keep
+    # it in cache (a fine mesh's hull has hundreds of thousands of facets); the running maximum is
+    # the same in any order
+    for first in range(0, len(idx), 4096):
+        part = idx[first : first + 4096]
+        x, best = points[part], np.full(len(part), -np.inf)
+        block = 1_000_000 // len(part)
+        for start in range(0, len(offsets), block):
+            d = x @ normals[start : start + block].T
+            d += offsets[start : start + block]
+            np.maximum(best, d.max(axis=1), out=best)
+        out[part] = np.maximum(best, 0.0)
     return out
 
 
