@@ -303,3 +303,24 @@ def test_inverted_or_degenerate_cells_are_refused(tmp_path):
         grid.save(str(tmp_path / name))
         with pytest.raises(InputError, match=f"1 cell.*{word}.*repair the mesh"):
             read_mesh(MeshConfig(path=tmp_path / name))
+
+
+@pytest.mark.parametrize("suffix", [".vtu", ".vtp"])
+def test_written_meshes_hold_raw_appended_zlib_and_read_back_exactly(tmp_path, suffix):
+    from pycemrg_scar_reconstruction.io.meshes import write_mesh
+
+    mesh = pv.ImageData(dimensions=(6, 5, 4)).cast_to_unstructured_grid()
+    if suffix == ".vtp":
+        mesh = pv.Sphere()
+    rng = np.random.default_rng(0)
+    mesh.point_data["scar_probability"] = rng.random(mesh.n_points).astype(np.float32)
+    mesh.cell_data["tag"] = rng.integers(0, 9, mesh.n_cells)
+    mesh.field_data["scar_support_mm"] = np.array([4.32])
+    write_mesh(mesh, tmp_path / f"m{suffix}")
+    raw = (tmp_path / f"m{suffix}").read_bytes()
+    assert b'<AppendedData encoding="raw">' in raw and b"vtkZLibDataCompressor" in raw
+    back = pv.read(tmp_path / f"m{suffix}")
+    assert np.array_equal(back.points, mesh.points)
+    for data in ("point_data", "cell_data", "field_data"):
+        for key in getattr(mesh, data):
+            assert np.array_equal(getattr(back, data)[key], getattr(mesh, data)[key]), key

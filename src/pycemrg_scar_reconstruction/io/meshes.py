@@ -113,14 +113,16 @@ def write_mesh(mesh: Any, path: Path) -> None:
 
 
 def _write_xml(mesh: Any, path: Path) -> None:
-    """A .vtu / .vtp as pyvista writes it (inline binary, zlib), at zlib level 1 instead of VTK's 5:
-    1.5x faster for a file 3% larger (1.4 million nodes: 2.7 -> 1.8 s, 71 -> 73 MiB)."""
+    """A .vtu / .vtp with its arrays appended as raw zlib blocks (as ParaView writes them) at zlib
+    level 1: at 1.4 million nodes 2.1-2.4 -> 1.6-1.7 s to write, 75 -> 56 MiB, and read back in
+    0.5 s instead of 1.5 s, against pyvista's inline base64 (at VTK's level 5 it took 2.7 s)."""
     from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter, vtkXMLUnstructuredGridWriter
 
     writer = vtkXMLPolyDataWriter() if hasattr(mesh, "faces") else vtkXMLUnstructuredGridWriter()
     writer.SetFileName(str(path))
     writer.SetInputData(mesh)
-    writer.SetDataModeToBinary()
+    writer.SetDataModeToAppended()
+    writer.EncodeAppendedDataOff()  # raw bytes, not base64
     writer.SetCompressorTypeToZLib()
     writer.SetCompressionLevel(1)
     if writer.Write() != 1:
