@@ -273,17 +273,3 @@ def test_truth_report_names_the_misclassified_nodes():
     unc = np.array([0.01, 0.20, 0.02, 0.15, 0.0])
     assert truth_report(pred, truth, unc)["uncertainty_misclassified_auc"] == 1.0
     assert truth_report(pred, truth, np.array([0.20, 0.01, 0.15, 0.02, 0.1]))["uncertainty_misclassified_auc"] == 0.0
-
-
-def test_a_large_surface_is_drawn_decimated_on_its_own_points():
-    from pycemrg_scar_reconstruction.figures import drawn_surface
-
-    grid = pv.Plane(i_resolution=120, j_resolution=120)  # 14,400 quads
-    grid.point_data["scar_probability"] = np.linspace(0.0, 1.0, grid.n_points)
-    assert drawn_surface(grid, max_cells=10**6) is grid  # small enough: drawn as it is
-    drawn = drawn_surface(grid, max_cells=1_000)
-    assert 0 < drawn.n_cells < grid.n_cells
-    # the input points and their values, unchanged (no averaged points, no interpolated values)
-    used = np.unique(drawn.faces.reshape(-1, 4)[:, 1:])
-    assert np.array_equal(np.asarray(drawn.points)[used], np.asarray(grid.points)[used])
-    assert np.array_equal(drawn.point_data["scar_probability"][used], grid.point_data["scar_probability"][used])

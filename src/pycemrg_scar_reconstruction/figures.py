@@ -155,28 +155,6 @@ def _principal_views(points: np.ndarray) -> list[tuple]:
     return [(tuple(center + sign * distance * axis), tuple(center), tuple(up)) for sign in (1.0, -1.0)]
 
 
-#: surfaces with more cells than this are drawn decimated (:func:`drawn_surface`)
-MAX_DRAWN_CELLS = 200_000
-
-
-def drawn_surface(surface: Any, max_cells: int = MAX_DRAWN_CELLS) -> Any:
-    """``surface`` (pyvista PolyData) as drawn: as it is up to ``max_cells`` cells; larger, about
-    100,000 triangles on a subset of its own points with their values (VTK's binned decimation,
-    0.04 s at 950,000 triangles), since a panel of a few hundred pixels cannot show more and
-    software rendering of a million-node mesh's surface took 2-3 s."""
-    if surface.n_cells <= max_cells:
-        return surface
-    import pyvista as pv
-    from vtkmodules.vtkFiltersCore import vtkBinnedDecimation
-
-    decimate = vtkBinnedDecimation()
-    decimate.SetInputData(surface.triangulate())
-    decimate.SetPointGenerationModeToUseInputPoints()  # the nodes' own values, not averages
-    decimate.ProducePointDataOn()
-    decimate.Update()
-    return pv.wrap(decimate.GetOutput())
-
-
 def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability", "scar_uncertainty", "scar_truth")) -> None:
     """The mesh surface coloured by each present field (columns), seen from both ends of its long axis (rows)."""
     import pyvista as pv
@@ -186,7 +164,7 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
         raise ValueError("the mesh has none of the fields " + ", ".join(fields))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyvista warns of a default that will change
-        surface = drawn_surface(mesh.extract_surface() if hasattr(mesh, "extract_surface") else mesh)
+        surface = mesh.extract_surface() if hasattr(mesh, "extract_surface") else mesh
     views = _principal_views(np.asarray(surface.points, dtype=np.float64))
     with pv.vtk_verbosity("off"):
         plotter = pv.Plotter(
@@ -199,7 +177,7 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
                 unc = field == "scar_uncertainty"
                 clim = (0.0, max(float(values.max()), 1e-6)) if unc else (0.0, 1.0)
                 plotter.add_mesh(
-                    surface.copy(),
+                    surface.copy(deep=False),  # its own active scalars, the arrays shared
                     scalars=field,
                     cmap="viridis" if unc else "magma",
                     clim=clim,
