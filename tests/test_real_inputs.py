@@ -37,6 +37,7 @@ def test_distance_and_prior_on_a_tiny_mesh():
     supervised = np.array([True, True, True, False, False, False])
     d = support_distance(points, supervised)
     np.testing.assert_allclose(d, [0, 0, 0, 2, 10, 20])
+    np.testing.assert_array_equal(support_distance(points, supervised, workers=2), d)
     p, u, beyond = apply_support(np.full(6, 0.8), np.full(6, 0.01), d, support_mm=5.0, prior=0.0)
     np.testing.assert_array_equal(beyond, [False, False, False, False, True, True])
     np.testing.assert_allclose(p, [0.8, 0.8, 0.8, 0.8, 0.0, 0.0])
