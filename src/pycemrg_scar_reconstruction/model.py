@@ -78,6 +78,8 @@ class FourierFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         proj = (2 * math.pi) * (x @ self.B.T)
+        if proj.requires_grad:  # out= has no gradient: a field differentiated in space concatenates
+            return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
         # sin and cos written into the two halves of one output: no concatenated copy (at a million
         # nodes each fresh buffer costs its page faults)
         f = proj.shape[-1]
