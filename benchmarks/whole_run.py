@@ -1,13 +1,14 @@
 """The whole ``run`` (prepare, train, predict with 20 MC passes, report) in reference epochs.
 
 A reference epoch is one epoch of the published model and dropout (``--preset paper``: 4 x 128,
-raw xyz, M = 3) trained with our step on the same case, timed in the same process just before
-each run, so the machine's load falls on both (``benchmarks/bench_train.py``'s "ours, paper
-model"). For every seed and kind (probability; intensity with a mask; biventricular probability,
-LV region) on a 75,000-node case, each setting is run through the API as ``scar-reconstruct run``
-does and scored by Dice (>= 0.5) against the truth over the region's nodes. Printed per case and
-setting: the stage times, the run in reference epochs and the Dice; then per setting the largest
-run in reference epochs and the Dice change against the defaults.
+raw xyz, M = 3) trained with our step on the same case, timed in the same process three times
+just before and three times just after each run (the median of the six), so the machine's load
+falls on both (``benchmarks/bench_train.py``'s "ours, paper model"). For every seed and kind
+(probability; intensity with a mask; biventricular probability, LV region) on a 75,000-node
+case, each setting is run through the API as ``scar-reconstruct run`` does and scored by Dice
+(>= 0.5) against the truth over the region's nodes. Printed per case and setting: the stage
+times, the run in reference epochs and the Dice; then per setting the largest run in reference
+epochs and the Dice change against the defaults.
 
     .venv/bin/python benchmarks/whole_run.py [--seeds 0 1 2 3 4] [--nodes 75000] [--settings default patience-15]
     .venv/bin/python benchmarks/whole_run.py --nodes 20000 --kinds real-like "real-like intensity biventricular"
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -101,17 +103,30 @@ def label_config(case: dict[str, Path], config: PrepareConfig) -> PrepareConfig:
     return config.model_copy(update={"stacks": [stack]})
 
 
-def reference_epoch_seconds(config: PrepareConfig) -> float:
-    """Seconds of one epoch of the paper model with our step on this case (after one warm-up epoch)."""
+#: timed reference epochs before and after each run (their median is the reference: one epoch
+#: timed once moved 2x with the machine's load between two runs of the same case)
+REFERENCE_EPOCHS = 3
+
+
+def reference_epochs(config: PrepareConfig) -> Callable[[], list[float]]:
+    """A function that times :data:`REFERENCE_EPOCHS` epochs of the paper model with our step on
+    this case (seconds each; one warm-up epoch is run when it is made)."""
     data = run_stages(config.model_copy(update={"study_registration": "off"})).data
     assert data is not None
     member_x, target, count, offset, _ = tensors(data)
     torch.manual_seed(0)
     _, epoch, _ = ours(TrainConfig.from_preset("paper"), member_x, target, count, offset)
     epoch()
-    start = time.perf_counter()
-    epoch()
-    return time.perf_counter() - start
+
+    def timed() -> list[float]:
+        seconds = []
+        for _ in range(REFERENCE_EPOCHS):
+            start = time.perf_counter()
+            epoch()
+            seconds.append(time.perf_counter() - start)
+        return seconds
+
+    return timed
 
 
 def main() -> None:
@@ -126,7 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"threads {torch.get_num_threads()}")
     print(
-        "| seed | kind | setting | prepare / train / predict / report s | run s | reference epoch s "
+        "| seed | kind | setting | prepare / train / predict / report s | run s | reference epoch s (range) "
         "| run in reference epochs | Dice |"
     )
     print("|---|---|---|---|---|---|---|---|")
@@ -148,13 +163,16 @@ def main() -> None:
                     np.asarray(mesh.point_data["is_LV"], bool) if "is_LV" in mesh.point_data else np.ones(len(truth), bool)
                 )
                 for name, training_seed in ((n, t) for t in args.training_seeds for n in args.settings):
-                    reference = reference_epoch_seconds(prepare_config)
+                    timed = reference_epochs(prepare_config)
+                    before = timed()
                     out = folder / f"{name}-{training_seed}" / "out.vtu"
                     out.parent.mkdir()
                     start = time.perf_counter()
                     train = TrainConfig(seed=training_seed, **SETTINGS[name])
                     result = reconstruct(prepare_config, train, out, runtime=RuntimeConfig(quiet=True))
                     seconds = time.perf_counter() - start
+                    epochs = before + timed()  # bracketing the run
+                    reference = float(np.median(epochs))
                     score = dice(result.probability[nodes], truth[nodes])
                     label = f" (training seed {training_seed})" if len(args.training_seeds) > 1 else ""
                     results[name].append((seconds / reference, score))
@@ -164,7 +182,8 @@ def main() -> None:
                         f"{result.seconds.get(s, 0.0):.1f}" for s in ("prepare", "train", "predict", "report")
                     )
                     print(
-                        f"| {seed} | {kind} | {name}{label} | {stages} | {seconds:.1f} | {reference:.2f} | "
+                        f"| {seed} | {kind} | {name}{label} | {stages} | {seconds:.1f} | "
+                        f"{reference:.2f} ({min(epochs):.2f}-{max(epochs):.2f}) | "
                         f"{seconds / reference:.1f} | {score:.3f} |",
                         flush=True,
                     )
