@@ -65,7 +65,7 @@ KINDS = {
 }
 #: the kinds the issue's figure is of (the real-like ones judge a setting's Dice, with --kinds)
 ISSUE_KINDS = ("probability", "intensity", "biventricular")
-#: setting name -> TrainConfig fields changed from the defaults
+#: setting name -> TrainConfig fields changed from the defaults (RuntimeConfig fields under "runtime")
 SETTINGS = {
     "default": {},
     "patience-15": {"patience": 15},
@@ -73,6 +73,7 @@ SETTINGS = {
     "onecycle-150": {"schedule": "onecycle", "cycle_epochs": 150},
     "lbfgs": {"finish": "lbfgs"},
     "patience-only": {"halvings": 0},
+    "halvings-3": {"halvings": 3},
     "batch-8192": {"batch_size": 8192},
     "batch-4096": {"batch_size": 4096},
     "linear-output": {"model": {"output_activation": "none"}},
@@ -83,6 +84,9 @@ SETTINGS = {
     "fourier-unit-40": {"model": {"fourier_unit_mm": 40.0}},
     "fourier-max-unit-40": {"model": {"fourier_max_unit_mm": 40.0}},
     "fourier-per-unit": {"model": {"fourier_max_unit_mm": None}},
+    # RuntimeConfig fields under "runtime"
+    "amp-bf16": {"runtime": {"amp": "bf16"}},
+    "amp-off": {"runtime": {"amp": "off"}},
 }
 
 
@@ -168,8 +172,10 @@ def main() -> None:
                     out = folder / f"{name}-{training_seed}" / "out.vtu"
                     out.parent.mkdir()
                     start = time.perf_counter()
-                    train = TrainConfig(seed=training_seed, **SETTINGS[name])
-                    result = reconstruct(prepare_config, train, out, runtime=RuntimeConfig(quiet=True))
+                    fields = dict(SETTINGS[name])
+                    runtime = RuntimeConfig(quiet=True, **fields.pop("runtime", {}))
+                    train = TrainConfig(seed=training_seed, **fields)
+                    result = reconstruct(prepare_config, train, out, runtime=runtime)
                     seconds = time.perf_counter() - start
                     epochs = before + timed()  # bracketing the run
                     reference = float(np.median(epochs))

@@ -96,7 +96,7 @@ def finish_lbfgs(
     for step in range(config.finish_steps):
         plan = plan_all()
         args = (
-            member_x[plan.member_order],
+            member_x.index_select(0, plan.member_order),
             net.sample_masks(config.mc_samples, mask_gen),
             plan.local_group,
             target[plan.group_order],
@@ -251,8 +251,9 @@ def fit(
                 with ctx:
                     masks = net.sample_masks(config.mc_samples, mask_gen) if step_masks else None
                     # one gather per batch: a buffer of one batch is reused, where one of the epoch
-                    # (tens of MB on a fine mesh) is new memory every epoch
-                    xs = member_x[plan.member_order[m0:m1]]
+                    # (tens of MB on a fine mesh) is new memory every epoch; index_select copies
+                    # whole rows, 4-5x faster on CPU than x[idx]'s element-wise loop (same values)
+                    xs = member_x.index_select(0, plan.member_order[m0:m1])
                     pred = forward(xs, samples=config.mc_samples, masks=masks, encoded=pre_encoded, clip=False).mean(0)
                 loss = group_loss(pred.float(), plan.local_group[m0:m1], gt[g0:g1], gc[g0:g1])
                 opt.zero_grad(set_to_none=True)
