@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import pyvista as pv
@@ -11,6 +13,7 @@ from pycemrg_scar_reconstruction import MeshConfig, PredictConfig, TrainConfig, 
 from pycemrg_scar_reconstruction.api import prepare
 from pycemrg_scar_reconstruction.cli import main
 from pycemrg_scar_reconstruction.config import PrepareConfig, RuntimeConfig, StackConfig
+from pycemrg_scar_reconstruction.device import torch_threads
 from pycemrg_scar_reconstruction.errors import InputError
 from pycemrg_scar_reconstruction.fitted import FittedModel
 from pycemrg_scar_reconstruction.io.artifacts import load_model, save_model
@@ -196,7 +199,6 @@ def test_training_says_when_the_fourier_cap_acts(data, caplog):
 def test_a_checkpoint_from_before_the_fourier_cap_loads_as_trained(fitted):
     """A checkpoint whose config has no ``fourier_max_unit_mm`` was trained per normalised unit: it
     loads with the cap off (its config says what it was trained with) and the same frequencies."""
-    import json
 
     ckpt = fitted.to_checkpoint()
     config = json.loads(ckpt["config"])
@@ -238,6 +240,21 @@ def test_checkpoint_round_trip_and_bad_files(fitted, data, tmp_path):
     (tmp_path / "text.pt").write_text("hello")
     with pytest.raises(InputError, match="text.pt"):
         load_model(tmp_path / "text.pt")
+
+
+def test_training_records_its_threads_and_device_through_the_checkpoint(data, fitted, tmp_path):
+    with torch_threads(RuntimeConfig(threads=1)):  # as the api's train wraps fit
+        one = fit(data, TrainConfig.from_preset(**FAST), QUIET)
+    assert (one.threads, one.device) == (1, "cpu")
+    assert fitted.threads >= 1 and fitted.device == "cpu"
+    path = tmp_path / "m.pt"
+    history = save_model(one, path)
+    back = load_model(path)
+    assert (back.threads, back.device) == (1, "cpu")
+    assert json.loads(history.read_text())["threads"] == 1
+    # a model saved before the record loads with it unknown
+    older = type(one).from_checkpoint({k: v for k, v in one.to_checkpoint().items() if k not in ("threads", "device")})
+    assert (older.threads, older.device) == (0, "")
 
 
 def test_prediction_is_seeded_and_batched(fitted, data):
@@ -513,7 +530,6 @@ def test_run_reads_the_mesh_once_and_reports_what_it_wrote(small_case, tmp_path,
     """``reconstruct`` reads the mesh once for prepare and predict and gives the report the mesh it
     wrote: the report is the one ``report`` makes from the written file."""
     import importlib
-    import json
 
     from pycemrg_scar_reconstruction.api import reconstruct, report
     from pycemrg_scar_reconstruction.io import meshes

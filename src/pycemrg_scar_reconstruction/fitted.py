@@ -15,6 +15,7 @@ data_hash           fingerprint of the training data
 data_summary        nodes, groups, memberships, supervised nodes, stacks, group sampling
 history             per-epoch loss, learning rate and seconds
 best_epoch, stop_reason, seconds, package_version, torch_version
+threads, device     where it was trained: torch's CPU threads and the device (absent: 0, "")
 uncertainty_floor   held-out calibration (:mod:`.calibration`): the fit residual sd (absent: 0)
 uncertainty_border  held-out calibration: the coefficient of the border term (absent: 0)
 uncertainty_factors held-out calibration: the one-sigma multiple per band of probability
@@ -77,6 +78,10 @@ class FittedModel:
     best_epoch: int = 0
     stop_reason: str = ""
     seconds: float = 0.0
+    #: Where it was trained: torch's CPU threads (0: not recorded) and the device. The thread count
+    #: changes float rounding, so two thread counts can stop at other epochs (``--threads``, ``--deterministic``).
+    threads: int = 0
+    device: str = ""
     #: Held-out calibration (:func:`.calibration.calibrated_uncertainty`; 0, 0 and 1s: the MC spread as is).
     uncertainty_floor: float = 0.0
     uncertainty_border: float = 0.0
@@ -104,6 +109,8 @@ class FittedModel:
             "best_epoch": self.best_epoch,
             "stop_reason": self.stop_reason,
             "seconds": self.seconds,
+            "threads": int(self.threads),
+            "device": self.device,
             "uncertainty_floor": float(self.uncertainty_floor),
             "uncertainty_border": float(self.uncertainty_border),
             "uncertainty_factors": [float(f) for f in self.uncertainty_factors],
@@ -158,6 +165,8 @@ class FittedModel:
             best_epoch=int(ckpt["best_epoch"]),
             stop_reason=str(ckpt["stop_reason"]),
             seconds=float(ckpt["seconds"]),
+            threads=int(ckpt.get("threads", 0)),  # not recorded before 0.2.0's fifteenth session
+            device=str(ckpt.get("device", "")),
             uncertainty_floor=floor,
             uncertainty_border=border,
             uncertainty_factors=factors,

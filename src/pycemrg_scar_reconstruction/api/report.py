@@ -116,6 +116,8 @@ def report(
             "best_epoch": fitted.best_epoch,
             "stop_reason": fitted.stop_reason,
             "seconds": fitted.seconds,
+            # the thread count changes float rounding, and with it where training can stop
+            **({"threads": fitted.threads, "device": fitted.device} if fitted.threads else {}),
         }
     if command:
         result["command"] = command

@@ -76,6 +76,8 @@ def save_model(fitted: FittedModel, path: Path) -> Path:
             "best_epoch": fitted.best_epoch,
             "stop_reason": fitted.stop_reason,
             "seconds": fitted.seconds,
+            "threads": fitted.threads,
+            "device": fitted.device,
             "epochs": fitted.history,
         },
         history,
