@@ -165,7 +165,7 @@ class FittedModel:
             best_epoch=int(ckpt["best_epoch"]),
             stop_reason=str(ckpt["stop_reason"]),
             seconds=float(ckpt["seconds"]),
-            threads=int(ckpt.get("threads", 0)),  # not recorded before 0.2.0's fifteenth session
+            threads=int(ckpt.get("threads", 0)),  # absent from models saved before this record
             device=str(ckpt.get("device", "")),
             uncertainty_floor=floor,
             uncertainty_border=border,
