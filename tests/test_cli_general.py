@@ -75,9 +75,10 @@ def test_json_prints_one_machine_readable_object(small_case, tmp_path, capfd):
     assert facts["groups"] > 0 and facts["output"] == str(tmp_path / "d.npz")
     summary = tmp_path / "s.json"
     argv = ["train", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "m.pt"), "--max-epochs", "2"]
-    assert main([*argv, "--json", str(summary)]) == 0
+    assert main([*argv, "--json", str(summary), "--threads", "1"]) == 0
     assert "trained 2 epochs" in capfd.readouterr().out
-    assert json.loads(summary.read_text())["epochs"] == 2
+    facts = json.loads(summary.read_text())
+    assert facts["epochs"] == 2 and (facts["threads"], facts["device"]) == (1, "cpu")
 
 
 def test_progress_lines_for_logs(small_case, tmp_path, capfd, monkeypatch):

@@ -107,9 +107,14 @@ def _fit(fitted: Any) -> tuple[dict[str, Any], str]:
         "stop_reason": fitted.stop_reason,
         "seconds": round(fitted.seconds, 3),
         "group_loss": h["loss"],
+        "threads": fitted.threads,
+        "device": fitted.device,
     }
+    # the thread count changes float rounding, so where training stops: say it
+    cpu = f" on {fitted.threads} CPU thread{'s' if fitted.threads != 1 else ''}"
+    where = cpu if fitted.device == "cpu" else f" on {fitted.device}" if fitted.device else ""
     text = (
-        f"trained {len(fitted.history)} epochs in {fitted.seconds:.1f} s (stopped: {fitted.stop_reason}); "
+        f"trained {len(fitted.history)} epochs in {fitted.seconds:.1f} s{where} (stopped: {fitted.stop_reason}); "
         f"best epoch {fitted.best_epoch}, group loss {h['loss']:.5f} (RMSE {h['loss'] ** 0.5:.4f})"
     )
     return summary, text
@@ -212,10 +217,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             command=args.command_line,
             calibration=crossval_config(args),
         )
+    from ..io.artifacts import load_model
+
     summary, text = _prediction(result, args.output)
     summary.update(data=str(paths["data"]), model=str(paths["model"]), report=str(paths["report"]) if args.report else None)
     summary["stage_seconds"] = result.seconds
-    lines = [f"training data: {paths['data']}", f"model: {paths['model']}"]
+    summary["training"], trained = _fit(load_model(paths["model"]))
+    lines = [f"training data: {paths['data']}", f"model: {paths['model']}", trained]
     if args.report:
         lines.append(f"report: {paths['report']}/")
     emit(args, summary, "\n".join([*lines, text, f"time: {stage_line(result.seconds)}"]))
