@@ -134,6 +134,8 @@ def test_run_calibrate_stores_the_recalibration_and_predict_applies_it(small_cas
     report = json.loads((tmp_path / "o_report" / "report.json").read_text())
     stages = report["stage_seconds"]  # run's wall time per stage, in the order run does them
     assert list(stages) == ["prepare", "train", "calibrate", "predict", "report"] and min(stages.values()) > 0
+    training = report["training"]  # where it was trained: the thread count moves where training stops
+    assert training["threads"] == fitted.threads >= 1 and training["device"] == "cpu"
     mm = report["misregistration_mm"]  # measured, and what the simulation included
     assert 0 <= mm < 1.5 and report["heldout"]["simulated"]["misregistration_mm"] == mm
     measured = np.asarray(report["measured_offsets_mm"]["lge"])
