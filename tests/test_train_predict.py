@@ -245,7 +245,7 @@ def test_checkpoint_round_trip_and_bad_files(fitted, data, tmp_path):
 def test_training_records_its_threads_and_device_through_the_checkpoint(data, fitted, tmp_path):
     with torch_threads(RuntimeConfig(threads=1)):  # as the api's train wraps fit
         one = fit(data, TrainConfig.from_preset(**FAST), QUIET)
-    assert (one.threads, one.device) == (1, "cpu")
+    assert (one.threads, one.device, one.trained_on) == (1, "cpu", "1 CPU thread")
     assert fitted.threads >= 1 and fitted.device == "cpu"
     path = tmp_path / "m.pt"
     history = save_model(one, path)
@@ -254,7 +254,7 @@ def test_training_records_its_threads_and_device_through_the_checkpoint(data, fi
     assert json.loads(history.read_text())["threads"] == 1
     # a model saved before the record loads with it unknown
     older = type(one).from_checkpoint({k: v for k, v in one.to_checkpoint().items() if k not in ("threads", "device")})
-    assert (older.threads, older.device) == (0, "")
+    assert (older.threads, older.device, older.trained_on) == (0, "", "")
 
 
 def test_prediction_is_seeded_and_batched(fitted, data):

@@ -87,6 +87,13 @@ class FittedModel:
     uncertainty_border: float = 0.0
     uncertainty_factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
+    @property
+    def trained_on(self) -> str:
+        """``2 CPU threads``, ``cuda:0``, or "" when not recorded (for log lines and summaries)."""
+        if self.device == "cpu":
+            return f"{self.threads} CPU thread{'s' if self.threads != 1 else ''}"
+        return self.device
+
     def normalised(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) normalised coordinates of world-mm points."""
         return normalise(points, self.norm_center, self.norm_scale)

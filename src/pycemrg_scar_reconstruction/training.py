@@ -339,16 +339,6 @@ def fit(
         best_loss = finish_lbfgs(net, forward, plan_all, member_x, target, config, mask_gen, pre_encoded, history, t_start)
         best_epoch, stop_reason = len(history), "lbfgs steps"
     seconds = time.perf_counter() - t_start
-    threads = torch.get_num_threads()
-    logger.info(
-        "stopped after %d epochs (%s); best epoch %d, loss %.5f, %.1f s on %s",
-        len(history),
-        stop_reason,
-        best_epoch,
-        best_loss,
-        seconds,
-        f"{threads} CPU thread{'s' if threads > 1 else ''}" if device.type == "cpu" else str(device),
-    )
     fitted = FittedModel(
         net=net.cpu(),
         config=config,
@@ -370,8 +360,17 @@ def fit(
         best_epoch=best_epoch,
         stop_reason=stop_reason,
         seconds=seconds,
-        threads=threads,
+        threads=torch.get_num_threads(),
         device=str(device),
+    )
+    logger.info(
+        "stopped after %d epochs (%s); best epoch %d, loss %.5f, %.1f s on %s",
+        len(history),
+        stop_reason,
+        best_epoch,
+        best_loss,
+        seconds,
+        fitted.trained_on,
     )
     if interrupted is not None:
         raise Interrupted(f"during epoch {epoch}", cause=interrupted, partial=fitted)

@@ -111,8 +111,7 @@ def _fit(fitted: Any) -> tuple[dict[str, Any], str]:
         "device": fitted.device,
     }
     # the thread count changes float rounding, so where training stops: say it
-    cpu = f" on {fitted.threads} CPU thread{'s' if fitted.threads != 1 else ''}"
-    where = cpu if fitted.device == "cpu" else f" on {fitted.device}" if fitted.device else ""
+    where = f" on {fitted.trained_on}" if fitted.trained_on else ""
     text = (
         f"trained {len(fitted.history)} epochs in {fitted.seconds:.1f} s{where} (stopped: {fitted.stop_reason}); "
         f"best epoch {fitted.best_epoch}, group loss {h['loss']:.5f} (RMSE {h['loss'] ** 0.5:.4f})"
