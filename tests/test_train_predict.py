@@ -563,6 +563,42 @@ def test_run_reads_the_mesh_once_and_reports_what_it_wrote(small_case, tmp_path,
         assert first[key] == again[key], key
 
 
+def test_run_predicts_as_predict_does_with_a_region(small_case, tmp_path):
+    """``run`` hands predict its training data's supervised nodes and writes the mesh while the
+    report draws: the output is the one ``predict`` makes from the saved model, region and all."""
+    from pycemrg_scar_reconstruction.api import reconstruct
+
+    mesh = pv.read(small_case["mesh"])
+    mesh.point_data["half"] = (mesh.points[:, 0] > np.median(mesh.points[:, 0])).astype(np.int32)
+    mesh.save(tmp_path / "halved.vtu")
+    mesh_config = MeshConfig(path=tmp_path / "halved.vtu", region_array="half")
+    config = PrepareConfig(mesh=mesh_config, stacks=[StackConfig(path=small_case["image"], slice_thickness=8.0)])
+    out = tmp_path / "scar.vtu"
+    result = reconstruct(config, TrainConfig(max_epochs=3), out, PredictConfig(mc_samples=4), runtime=QUIET)
+    again = predict(tmp_path / "scar_model.pt", mesh_config, tmp_path / "again.vtu", PredictConfig(mc_samples=4))
+    written = pv.read(out)
+    assert 0 < result.supervised.sum() < (mesh.point_data["half"] == 1).sum()
+    for name in ("scar_probability", "scar_uncertainty", "scar_supervised", "scar_in_region", "scar_prior"):
+        np.testing.assert_array_equal(np.asarray(written.point_data[name]), np.asarray(again.mesh.point_data[name]))
+
+
+def test_a_failed_mesh_write_during_the_report_fails_the_run(small_case, tmp_path, monkeypatch):
+    import importlib
+
+    from pycemrg_scar_reconstruction.api import reconstruct
+
+    def broken(mesh, path):
+        raise InputError(f"{path}: no space left")
+
+    monkeypatch.setattr(importlib.import_module("pycemrg_scar_reconstruction.api.run"), "write_mesh", broken)
+    config = PrepareConfig(
+        mesh=MeshConfig(path=small_case["mesh"]), stacks=[StackConfig(path=small_case["image"], slice_thickness=8.0)]
+    )
+    with pytest.raises(InputError, match="no space left"):
+        reconstruct(config, TrainConfig(max_epochs=3), tmp_path / "scar.vtu", PredictConfig(mc_samples=2), runtime=QUIET)
+    assert not (tmp_path / "scar.vtu").exists()
+
+
 def test_stop_on_field_stops_when_the_field_is_still_and_not_before(data):
     base = dict(max_epochs=8, patience=100, batch_size=1024, stop_on_field=True, field_every=1, field_window=1)
     still = fit(data, TrainConfig(**base, field_tol=1.0), QUIET)  # any change counts as still

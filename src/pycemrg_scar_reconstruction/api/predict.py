@@ -10,8 +10,8 @@ import numpy as np
 
 from ..config import MeshConfig, PredictConfig, RuntimeConfig
 from ..errors import InputError
-from ..io.meshes import check_mesh_output, check_opencarp_cells, read_mesh, region_nodes, write_prediction
-from ..io.paths import refuse_overwrite
+from ..io.meshes import check_mesh_output, check_opencarp_cells, prediction_mesh, read_mesh, region_nodes, write_prediction
+from ..io.paths import full_suffix, refuse_overwrite
 from ._common import element_outputs, load_fitted, mesh_size_hint
 
 if TYPE_CHECKING:  # torch-backed types: imported when a model is used, not with the API
@@ -26,12 +26,18 @@ def predict(
     config: PredictConfig = PredictConfig(),
     runtime: RuntimeConfig = RuntimeConfig(),
     mesh_read: tuple[Any, np.ndarray] | None = None,
+    supervised: np.ndarray | None = None,
+    defer_write: bool = False,
 ) -> Prediction:
     """Predict scar probability and uncertainty on a mesh; write a copy of it with the point arrays.
 
     Output arrays: ``scar_probability``, ``scar_uncertainty``, ``scar_supervised`` and, with a
     threshold, ``scar_binary``. ``mesh_read``: ``read_mesh(mesh)`` when the caller has it already
-    (``run`` reads the mesh once). The result's ``mesh`` is the mesh written (VTK outputs).
+    (``run`` reads the mesh once); ``supervised``: (N,) bool, the nodes in a training group's prism
+    within the region, when the caller has them (``run``: its training data's
+    :meth:`~.data.TrainingData.supervised`). The result's ``mesh`` is the mesh written (VTK
+    outputs); with ``defer_write`` a VTK output is only built, and the caller writes ``mesh`` to
+    ``output`` (:func:`~.io.meshes.write_mesh`; ``run`` writes it while the report draws).
     """
     from ..device import torch_threads
     from ..prediction import mesh_mismatch, predict_nodes, supervised_nodes
@@ -46,7 +52,8 @@ def predict(
     if output is not None:
         check_opencarp_cells(mesh_obj, Path(output), Path(mesh.path))
     region = region_nodes(mesh_obj, mesh)
-    supervised = supervised_nodes(fitted, points)  # once: the mismatch check and the prediction both need it
+    if supervised is None:  # once: the mismatch check and the prediction both need it
+        supervised = supervised_nodes(fitted, points)
     judged = slice(None) if region is None else region
     mismatch = mesh_mismatch(fitted, points[judged], supervised[judged])
     if mismatch and not config.allow_extrapolation:
@@ -69,15 +76,16 @@ def predict(
         )
     if not (np.all(np.isfinite(result.probability)) and np.all(np.isfinite(result.uncertainty))):
         raise InputError(f"{mesh.path}: the prediction is not finite; re-train the model (its weights may be broken)")
-    if output is not None:
-        written = write_prediction(
-            mesh_obj,
-            result.point_arrays(config.threshold),
-            Path(output),
-            source=mesh,
-            field_arrays={"scar_support_mm": np.array([result.support_mm]), "scar_prior": np.array([result.prior])},
-            output_units=config.output_units,
-            **element_outputs(mesh_obj, result.probability, config, mesh),
-        )
-        result = dataclasses.replace(result, mesh=written)
-    return result
+    if output is None:
+        return result
+    arrays = {
+        "point_arrays": result.point_arrays(config.threshold),
+        "source": mesh,
+        "field_arrays": {"scar_support_mm": np.array([result.support_mm]), "scar_prior": np.array([result.prior])},
+        "output_units": config.output_units,
+        **element_outputs(mesh_obj, result.probability, config, mesh),
+    }
+    if defer_write and full_suffix(Path(output)) != ".pts":
+        arrays.pop("element_tags")  # openCARP's alone
+        return dataclasses.replace(result, mesh=prediction_mesh(mesh_obj, **arrays))
+    return dataclasses.replace(result, mesh=write_prediction(mesh_obj, path=Path(output), **arrays))

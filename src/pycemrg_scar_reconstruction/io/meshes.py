@@ -192,6 +192,30 @@ def general_cells(mesh: Any, path: Path) -> Any:
     return mesh
 
 
+def prediction_mesh(
+    mesh: Any,
+    point_arrays: dict[str, np.ndarray],
+    cell_arrays: dict[str, np.ndarray] | None = None,
+    source: MeshConfig | None = None,
+    field_arrays: dict[str, np.ndarray] | None = None,
+    output_units: str | None = None,
+) -> Any:
+    """The VTK output of :func:`write_prediction`, not written: a copy of ``mesh`` (cells and arrays
+    kept) with the extra point, cell and field arrays, its coordinates in ``output_units`` (default:
+    the ``source``'s units)."""
+    units = source.resolved_units if source is not None else "mm"
+    out = mesh.copy(deep=True)
+    if output_units is not None and output_units != units:
+        out.points = np.asarray(mesh.points, np.float64) * (UNIT_TO_MM[units] / UNIT_TO_MM[output_units])
+    for name, values in point_arrays.items():
+        out.point_data[name] = values
+    for name, values in (cell_arrays or {}).items():
+        out.cell_data[name] = values
+    for name, values in (field_arrays or {}).items():
+        out.field_data[name] = values
+    return out
+
+
 #: Cell arrays taken as fibre directions for an openCARP ``.lon`` (3 or 6 values per element).
 FIBRE_ARRAYS = ("fibres", "fibers", "fibre", "fiber", "lon")
 
@@ -221,15 +245,7 @@ def write_prediction(
     cell_arrays = cell_arrays or {}
     units = source.resolved_units if source is not None else "mm"
     if full_suffix(path) != ".pts":
-        out = mesh.copy(deep=True)
-        if output_units is not None and output_units != units:
-            out.points = np.asarray(mesh.points, np.float64) * (UNIT_TO_MM[units] / UNIT_TO_MM[output_units])
-        for name, values in point_arrays.items():
-            out.point_data[name] = values
-        for name, values in cell_arrays.items():
-            out.cell_data[name] = values
-        for name, values in (field_arrays or {}).items():
-            out.field_data[name] = values
+        out = prediction_mesh(mesh, point_arrays, cell_arrays, source, field_arrays, output_units)
         write_mesh(out, path)
         return out
     base = path.with_suffix("")
