@@ -112,6 +112,23 @@ def test_bounded_sigmoid_gradient_is_the_sigmoid_gradient_inside_the_limits():
     assert torch.autograd.gradcheck(BoundedSigmoid.apply, (z,))
 
 
+def test_bounded_sigmoid_is_the_sigmoid_and_the_same_on_any_thread_count():
+    from pycemrg_scar_reconstruction.model import LOGIT_LIMIT, BoundedSigmoid
+
+    gen = torch.Generator().manual_seed(0)
+    previous = torch.get_num_threads()
+    try:
+        for columns in range(4090, 4130):  # (32, n): sizes whose split between threads ends mid-vector
+            z = torch.randn(32, columns, generator=gen) * 8
+            torch.set_num_threads(1)
+            one = BoundedSigmoid.apply(z)
+            torch.set_num_threads(2)
+            assert torch.equal(BoundedSigmoid.apply(z), one), columns
+            torch.testing.assert_close(one, z.clamp(-LOGIT_LIMIT, LOGIT_LIMIT).sigmoid(), rtol=1e-6, atol=0)
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_anisotropic_fourier_frequencies_stretch_in_plane_and_shrink_along_the_normal():
     from pycemrg_scar_reconstruction.model import FourierFeatures
 

@@ -83,6 +83,19 @@ def test_same_seed_same_model_on_cpu(data):
     assert not torch.equal(a.net.out.weight, c.net.out.weight)
 
 
+def test_one_thread_and_two_train_the_same_model(data):
+    """The thread count (which ``run`` chooses from the machine's load) changes no bit of the model:
+    torch's sigmoid computed each thread's last elements another way, and training followed."""
+    cfg = TrainConfig.from_preset(**{**FAST, "max_epochs": 30})
+    fitted = []
+    for threads in (1, 2):
+        with torch_threads(RuntimeConfig(threads=threads)):
+            fitted.append(fit(data, cfg, QUIET))
+    assert [h["loss"] for h in fitted[0].history] == [h["loss"] for h in fitted[1].history]
+    for (name, a), (_, b) in zip(fitted[0].net.state_dict().items(), fitted[1].net.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 def test_early_stopping_restores_the_best_weights(data):
     cfg = TrainConfig.from_preset(**{**FAST, "max_epochs": 200, "patience": 3, "min_delta": 0.5})
     f = fit(data, cfg, QUIET)

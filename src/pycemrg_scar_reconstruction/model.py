@@ -231,7 +231,10 @@ class BoundedSigmoid(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: torch.Tensor) -> torch.Tensor:
-        p = z.clamp(-LOGIT_LIMIT, LOGIT_LIMIT).sigmoid_()
+        # 1 / (1 + exp(-z)) rather than torch's sigmoid, whose CPU kernel computes the elements at the
+        # end of each thread's share another way (a different exp): with it the result's last bits
+        # depended on the thread count, and with them the whole training
+        p = z.clamp(-LOGIT_LIMIT, LOGIT_LIMIT).neg_().exp_().add_(1.0).reciprocal_()
         ctx.save_for_backward(p)
         return p
 
