@@ -26,18 +26,20 @@ def test_the_human_case_runs_end_to_end_and_gives_back_its_scar(tmp_path, capsys
     out = tmp_path / "p1.vtu"
     argv = ["run", "--mesh", str(CASE / "mesh.vtu"), "--image", str(CASE / "sa_labels.nii.gz"), "--target", "label"]
     argv += ["--scar-label", "2", "--myocardium-labels", "1,2", "--slice-thickness", "8", "--region-array", "is_LV"]
-    # one thread: bit-identical across processes, so the figures below are the ones measured
+    # one thread: bit-identical across processes (and, on this project's CPU, the same as two), so the
+    # figures below are the ones measured
     assert main([*argv, "--output", str(out), "--deterministic", "-q"]) == 0
     capsys.readouterr()
     report = json.loads((tmp_path / "p1_report" / "report.json").read_text())
-    assert report["passed"] and report["overall"]["share_within"] > 0.95  # measured: 0.970
+    assert report["passed"] and report["overall"]["share_within"] > 0.95  # measured: 0.967
     assert report["registration"]["moved_mm"] < 1.0 and not report["registration"]["applied"]  # measured: 0.2 mm
     # a real heart is not round about its long axis: the masks fix the turn (measured 0.023; synthetic <= 0.0031)
     assert report["registration"]["turn_dice_drop"] > 0.01 and not report["registration"]["turn_weakly_fixed"]
     data = load_training_data(tmp_path / "p1_data.npz")
     probability = np.asarray(pv.read(str(out)).point_data["scar_probability"], np.float64)
     # its own training slices' scar (group means >= 0.5 against the label), issue 29's 0.95: measured
-    # 0.958 (0.924 before the Fourier frequencies of this 76 mm mesh were held at those of a 55 mm one)
+    # 0.951 (0.958 with torch's sigmoid on one thread; 0.924 before the Fourier frequencies of this
+    # 76 mm mesh were held at those of a 55 mm one)
     assert dice(data.group_mean(probability), data.group_target) >= 0.95
     assert int((data.group_target >= 0.5).sum()) == 135
     # the report says the same of the written result (its probabilities are rounded to float32 there)

@@ -84,7 +84,8 @@ def _omp_threads() -> int | None:
 def thread_count(runtime: RuntimeConfig, load: float | None = None) -> int:
     """CPU threads for torch under ``runtime``.
 
-    ``deterministic``: 1 (threaded float reductions can differ between processes); ``threads``
+    ``deterministic``: 1, the count every machine has (on this project's CPU training gives the same
+    bits on any thread count, tested; other CPUs' kernels are not known to); ``threads``
     when given; ``OMP_NUM_THREADS`` when set; otherwise the physical cores left free by the other
     work on the machine: ``physical cores - load`` rounded, at least 1 (``load``: the 1-minute load
     average, read when not given). Issue 19 measured under load on 2 cores the same 201 epochs at

@@ -78,8 +78,9 @@ class FittedModel:
     best_epoch: int = 0
     stop_reason: str = ""
     seconds: float = 0.0
-    #: Where it was trained: torch's CPU threads (0: not recorded) and the device. The thread count
-    #: changes float rounding, so two thread counts can stop at other epochs (``--threads``, ``--deterministic``).
+    #: Where it was trained: torch's CPU threads (0: not recorded) and the device. Until the sigmoid
+    #: of :class:`~.model.BoundedSigmoid` became thread-independent (after 0.2.0) the count changed
+    #: the training's rounding and with it where training stopped; kept with the training's time.
     threads: int = 0
     device: str = ""
     #: Held-out calibration (:func:`.calibration.calibrated_uncertainty`; 0, 0 and 1s: the MC spread as is).

@@ -180,7 +180,7 @@ class RuntimeConfig(_Config):
     compile: bool = Field(False, description="torch.compile the model for training (opt-in)")
     deterministic: bool = Field(
         False,
-        description="one CPU thread: bit-identical results across processes (slower; within a process they always are)",
+        description="one CPU thread, the count every machine has: bit-identical results across processes (slower)",
     )
     threads: Optional[PositiveInt] = Field(
         None,
