@@ -7,7 +7,8 @@ falls on both (``benchmarks/bench_train.py``'s "ours, paper model"). For every s
 (probability; intensity with a mask; biventricular probability, LV region) on a 75,000-node
 case, each setting is run through the API as ``scar-reconstruct run`` does and scored by Dice
 (>= 0.5) against the truth over the region's nodes. Printed per case and setting: the stage
-times, the run in reference epochs and the Dice; then per setting the largest run in reference
+times, the epochs trained (which the load does not move, where the seconds move), the run in
+reference epochs and the Dice; then per setting the largest run in reference
 epochs and the Dice change against the defaults.
 
     .venv/bin/python benchmarks/whole_run.py [--seeds 0 1 2 3 4] [--nodes 75000] [--settings default patience-15]
@@ -22,6 +23,7 @@ the dilated one is larger still (1.6), as large as the real LV + RV mesh.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -145,10 +147,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"threads {torch.get_num_threads()}")
     print(
-        "| seed | kind | setting | prepare / train / predict / report s | run s | reference epoch s (range) "
+        "| seed | kind | setting | prepare / train / predict / report s | epochs | run s | reference epoch s (range) "
         "| run in reference epochs | Dice |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in args.settings}
     kind_of: list[str] = []  # the kind of each row of every setting's results
     for seed in args.seeds:
@@ -184,11 +186,13 @@ def main() -> None:
                     results[name].append((seconds / reference, score))
                     if name == args.settings[0]:
                         kind_of.append(kind)
+                    # the epochs tell a slower machine from a longer training (the seconds move with the load)
+                    history = json.loads(out.with_name("out_model.history.json").read_text())
                     stages = " / ".join(
                         f"{result.seconds.get(s, 0.0):.1f}" for s in ("prepare", "train", "predict", "report")
                     )
                     print(
-                        f"| {seed} | {kind} | {name}{label} | {stages} | {seconds:.1f} | "
+                        f"| {seed} | {kind} | {name}{label} | {stages} | {len(history['epochs'])} | {seconds:.1f} | "
                         f"{reference:.2f} ({min(epochs):.2f}-{max(epochs):.2f}) | "
                         f"{seconds / reference:.1f} | {score:.3f} |",
                         flush=True,
