@@ -47,7 +47,9 @@ from pycemrg_scar_reconstruction import (
     reconstruct,
     synth,
 )
+from pycemrg_scar_reconstruction.api import output_paths
 from pycemrg_scar_reconstruction.api.prepare import run_stages
+from pycemrg_scar_reconstruction.io.artifacts import history_path
 
 KINDS = {
     "probability": {},
@@ -187,7 +189,7 @@ def main() -> None:
                     if name == args.settings[0]:
                         kind_of.append(kind)
                     # the epochs tell a slower machine from a longer training (the seconds move with the load)
-                    history = json.loads(out.with_name("out_model.history.json").read_text())
+                    history = json.loads(history_path(output_paths(out)["model"]).read_text())
                     stages = " / ".join(
                         f"{result.seconds.get(s, 0.0):.1f}" for s in ("prepare", "train", "predict", "report")
                     )
