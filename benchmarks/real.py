@@ -156,6 +156,7 @@ def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None 
     rows: dict[str, list[np.ndarray]] = {"target": [], "common": []}
     quiet = RuntimeConfig(quiet=True)
     start = time.perf_counter()
+    fold_epochs: list[int] = []  # each fold's training length (a stopping rule's reach)
     # every slice given: the training slices' own scar back (group means >= 0.5 against the label)
     whole = fit(data, TrainConfig(seed=seed, **(train or {})), quiet, progress=False)
     own = data.group_mean(predict_nodes(whole, data.points, 20, 0, region=run.region).probability)
@@ -166,6 +167,7 @@ def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None 
     for k in folds:
         held = data.group_slice == k
         fitted = fit(subset(data, ~held), TrainConfig(seed=seed, **(train or {})), quiet, progress=False)
+        fold_epochs.append(len(fitted.history))
         preds = {
             NETWORK: predict_nodes(fitted, data.points, 20, 0, region=run.region).probability,
             "network (support rule of 0.2.0)": predict_nodes(
@@ -193,7 +195,10 @@ def heldout(case: Path, seed: int, mesh: Path | None = None, train: dict | None 
     if save is not None:  # every method's pooled group means, for other scores than Dice at 0.5
         arrays: dict[str, Any] = {k: np.concatenate(v) for k, v in rows.items()}
         np.savez_compressed(save, target=target, common=common, **arrays)
-    print(f"{len(folds)} folds in {seconds:.0f} s; {len(target)} blanked pixels, {n_scar} scar")
+    print(
+        f"{len(folds)} folds in {seconds:.0f} s ({min(fold_epochs)}-{max(fold_epochs)} epochs); "
+        f"{len(target)} blanked pixels, {n_scar} scar"
+    )
     # Dice at 0.5 depends on where a method puts its 0.5 (the neighbours' linear rule gives exactly 0.5
     # where one neighbour has scar); ROC AUC and average precision rank the pixels instead
     n = int(common.sum())

@@ -10,7 +10,8 @@ rule, the region's nodes) and scored by Dice (>= 0.5) against the 3D truth. Exac
 below, since none changes what happens before its stop; a rule that changed the schedule would
 need its own run (``whole_run.py``).
 
-    .venv/bin/python benchmarks/stop_rules.py [--seeds 0 1 2 3 4] [--nodes 75000] [--kinds probability ...]
+    .venv/bin/python benchmarks/stop_rules.py [--seeds 0 1 2 3 4] [--nodes 75000] [--kinds probability ...] \
+        [--rules lr-halved-4-or-300 ...] [--against lr-halved-4]
 """
 
 from __future__ import annotations
@@ -83,6 +84,16 @@ def budget(epochs: int) -> Callable[[History, TrainConfig], int | None]:
     return rule
 
 
+def first(*rules: Callable[[History, TrainConfig], int | None]) -> Callable[[History, TrainConfig], int | None]:
+    """Stop at the earliest stop of ``rules`` (e.g. the fourth halving, or a budget if that comes first)."""
+
+    def rule(history: History, config: TrainConfig) -> int | None:
+        stops = [s for s in (r(history, config) for r in rules) if s is not None]
+        return min(stops) if stops else None
+
+    return rule
+
+
 RULES: dict[str, Callable[[History, TrainConfig], int | None]] = {
     "patience alone": lambda history, config: None,
     "patience-20": patience(20),
@@ -96,6 +107,10 @@ RULES: dict[str, Callable[[History, TrainConfig], int | None]] = {
     "epochs-100": budget(100),
     "epochs-150": budget(150),
     "epochs-200": budget(200),
+    "lr-halved-4-or-250": first(lr_halved(4), budget(250)),
+    "lr-halved-4-or-300": first(lr_halved(4), budget(300)),
+    "lr-halved-4-or-350": first(lr_halved(4), budget(350)),
+    "lr-halved-4-or-400": first(lr_halved(4), budget(400)),
 }
 
 
@@ -113,14 +128,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--nodes", type=int, default=75_000)
     parser.add_argument("--kinds", nargs="*", default=list(ISSUE_KINDS), choices=list(KINDS))
+    parser.add_argument("--rules", nargs="*", default=list(RULES), choices=list(RULES), help="the rules to judge")
+    parser.add_argument(
+        "--against", default="patience alone", choices=list(RULES), help="the rule the Dice changes are against"
+    )
+    parser.add_argument("--training-seed", type=int, default=0, help="TrainConfig.seed of every training")
     args = parser.parse_args()
-    config = TrainConfig(halvings=0)
+    rules = {name: RULES[name] for name in dict.fromkeys([args.against, *args.rules])}
+    config = TrainConfig(halvings=0, seed=args.training_seed)
     predict = PredictConfig()
     print(f"threads {torch.get_num_threads()}; Dice / epochs kept / share of patience alone's training seconds")
-    print("| seed | kind | " + " | ".join(RULES) + " |")
-    print("|---|---|" + "---|" * len(RULES))
-    changes: dict[str, list[float]] = {name: [] for name in RULES}
-    shares: dict[str, list[float]] = {name: [] for name in RULES}
+    print("| seed | kind | " + " | ".join(rules) + " |")
+    print("|---|---|" + "---|" * len(rules))
+    changes: dict[str, list[float]] = {name: [] for name in rules}
+    shares: dict[str, list[float]] = {name: [] for name in rules}
     for seed in args.seeds:
         for kind in args.kinds:
             with tempfile.TemporaryDirectory() as tmp:
@@ -143,7 +164,7 @@ def main() -> None:
                 history = fitted.history
                 cells = []
                 base = None
-                for name, rule in RULES.items():
+                for name, rule in rules.items():  # the rule judged against comes first
                     stop = rule(history, config) or len(history)
                     kept = best_epoch(history, stop, config.min_delta)
                     fitted.net.load_state_dict(states[kept - 1])
@@ -166,9 +187,12 @@ def main() -> None:
                     shares[name].append(share)
                     cells.append(f"{score:.3f} / {kept} of {stop} / {share:.2f}")
                 print(f"| {seed} | {kind} | " + " | ".join(cells) + " |", flush=True)
-    print("\n| rule | Dice change: worst / mean | training seconds, share of patience alone's: median / largest |")
+    print(
+        f"\n| rule | Dice change against {args.against}: worst / mean "
+        "| training seconds, share of patience alone's: median / largest |"
+    )
     print("|---|---|---|")
-    for name in RULES:
+    for name in rules:
         c, s = np.array(changes[name]), np.array(shares[name])
         print(f"| {name} | {c.min():+.3f} / {c.mean():+.4f} | {np.median(s):.2f} / {s.max():.2f} |")
 
