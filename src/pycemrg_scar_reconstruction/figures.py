@@ -10,10 +10,9 @@ Each function writes one PNG atomically.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -155,6 +154,49 @@ def _principal_views(points: np.ndarray) -> list[tuple]:
     return [(tuple(center + sign * distance * axis), tuple(center), tuple(up)) for sign in (1.0, -1.0)]
 
 
+def boundary_surface(mesh: Any) -> Any:
+    """The boundary faces of a volume mesh (a pyvista PolyData with the point arrays and
+    ``vtkOriginalCellIds``, the cell each face bounds); a surface mesh as it is."""
+    import pyvista as pv
+    from vtkmodules.vtkFiltersGeometry import vtkGeometryFilter
+
+    if not hasattr(mesh, "celltypes"):
+        return mesh
+    # VTK's geometry filter, not pyvista's default (vtkDataSetSurfaceFilter): the same faces and
+    # values in 0.26 s instead of 0.41 s at 1.4 million nodes, on every pyvista version
+    geometry = vtkGeometryFilter()
+    geometry.SetInputData(mesh)
+    geometry.PassThroughCellIdsOn()
+    geometry.PassThroughPointIdsOff()
+    geometry.Update()
+    return pv.wrap(geometry.GetOutput())
+
+
+def faces_outward(mesh: Any, surface: Any) -> bool:
+    """Whether every face of ``surface`` (``mesh``'s boundary, with the ``vtkOriginalCellIds`` of the
+    cells it bounds) faces away from its cell's centre.
+
+    Then a camera outside the mesh sees front faces only, and culling the back faces changes no
+    pixel. Faces of 2D cells (centre on the face), of inverted cells or of a mesh without volume
+    cells give False.
+    """
+    if not hasattr(mesh, "celltypes") or "vtkOriginalCellIds" not in surface.cell_data or surface.n_cells == 0:
+        return False
+    cells = np.asarray(surface.cell_data["vtkOriginalCellIds"])
+    centres = np.asarray(mesh.cell_centers().points, dtype=np.float64)[cells]
+    # each face's own normal: pyvista's ``cell_normals`` makes neighbours consistent first, which
+    # turned 23,251 of the real human mesh's 57,148 boundary faces inward
+    normals = surface.compute_normals(
+        cell_normals=True, point_normals=False, split_vertices=False, consistent_normals=False, auto_orient_normals=False
+    ).cell_data["Normals"]
+    outward = np.einsum(
+        "ij,ij->i",
+        np.asarray(normals, dtype=np.float64),
+        np.asarray(surface.cell_centers().points, dtype=np.float64) - centres,
+    )
+    return bool((outward > 0).all())
+
+
 def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability", "scar_uncertainty", "scar_truth")) -> None:
     """The mesh surface coloured by each present field (columns), seen from both ends of its long axis (rows)."""
     import pyvista as pv
@@ -162,15 +204,10 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
     present = [f for f in fields if f in mesh.point_data]
     if not present:
         raise ValueError("the mesh has none of the fields " + ", ".join(fields))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyvista warns of a default that will change
-        # vtkGeometryFilter without the ids: the same faces and values as the default filter, in
-        # half the time (0.21 s against 0.41 s on 1.4 million nodes)
-        surface = (
-            mesh.extract_surface(algorithm="geometry", pass_pointid=False, pass_cellid=False)
-            if hasattr(mesh, "extract_surface")
-            else mesh
-        )
+    surface = boundary_surface(mesh)
+    # software rendering's time goes into rasterising faces; the back ones are hidden behind the
+    # front ones when every face faces out (1.9 -> 1.1 s at 1.4 million nodes, the same pixels)
+    culling: Literal["back"] | None = "back" if faces_outward(mesh, surface) else None
     views = _principal_views(np.asarray(surface.points, dtype=np.float64))
     with pv.vtk_verbosity("off"):
         plotter = pv.Plotter(
@@ -189,6 +226,7 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
                     clim=clim,
                     show_scalar_bar=row == len(views) - 1,
                     scalar_bar_args={"title": field, "n_labels": 3},
+                    culling=culling,
                 )
                 plotter.camera_position = camera
         with atomic_output(Path(path)) as tmp:
