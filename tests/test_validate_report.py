@@ -304,6 +304,12 @@ def test_faces_outward_on_a_mesh_as_made_and_not_with_an_inverted_cell(small_cas
     # a surface mesh has no cells to face away from
     polydata = mesh.extract_surface()
     assert not faces_outward(polydata, boundary_surface(polydata))
+    # a quadratic cell's faces are subdivided (their ids are not the cells'): drawn whole
+    corners = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], float)
+    edges = [(0, 1), (1, 2), (2, 0), (0, 3), (1, 3), (2, 3)]
+    nodes = np.vstack([corners, [(corners[a] + corners[b]) / 2 for a, b in edges]])
+    quadratic = pv.UnstructuredGrid(np.r_[10, np.arange(10)], np.array([pv.CellType.QUADRATIC_TETRA]), nodes)
+    assert not faces_outward(quadratic, boundary_surface(quadratic))
 
 
 def test_the_mesh_picture_is_the_same_with_the_back_faces_culled(small_case, tmp_path, monkeypatch):

@@ -177,10 +177,18 @@ def faces_outward(mesh: Any, surface: Any) -> bool:
     cells it bounds) faces away from its cell's centre.
 
     Then a camera outside the mesh sees front faces only, and culling the back faces changes no
-    pixel. Faces of 2D cells (centre on the face), of inverted cells or of a mesh without volume
-    cells give False.
+    pixel. A mesh with other than linear volume cells (2D, quadratic: their faces are subdivided
+    and lose the ids), with an inverted cell, or without cells gives False.
     """
-    if not hasattr(mesh, "celltypes") or "vtkOriginalCellIds" not in surface.cell_data or surface.n_cells == 0:
+    import pyvista as pv
+
+    linear = [pv.CellType.TETRA, pv.CellType.HEXAHEDRON, pv.CellType.WEDGE, pv.CellType.PYRAMID, pv.CellType.VOXEL]
+    if (
+        not hasattr(mesh, "celltypes")
+        or "vtkOriginalCellIds" not in surface.cell_data
+        or surface.n_cells == 0
+        or not np.isin(np.asarray(mesh.celltypes), np.asarray(linear, dtype=np.uint8)).all()
+    ):
         return False
     cells = np.asarray(surface.cell_data["vtkOriginalCellIds"])
     centres = np.asarray(mesh.cell_centers().points, dtype=np.float64)[cells]
