@@ -10,6 +10,7 @@ Each function writes one PNG atomically.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -155,13 +156,18 @@ def _principal_views(points: np.ndarray) -> list[tuple]:
 
 
 def boundary_surface(mesh: Any) -> Any:
-    """The boundary faces of a volume mesh (a pyvista PolyData with the point arrays and
-    ``vtkOriginalCellIds``, the cell each face bounds); a surface mesh as it is."""
+    """The boundary faces of an unstructured mesh (a pyvista PolyData with the point arrays and
+    ``vtkOriginalCellIds``, the cell each face bounds); a surface mesh as it is; of a structured
+    one, pyvista's surface."""
     import pyvista as pv
     from vtkmodules.vtkFiltersGeometry import vtkGeometryFilter
 
-    if not hasattr(mesh, "celltypes"):
+    if isinstance(mesh, pv.PolyData):
         return mesh
+    if not hasattr(mesh, "celltypes"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyvista warns of a default that will change
+            return mesh.extract_surface()
     # VTK's geometry filter, not pyvista's default (vtkDataSetSurfaceFilter): the same faces and
     # values in 0.26 s instead of 0.41 s at 1.4 million nodes, on every pyvista version
     geometry = vtkGeometryFilter()
