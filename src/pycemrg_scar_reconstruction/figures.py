@@ -183,17 +183,16 @@ def faces_outward(mesh: Any, surface: Any) -> bool:
     cells it bounds) faces away from its cell's centre.
 
     Then a camera outside the mesh sees front faces only, and culling the back faces changes no
-    pixel. A mesh with other than linear volume cells (2D, quadratic: their faces are subdivided
-    and lose the ids), with an inverted cell, or without cells gives False.
+    pixel. A mesh with other cells than :data:`.io.meshes.SOLID_CELLS` (2D, voxels, quadratic: their
+    faces are subdivided and lose the ids), with an inverted cell, or without cells gives False.
     """
-    import pyvista as pv
+    from .io.meshes import SOLID_CELLS
 
-    linear = [pv.CellType.TETRA, pv.CellType.HEXAHEDRON, pv.CellType.WEDGE, pv.CellType.PYRAMID, pv.CellType.VOXEL]
     if (
         not hasattr(mesh, "celltypes")
         or "vtkOriginalCellIds" not in surface.cell_data
         or surface.n_cells == 0
-        or not np.isin(np.asarray(mesh.celltypes), np.asarray(linear, dtype=np.uint8)).all()
+        or not np.isin(np.asarray(mesh.celltypes), SOLID_CELLS).all()
     ):
         return False
     cells = np.asarray(surface.cell_data["vtkOriginalCellIds"])

@@ -148,8 +148,11 @@ def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 #: type, the voxel's node order as the general cell's). A voxel's points are read as an axis-aligned
 #: box, so a voxel mesh that was rotated (thresholding an ImageData, then moving it) would be wrong.
 _AXIS_ALIGNED = ((11, 12, (0, 1, 3, 2, 4, 5, 7, 6)), (8, 9, (0, 1, 3, 2)))  # VOXEL -> HEXAHEDRON, PIXEL -> QUAD
-#: Volumetric cell types whose signed volume is checked: tetra, hexahedron, wedge, pyramid.
-_SOLID = (10, 12, 13, 14)
+#: VTK's linear solid cell types (tetra, hexahedron, wedge, pyramid): their signed volume is checked
+#: when a mesh is read (voxels are read as hexahedra).
+SOLID_CELLS = (10, 12, 13, 14)
+#: Every cell type with a volume the package reads: the solid ones, voxels, quadratic tetra and hexahedra.
+VOLUME_CELLS = SOLID_CELLS + (11, 24, 25)
 
 
 def general_cells(mesh: Any, path: Path) -> Any:
@@ -177,7 +180,7 @@ def general_cells(mesh: Any, path: Path) -> Any:
         for name in mesh.field_data:
             out.field_data[name] = mesh.field_data[name]
         mesh = out
-    solid = np.isin(types, _SOLID)
+    solid = np.isin(types, SOLID_CELLS)
     if solid.any():
         volume = np.asarray(mesh.compute_cell_sizes(length=False, area=False, volume=True).cell_data["Volume"])
         scale = float(np.ptp(np.asarray(mesh.points), axis=0).max()) ** 3
@@ -336,19 +339,7 @@ def myocardium_test(
         offsets, conn, _ = mesh_cells(grid)
         all_in = np.logical_and.reduceat(region[conn], offsets[:-1]) if len(conn) else np.zeros(0, bool)
         grid = grid.extract_cells(np.flatnonzero(all_in))
-    volumetric = {
-        int(t)
-        for t in (
-            pv.CellType.TETRA,
-            pv.CellType.HEXAHEDRON,
-            pv.CellType.WEDGE,
-            pv.CellType.PYRAMID,
-            pv.CellType.VOXEL,
-            pv.CellType.QUADRATIC_TETRA,
-            pv.CellType.QUADRATIC_HEXAHEDRON,
-        )
-    }
-    if grid.n_cells == 0 or not np.isin(np.asarray(grid.celltypes), list(volumetric)).any():
+    if grid.n_cells == 0 or not np.isin(np.asarray(grid.celltypes), VOLUME_CELLS).any():
         raise InputError(
             f"{config.path}: {why} needs a volumetric mesh (cells with volume) to know where the "
             f"myocardium is; give the volume mesh, or {instead}"
