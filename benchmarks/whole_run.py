@@ -89,6 +89,8 @@ SETTINGS = {
     "fourier-unit-40": {"model": {"fourier_unit_mm": 40.0}},
     "fourier-max-unit-40": {"model": {"fourier_max_unit_mm": 40.0}},
     "fourier-per-unit": {"model": {"fourier_max_unit_mm": None}},
+    "fourier-features-32": {"model": {"fourier_features": 32}},
+    "fourier-features-48": {"model": {"fourier_features": 48}},
     # RuntimeConfig fields under "runtime"
     "amp-bf16": {"runtime": {"amp": "bf16"}},
     "amp-off": {"runtime": {"amp": "off"}},
