@@ -52,6 +52,46 @@ def test_logodds_recovers_a_disk_moving_between_slices():
     assert union.sum() > inside.sum() + 20
 
 
+def test_baselines_follow_a_slice_moved_through_plane_by_hand():
+    stack = two_slice_stack()  # slices at z = 0 (0.2) and z = 10 mm (0.8)
+    geometry = StackGeometry(stack.geometry.affine, stack.values.shape, 8.0, slice_offsets=[[0, 0, 0], [0, 0, 5.0]])
+    moved = SliceStack(values=stack.values, geometry=geometry)  # slice 1 shows the heart's z = 5 mm
+    pts = np.array([[1.0, 1.0, 2.5], [1.0, 1.0, 2.4], [1.0, 1.0, 2.6], [1.0, 1.0, 7.0]])
+    np.testing.assert_allclose(linear_between_slices(pts, moved), [0.5, 0.488, 0.512, 0.8])
+    np.testing.assert_allclose(nearest_slice(pts, moved), [0.8, 0.2, 0.8, 0.8])
+    np.testing.assert_allclose(nearest_slice(pts, stack), [0.2, 0.2, 0.2, 0.8])
+
+
+def test_baselines_follow_in_plane_slice_offsets_as_the_memberships_do():
+    """A stack whose every slice shows the heart moved by its own whole pixels, with those offsets
+    given, reconstructs as the unmoved stack does (rotated affine; every method)."""
+    rng = np.random.default_rng(3)
+    n, k, spacing = 24, 5, np.array([1.5, 1.5, 10.0])
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    affine = np.eye(4)
+    affine[:3, :3], affine[:3, 3] = q * spacing, [4.0, -7.0, 2.0]
+    xx, yy = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    values = np.zeros((n, n, k))
+    for s in range(k):  # a disk moving across the slices, inside the image, one slice untraced
+        values[:, :, s] = (xx - 10 - s) ** 2 + (yy - 12) ** 2 <= 16
+    values[:, :, 2] = np.nan
+    shifts = rng.integers(-3, 4, size=(k, 2))  # pixels: the heart at x + d_k in slice k
+    moved = np.full_like(values, np.nan)
+    moved[3 : n - 3, 3 : n - 3] = 0.0
+    for s, (di, dj) in enumerate(shifts):
+        moved[3 + di : n - 3 + di, 3 + dj : n - 3 + dj, s] = values[3 : n - 3, 3 : n - 3, s]
+    moved[:, :, 2] = np.nan  # untraced in both
+    offsets = np.column_stack([shifts * spacing[:2], np.zeros(k)])
+    plain = SliceStack(values=values, geometry=StackGeometry(affine, values.shape, 8.0))
+    shifted = SliceStack(values=moved, geometry=StackGeometry(affine, values.shape, 8.0, slice_offsets=offsets))
+    index = rng.uniform([6, 6, -1], [n - 7, n - 7, k], size=(500, 3))  # pixels 3 away from every edge
+    pts = index @ affine[:3, :3].T + affine[:3, 3]
+    for method in (nearest_slice, linear_between_slices, logodds_shape):
+        expected = method(pts, plain)
+        np.testing.assert_allclose(method(pts, shifted), expected, atol=1e-12)
+        assert not np.allclose(method(pts, SliceStack(values=moved, geometry=plain.geometry)), expected)
+
+
 @pytest.fixture(scope="module")
 def fitted_case(small_case, tmp_path_factory):
     """Prepare, train and predict the small case once, through the CLI."""

@@ -10,15 +10,19 @@ A pixel without a value (NaN: an untraced or blanked slice; outside the myocardi
 missing, as it is to the network: at each in-plane pixel the interpolation runs between the
 nearest slices below and above that have a value there (the nearest one alone beyond the last),
 and a node whose pixel has a value in no slice gets 0 (no scar). For ``logodds`` a slice with no
-value at all is skipped the same way (its signed distance is not defined).
+value at all is skipped the same way (its signed distance is not defined). Per-slice breath-hold
+offsets (``--align-slices``, ``slice_offsets``) are applied as the network's memberships apply them:
+a mesh point is looked up in each slice where that slice shows it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from .geometry import inplane_axes, round_half_up
+from .geometry import round_half_up
 from .stack import SliceStack
 
 #: Logistic width (mm) that maps the interpolated signed distance to a probability.
@@ -35,43 +39,71 @@ def _defined(stack: SliceStack) -> tuple[np.ndarray, np.ndarray]:
     return np.where(defined, stack.values, 0.0), defined
 
 
-def _bracketing(defined: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel and slice, the nearest slice at or below and at or above it with a value there
-    ((I, J, K) int each, the through-plane axis; -1 / K where there is none)."""
-    k = np.moveaxis(defined, axis, -1)
-    n = k.shape[-1]
-    index = np.arange(n)
-    below = np.maximum.accumulate(np.where(k, index, -1), axis=-1)
-    above = np.flip(np.minimum.accumulate(np.flip(np.where(k, index, n), axis=-1), axis=-1), axis=-1)
-    return np.moveaxis(below, -1, axis), np.moveaxis(above, -1, axis)
+def _slice_views(points: np.ndarray, stack: SliceStack, values: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Per slice k: ``values`` (the stack's shape; NaN where missing) at the points' pixels in slice
+    k, and the points' through-plane index coordinate, both (N,), with slice k's breath-hold offset:
+    a mesh point x appears in slice k at x + d_k (``StackGeometry.slice_offsets``). NaN outside the image.
+    """
+    g = stack.geometry
+    a, b = g.inplane
+    nk, nb = g.n_slices, g.shape[b]
+    # each slice's pixels in a row, with one NaN after them for points outside the image
+    table = np.full((nk, g.shape[a] * nb + 1), np.nan)
+    table[:, :-1] = np.moveaxis(values, g.axis, 0).reshape(nk, -1)
+
+    def pixel(c: np.ndarray) -> np.ndarray:
+        i, j = round_half_up(c[:, a]), round_half_up(c[:, b])
+        inside = (i >= 0) & (i < g.shape[a]) & (j >= 0) & (j < nb)
+        return np.where(inside, i * nb + j, table.shape[1] - 1)
+
+    c = g.to_index(points)
+    if g.slice_offsets is None:
+        flat = pixel(c)
+        for k in range(nk):  # one pass per slice (about ten), each over every point
+            yield k, table[k, flat], c[:, g.axis]
+        return
+    # the index is affine in the point, so slice k's offset moves every index by the same amount
+    shifts = g.world_offsets() @ np.linalg.inv(g.affine[:3, :3]).T
+    for k in range(nk):
+        ck = c + shifts[k]
+        yield k, table[k, pixel(ck)], ck[:, g.axis]
 
 
-def _lookup(values: np.ndarray, pix: np.ndarray, axis: int, slice_index: np.ndarray, outside: float = 0.0) -> np.ndarray:
-    """values at in-plane pixels ``pix`` (N, 2) and slices (N,); ``outside`` beyond the image."""
-    a, b = inplane_axes(axis)
-    shape = values.shape
-    ok = (pix[:, 0] >= 0) & (pix[:, 0] < shape[a]) & (pix[:, 1] >= 0) & (pix[:, 1] < shape[b])
-    ok &= (slice_index >= 0) & (slice_index < shape[axis])
-    idx: list[np.ndarray] = [np.zeros(0, np.int64)] * 3
-    idx[a], idx[b] = np.clip(pix[:, 0], 0, shape[a] - 1), np.clip(pix[:, 1], 0, shape[b] - 1)
-    idx[axis] = np.clip(slice_index, 0, shape[axis] - 1)
-    return np.where(ok, values[tuple(idx)], outside)
+def _bracket(
+    points: np.ndarray, stack: SliceStack, values: np.ndarray, defined: np.ndarray, nearest: bool
+) -> tuple[np.ndarray, ...]:
+    """The nearest slices below and above each point with a value at its pixel.
+
+    With the point's through-plane coordinate t clipped to the slices' range, d = t - k is its
+    height above slice k (in slices; slice k's own offset included). "Below" is the slice of least
+    d >= 0, "above" the one of greatest d < 0; with ``nearest`` the split is at a half slice either
+    way (d >= -1/2 and d < 1/2), so that the slice nearest the point is one of the two. Returns (N,)
+    arrays: whether there is one below, its value and d; whether there is one above, its value and -d.
+    """
+    n, nk = len(points), stack.geometry.n_slices
+    least, greatest = np.full(n, np.inf), np.full(n, -np.inf)
+    v0, v1 = np.zeros(n), np.zeros(n)
+    lo_from, hi_below = (-0.5, 0.5) if nearest else (0.0, 0.0)
+    for k, v, t in _slice_views(points, stack, np.where(defined, values, np.nan)):
+        d = np.clip(t, 0, nk - 1) - k
+        ok = np.isfinite(v)
+        take = ok & (d >= lo_from) & (d < least)
+        np.copyto(least, d, where=take)
+        np.copyto(v0, v, where=take)
+        take = ok & (d < hi_below) & (d > greatest)
+        np.copyto(greatest, d, where=take)
+        np.copyto(v1, v, where=take)
+    has_lo, has_hi = np.isfinite(least), np.isfinite(greatest)
+    return has_lo, v0, np.where(has_lo, least, 0.0), has_hi, v1, np.where(has_hi, -greatest, 0.0)
 
 
 def nearest_slice(points: np.ndarray, stack: SliceStack) -> np.ndarray:
-    """(N,) value of the nearest pixel of the nearest slice with a value there, at world-mm ``points``."""
-    g = stack.geometry
+    """(N,) value of the nearest pixel of the nearest slice with a value there, at world-mm
+    ``points``; 0 where no slice has one."""
     values, defined = _defined(stack)
-    below, above = _bracketing(defined, g.axis)
-    c = g.to_index(points)
-    pix = round_half_up(c[:, list(g.inplane)])
-    ck = c[:, g.axis]
-    s = np.clip(round_half_up(ck), 0, g.n_slices - 1)
-    lo, hi = _lookup(below, pix, g.axis, s, -1), _lookup(above, pix, g.axis, s, g.n_slices)
-    has_lo, has_hi = lo >= 0, hi < g.n_slices
-    use_hi = has_hi & (~has_lo | (np.abs(hi - ck) < np.abs(ck - lo)))
-    chosen = np.where(use_hi, hi, lo).astype(np.int64)
-    return np.where(has_lo | has_hi, _lookup(values, pix, g.axis, chosen), 0.0)
+    has_lo, v0, below, has_hi, v1, above = _bracket(points, stack, values, defined, nearest=True)
+    use_hi = has_hi & (~has_lo | (np.abs(above) < np.abs(below)))
+    return np.where(use_hi, v1, np.where(has_lo, v0, 0.0))
 
 
 def _linear_through_plane(
@@ -79,19 +111,8 @@ def _linear_through_plane(
 ) -> np.ndarray:
     """Nearest pixel in plane, linear between the nearest slices below and above with a value
     there (``values``, ``defined``: the shape of the stack); ``outside`` where no slice has one."""
-    g = stack.geometry
-    below, above = _bracketing(defined, g.axis)
-    c = g.to_index(points)
-    pix = round_half_up(c[:, list(g.inplane)])
-    nk = g.n_slices
-    ck = np.clip(c[:, g.axis], 0, nk - 1)
-    s0 = np.floor(ck).astype(np.int64)
-    s1 = np.minimum(s0 + 1, nk - 1)
-    lo, hi = _lookup(below, pix, g.axis, s0, -1), _lookup(above, pix, g.axis, s1, nk)
-    has_lo, has_hi = lo >= 0, hi < nk
-    v0 = _lookup(values, pix, g.axis, np.where(has_lo, lo, 0).astype(np.int64), outside)
-    v1 = _lookup(values, pix, g.axis, np.where(has_hi, hi, 0).astype(np.int64), outside)
-    w = np.where(has_lo & has_hi, (ck - lo) / np.maximum(hi - lo, 1e-9), 0.0).clip(0, 1)
+    has_lo, v0, below, has_hi, v1, above = _bracket(points, stack, values, defined, nearest=False)
+    w = np.where(has_lo & has_hi, below / np.maximum(below + above, 1e-9), 0.0).clip(0, 1)
     both = (1 - w) * v0 + w * v1
     return np.where(has_lo & has_hi, both, np.where(has_lo, v0, np.where(has_hi, v1, outside)))
 
