@@ -67,6 +67,29 @@ def test_neighbour_baselines_by_hand(data):
     assert checked > 10
 
 
+def test_neighbour_baselines_follow_the_slice_offsets(data):
+    """The same pixels moved by whole pixels per slice, with those breath-hold offsets given, give
+    the same neighbour baselines; without the offsets they do not."""
+    import dataclasses
+
+    g = data.stacks[0]
+    a, b = g.inplane
+    rng = np.random.default_rng(1)
+    shifts = rng.integers(-2, 3, size=(g.n_slices, 2))
+    assert data.group_voxel[:, [a, b]].min() >= 2 and (np.asarray(g.shape)[[a, b]] - data.group_voxel[:, [a, b]]).min() > 2
+    voxel = data.group_voxel.copy()
+    voxel[:, [a, b]] += shifts[data.group_voxel[:, g.axis]]  # the heart at x + d_k in slice k
+    offsets = np.column_stack([shifts * g.spacing[[a, b]], np.zeros(g.n_slices)])
+    moved = dataclasses.replace(data, group_voxel=voxel, stacks=(g.with_offsets(offsets),))
+    unaligned = dataclasses.replace(data, group_voxel=voxel)
+    k = g.n_slices // 2
+    held = (data.group_stack == 0) & (data.group_slice == k)
+    expected = neighbour_baselines(data, held)
+    for name, values in neighbour_baselines(moved, held).items():
+        np.testing.assert_array_equal(values, expected[name])
+        assert not np.array_equal(neighbour_baselines(unaligned, held)[name], expected[name], equal_nan=True)
+
+
 def test_untraced_end_slices_make_the_labelled_ends_the_extrapolated_ones(data):
     """A real stack's basal and apical slices are often untraced: its first and last labelled
     slices are then the ends (extrapolation), and no gap fold leaves out a slice with no labelled

@@ -62,8 +62,7 @@ def _slice_views(points: np.ndarray, stack: SliceStack, values: np.ndarray) -> I
         for k in range(nk):  # one pass per slice (about ten), each over every point
             yield k, table[k, flat], c[:, g.axis]
         return
-    # the index is affine in the point, so slice k's offset moves every index by the same amount
-    shifts = g.world_offsets() @ np.linalg.inv(g.affine[:3, :3]).T
+    shifts = g.index_offsets()
     for k in range(nk):
         ck = c + shifts[k]
         yield k, table[k, pixel(ck)], ck[:, g.axis]

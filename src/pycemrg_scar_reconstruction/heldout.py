@@ -26,6 +26,7 @@ from .calibration import calibration
 from .config import RuntimeConfig, TrainConfig
 from .data import TrainingData
 from .folds import fold_workers, run_folds
+from .geometry import round_half_up
 from .metrics import average_precision, dice
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,10 @@ def training_values(data: TrainingData, held: np.ndarray, stack: int) -> np.ndar
 
 
 def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.ndarray]:
-    """Nearest-slice and linear predictions of the ``held`` groups ((G,) bool) from the other
-    slices' pixels at the same in-plane position of the same stack (NaN where neither neighbour
-    slice has that pixel)."""
+    """Nearest-slice and linear predictions of the ``held`` groups ((G,) bool) from the
+    neighbouring slices' pixels of the same stack (NaN where neither neighbour slice has that
+    pixel): at the same in-plane position, or, with per-slice breath-hold offsets, at the pixel
+    that shows the same point of the heart."""
     out = {"nearest": np.full(int(held.sum()), np.nan), "linear": np.full(int(held.sum()), np.nan)}
     for s, g in enumerate(data.stacks):  # a handful of stacks
         values = training_values(data, held, s)
@@ -95,14 +97,20 @@ def neighbour_baselines(data: TrainingData, held: np.ndarray) -> dict[str, np.nd
             continue
         vox = data.group_voxel[held][idx]
         k = vox[:, g.axis]
+        plane = list(g.inplane)
+        shifts = g.index_offsets()[:, plane] if g.slice_offsets is not None else None
         neighbours = []
         for dk in (-1, 1):
             kk = k + dk
             inside = (kk >= 0) & (kk < g.n_slices)
+            look = vox.copy()
+            look[:, g.axis] = np.clip(kk, 0, g.n_slices - 1)
+            if shifts is not None:  # the heart shown at a pixel of slice k is at that pixel + (d_kk - d_k) in slice kk
+                moved = round_half_up(vox[:, plane] + shifts[look[:, g.axis]] - shifts[k])
+                inside &= np.all((moved >= 0) & (moved < np.asarray(g.shape)[plane]), axis=1)
+                look[:, plane] = moved
             v = np.full(len(idx), np.nan)
-            look = vox[inside].copy()
-            look[:, g.axis] = kk[inside]
-            v[inside] = values[tuple(look.T)]
+            v[inside] = values[tuple(look[inside].T)]
             neighbours.append(v)
         before, after = neighbours
         out["nearest"][idx] = np.where(np.isfinite(before), before, after)

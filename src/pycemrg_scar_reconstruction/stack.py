@@ -110,6 +110,11 @@ class StackGeometry:
             return np.zeros((self.n_slices, 3))
         return self.slice_offsets @ self.offset_frame.T
 
+    def index_offsets(self) -> np.ndarray:
+        """(K, 3) each slice's offset in continuous voxel-index units: where a point appears in
+        slice k is ``to_index(point) + index_offsets()[k]`` (the index is affine in the point)."""
+        return self.world_offsets() @ np.linalg.inv(self.affine[:3, :3]).T
+
     def with_offsets(self, offsets: np.ndarray | None) -> StackGeometry:
         """The same geometry with other per-slice offsets (mm, see the class docstring)."""
         return StackGeometry(self.affine, self.shape, self.thickness, self.axis, offsets)
