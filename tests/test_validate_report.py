@@ -92,6 +92,24 @@ def test_baselines_follow_in_plane_slice_offsets_as_the_memberships_do():
         assert not np.allclose(method(pts, SliceStack(values=moved, geometry=plain.geometry)), expected)
 
 
+def test_baselines_with_slice_offsets_do_not_change_when_mesh_and_image_turn_together():
+    rng = np.random.default_rng(7)
+    shape = (20, 18, 6)
+    affine = np.diag([1.5, 1.5, 10.0, 1.0])
+    values = rng.random(shape)
+    values[rng.random(shape) < 0.2] = np.nan
+    offsets = rng.normal(size=(6, 3)) * [2.0, 2.0, 1.5]
+    pts = rng.uniform([0, 0, -8], [28, 25, 58], size=(400, 3))
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    motion = np.eye(4)
+    motion[:3, :3], motion[:3, 3] = q * np.sign(np.linalg.det(q)), [30.0, -12.0, 5.0]  # a rotation, not a mirror
+    plain = SliceStack(values=values, geometry=StackGeometry(affine, shape, 8.0, slice_offsets=offsets))
+    turned = SliceStack(values=values, geometry=StackGeometry(motion @ affine, shape, 8.0, slice_offsets=offsets))
+    moved_pts = pts @ motion[:3, :3].T + motion[:3, 3]
+    for method in (nearest_slice, linear_between_slices, logodds_shape):
+        np.testing.assert_allclose(method(moved_pts, turned), method(pts, plain), atol=1e-9)
+
+
 @pytest.fixture(scope="module")
 def fitted_case(small_case, tmp_path_factory):
     """Prepare, train and predict the small case once, through the CLI."""
