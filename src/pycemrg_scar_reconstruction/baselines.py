@@ -41,7 +41,8 @@ def _defined(stack: SliceStack) -> tuple[np.ndarray, np.ndarray]:
 
 def _slice_views(points: np.ndarray, stack: SliceStack, values: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Per slice k: ``values`` (the stack's shape; NaN where missing) at the points' pixels in slice
-    k, and the points' through-plane index coordinate, both (N,), with slice k's breath-hold offset:
+    k, and the points' through-plane index coordinate clipped to the slices' range [0, K - 1], both
+    (N,), with slice k's breath-hold offset:
     a mesh point x appears in slice k at x + d_k (``StackGeometry.slice_offsets``). NaN outside the image.
     """
     g = stack.geometry
@@ -58,14 +59,14 @@ def _slice_views(points: np.ndarray, stack: SliceStack, values: np.ndarray) -> I
 
     c = g.to_index(points)
     if g.slice_offsets is None:
-        flat = pixel(c)
+        flat, t = pixel(c), np.clip(c[:, g.axis], 0, nk - 1)
         for k in range(nk):  # one pass per slice (about ten), each over every point
-            yield k, table[k, flat], c[:, g.axis]
+            yield k, table[k, flat], t
         return
     shifts = g.index_offsets()
     for k in range(nk):
         ck = c + shifts[k]
-        yield k, table[k, pixel(ck)], ck[:, g.axis]
+        yield k, table[k, pixel(ck)], np.clip(ck[:, g.axis], 0, nk - 1)
 
 
 def _bracket(
@@ -79,12 +80,12 @@ def _bracket(
     way (d >= -1/2 and d < 1/2), so that the slice nearest the point is one of the two. Returns (N,)
     arrays: whether there is one below, its value and d; whether there is one above, its value and -d.
     """
-    n, nk = len(points), stack.geometry.n_slices
+    n = len(points)
     least, greatest = np.full(n, np.inf), np.full(n, -np.inf)
     v0, v1 = np.zeros(n), np.zeros(n)
     lo_from, hi_below = (-0.5, 0.5) if nearest else (0.0, 0.0)
     for k, v, t in _slice_views(points, stack, np.where(defined, values, np.nan)):
-        d = np.clip(t, 0, nk - 1) - k
+        d = t - k
         ok = np.isfinite(v)
         take = ok & (d >= lo_from) & (d < least)
         np.copyto(least, d, where=take)
