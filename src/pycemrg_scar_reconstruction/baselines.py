@@ -41,10 +41,9 @@ def _defined(stack: SliceStack) -> tuple[np.ndarray, np.ndarray]:
 
 def _slice_views(points: np.ndarray, stack: SliceStack, values: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Per slice k: ``values`` (the stack's shape; NaN where missing) at the points' pixels in slice
-    k, and the points' through-plane index coordinate clipped to the slices' range [0, K - 1], both
-    (N,), with slice k's breath-hold offset:
-    a mesh point x appears in slice k at x + d_k (``StackGeometry.slice_offsets``). NaN outside the image.
-    """
+    k (NaN outside the image), and the points' through-plane index coordinate clipped to the slices'
+    range [0, K - 1], both (N,), with slice k's breath-hold offset: a mesh point x appears in slice k
+    at x + d_k (``StackGeometry.slice_offsets``)."""
     g = stack.geometry
     a, b = g.inplane
     nk, nb = g.n_slices, g.shape[b]
