@@ -1,17 +1,19 @@
 """Stopping rules judged on one training trajectory: the Dice each rule would have kept, and the epochs it saves.
 
 A rule that only decides *when* to stop (not the learning rate, not the batches) leaves the
-trajectory as it is up to its stop. So each case is trained once to patience alone (today's
-defaults with ``halvings`` 0; the default since 2026-12-03 is the row "lr-halved-4"), keeping
-the weights of every epoch (6,300 numbers each); a rule's stop epoch is read off the loss and
-learning-rate history, its best epoch found as training finds it (an improvement of more than
-``min_delta``), and that epoch's weights predicted as ``predict`` does (20 MC passes, the support
-rule, the region's nodes) and scored by Dice (>= 0.5) against the 3D truth. Exact for every rule
-below, since none changes what happens before its stop; a rule that changed the schedule would
-need its own run (``whole_run.py``).
+trajectory as it is up to its stop. So each case is trained once to patience alone (today's defaults
+with ``halvings`` 0 and ``stop_on_field`` off; the default since 2026-12-05 is the row
+"lr-halved-4-or-settled-2-0.99", from 2026-12-03 "lr-halved-4"), keeping the weights of every epoch
+(6,300 numbers each) and the field at up to 32,768 nodes every 5 epochs; a rule's stop epoch is read
+off the loss and learning-rate history (and the field), its best epoch found as training finds it
+(an improvement of more than ``min_delta``), and that epoch's weights predicted as ``predict`` does
+(20 MC passes, the support rule, the region's nodes) and scored by Dice (>= 0.5) against the 3D
+truth. Exact for every rule below, since none changes what happens before its stop; a rule that
+changed the schedule would need its own run (``whole_run.py``).
 
     .venv/bin/python benchmarks/stop_rules.py [--seeds 0 1 2 3 4] [--nodes 75000] [--kinds probability ...] \
         [--rules lr-halved-4-or-300 ...] [--against lr-halved-4]
+    .venv/bin/python benchmarks/stop_rules.py --rules lr-halved-4-or-settled-2-0.99 --against lr-halved-4
 """
 
 from __future__ import annotations
@@ -28,27 +30,34 @@ from whole_run import ISSUE_KINDS, KINDS
 
 from pycemrg_scar_reconstruction import PredictConfig, RuntimeConfig, SynthConfig, TrainConfig, dice, synth
 from pycemrg_scar_reconstruction.api.prepare import run_stages
+from pycemrg_scar_reconstruction.geometry import normalise
 from pycemrg_scar_reconstruction.io.meshes import read_mesh, region_nodes
 from pycemrg_scar_reconstruction.prediction import predict_nodes, supervised_nodes
 from pycemrg_scar_reconstruction.training import fit
 
 History = list[dict[str, float]]
+#: epoch -> the probability (no dropout) at the probe nodes, every FIELD_EVERY epochs
+Fields = dict[int, np.ndarray]
+Rule = Callable[[History, TrainConfig, Fields], "int | None"]
+#: epochs between two records of the field, and the most nodes it is recorded at
+FIELD_EVERY = 5
+FIELD_PROBE = 32_768
 
 
-def lr_halved(times: int) -> Callable[[History, TrainConfig], int | None]:
+def lr_halved(times: int) -> Rule:
     """Stop at the first epoch whose learning rate is the base rate halved ``times`` times by the plateau schedule."""
 
-    def rule(history: History, config: TrainConfig) -> int | None:
+    def rule(history: History, config: TrainConfig, fields: Fields) -> int | None:
         floor = config.lr / 2**times * (1 + 1e-9)
         return next((h["epoch"] for h in history if h["epoch"] > config.fast_start_epochs and h["lr"] <= floor), None)
 
     return rule
 
 
-def patience(epochs: int) -> Callable[[History, TrainConfig], int | None]:
+def patience(epochs: int) -> Rule:
     """Stop after ``epochs`` epochs without an improvement (the plateau schedule's own patience unchanged)."""
 
-    def rule(history: History, config: TrainConfig) -> int | None:
+    def rule(history: History, config: TrainConfig, fields: Fields) -> int | None:
         best, bad = float("inf"), 0
         for h in history:
             if h["loss"] < best * (1 - config.min_delta):
@@ -62,10 +71,10 @@ def patience(epochs: int) -> Callable[[History, TrainConfig], int | None]:
     return rule
 
 
-def gain(window: int, fraction: float) -> Callable[[History, TrainConfig], int | None]:
+def gain(window: int, fraction: float) -> Rule:
     """Stop when the best loss fell by less than ``fraction`` over the last ``window`` epochs."""
 
-    def rule(history: History, config: TrainConfig) -> int | None:
+    def rule(history: History, config: TrainConfig, fields: Fields) -> int | None:
         best = np.minimum.accumulate([h["loss"] for h in history])
         for i in range(window, len(best)):
             if best[i] > best[i - window] * (1 - fraction):
@@ -75,27 +84,48 @@ def gain(window: int, fraction: float) -> Callable[[History, TrainConfig], int |
     return rule
 
 
-def budget(epochs: int) -> Callable[[History, TrainConfig], int | None]:
+def budget(epochs: int) -> Rule:
     """Stop after ``epochs`` epochs (a fixed budget; the schedule as today's up to there)."""
 
-    def rule(history: History, config: TrainConfig) -> int | None:
+    def rule(history: History, config: TrainConfig, fields: Fields) -> int | None:
         return epochs if len(history) > epochs else None
 
     return rule
 
 
-def first(*rules: Callable[[History, TrainConfig], int | None]) -> Callable[[History, TrainConfig], int | None]:
+def settled(after_halvings: int, agreement: float, checks: int = 2) -> Rule:
+    """Stop once the rate has been halved ``after_halvings`` times and the scar the field calls (>= 0.5 at
+    the probe nodes) agrees with the previous record's at Dice >= ``agreement``, ``checks`` records in a row."""
+
+    def rule(history: History, config: TrainConfig, fields: Fields) -> int | None:
+        floor = config.lr / 2**after_halvings * (1 + 1e-9)
+        lr = {int(h["epoch"]): h["lr"] for h in history}
+        run, last = 0, None
+        for epoch in sorted(fields):
+            now = fields[epoch] >= 0.5
+            if last is not None and epoch > config.fast_start_epochs and lr[epoch] <= floor:
+                both, total = int((now & last).sum()), int(now.sum() + last.sum())
+                run = run + 1 if (1.0 if total == 0 else 2 * both / total) >= agreement else 0
+                if run >= checks:
+                    return epoch
+            last = now
+        return None
+
+    return rule
+
+
+def first(*rules: Rule) -> Rule:
     """Stop at the earliest stop of ``rules`` (e.g. the fourth halving, or a budget if that comes first)."""
 
-    def rule(history: History, config: TrainConfig) -> int | None:
-        stops = [s for s in (r(history, config) for r in rules) if s is not None]
+    def rule(history: History, config: TrainConfig, fields: Fields) -> int | None:
+        stops = [s for s in (r(history, config, fields) for r in rules) if s is not None]
         return min(stops) if stops else None
 
     return rule
 
 
-RULES: dict[str, Callable[[History, TrainConfig], int | None]] = {
-    "patience alone": lambda history, config: None,
+RULES: dict[str, Rule] = {
+    "patience alone": lambda history, config, fields: None,
     "patience-20": patience(20),
     "patience-15": patience(15),
     "lr-halved-4": lr_halved(4),
@@ -111,6 +141,11 @@ RULES: dict[str, Callable[[History, TrainConfig], int | None]] = {
     "lr-halved-4-or-300": first(lr_halved(4), budget(300)),
     "lr-halved-4-or-350": first(lr_halved(4), budget(350)),
     "lr-halved-4-or-400": first(lr_halved(4), budget(400)),
+    "lr-halved-4-or-settled-2-0.99": first(lr_halved(4), settled(2, 0.99)),
+    "lr-halved-4-or-settled-2-0.995": first(lr_halved(4), settled(2, 0.995)),
+    "lr-halved-4-or-settled-2-0.99-x3": first(lr_halved(4), settled(2, 0.99, 3)),
+    "lr-halved-4-or-settled-1-0.99": first(lr_halved(4), settled(1, 0.99)),
+    "lr-halved-4-or-settled-3-0.99": first(lr_halved(4), settled(3, 0.99)),
 }
 
 
@@ -135,7 +170,7 @@ def main() -> None:
     parser.add_argument("--training-seed", type=int, default=0, help="TrainConfig.seed of every training")
     args = parser.parse_args()
     rules = {name: RULES[name] for name in dict.fromkeys([args.against, *args.rules])}
-    config = TrainConfig(halvings=0, seed=args.training_seed)
+    config = TrainConfig(halvings=0, stop_on_field=False, seed=args.training_seed)
     predict = PredictConfig()
     print(f"threads {torch.get_num_threads()}; Dice / epochs kept / share of patience alone's training seconds")
     print("| seed | kind | " + " | ".join(rules) + " |")
@@ -151,9 +186,17 @@ def main() -> None:
                 data = run_stages(prepare_config).data
                 assert data is not None
                 states: list[dict[str, torch.Tensor]] = []
+                fields: Fields = {}
+                coords = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
+                pick = torch.randperm(len(coords), generator=torch.Generator().manual_seed(config.seed))
+                probe = coords[pick[:FIELD_PROBE]]
 
-                def keep(epoch: int, net: torch.nn.Module) -> None:
+                def keep(epoch: int, net: torch.nn.Module) -> bool:
                     states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+                    if epoch % FIELD_EVERY == 0:  # no randomness drawn: the trajectory is as without it
+                        with torch.no_grad():
+                            fields[epoch] = net(probe, samples=1, dropout=False)[0].numpy()
+                    return False
 
                 fitted = fit(data, config, RuntimeConfig(quiet=True), callback=keep)
                 mesh, points = read_mesh(prepare_config.mesh)
@@ -165,7 +208,7 @@ def main() -> None:
                 cells = []
                 base = None
                 for name, rule in rules.items():  # the rule judged against comes first
-                    stop = rule(history, config) or len(history)
+                    stop = rule(history, config, fields) or len(history)
                     kept = best_epoch(history, stop, config.min_delta)
                     fitted.net.load_state_dict(states[kept - 1])
                     result = predict_nodes(

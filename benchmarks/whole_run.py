@@ -78,6 +78,8 @@ SETTINGS = {
     "lbfgs": {"finish": "lbfgs"},
     "patience-only": {"halvings": 0},
     "halvings-3": {"halvings": 3},
+    # the defaults of 2026-12-03 .. 2026-12-05: no stop when the called scar has settled
+    "field-off": {"stop_on_field": False},
     "train-mc-8": {"mc_samples": 8},
     "batch-8192": {"batch_size": 8192},
     "batch-4096": {"batch_size": 4096},

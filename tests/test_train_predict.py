@@ -448,7 +448,7 @@ def test_halvings_stop_training_where_patience_would_go_on(data):
     """With `halvings`, training stops at the first epoch whose rate is the base rate halved that
     many times by the plateau schedule, keeps the best epoch up to there, and is otherwise the
     same run as without the rule."""
-    base = {**FAST, "patience": 9, "max_epochs": 400, "min_delta": 0.05, "halvings": 0}
+    base = {**FAST, "patience": 9, "max_epochs": 400, "min_delta": 0.05, "halvings": 0, "stop_on_field": False}
     free = fit(data, TrainConfig.from_preset(**base), QUIET)
     rates = [h["lr"] for h in free.history]
     cut = TrainConfig.from_preset(**{**base, "halvings": 2})
@@ -612,13 +612,24 @@ def test_a_failed_mesh_write_during_the_report_fails_the_run(small_case, tmp_pat
     assert not (tmp_path / "scar.vtu").exists()
 
 
-def test_stop_on_field_stops_when_the_field_is_still_and_not_before(data):
-    base = dict(max_epochs=8, patience=100, batch_size=1024, stop_on_field=True, field_every=1, field_window=1)
-    still = fit(data, TrainConfig(**base, field_tol=1.0), QUIET)  # any change counts as still
-    assert still.stop_reason == "field stable" and len(still.history) == 2  # the first check has nothing to compare
-    moving = fit(data, TrainConfig(**base, field_tol=1e-12), QUIET)
-    assert moving.stop_reason == "max_epochs" and len(moving.history) == 8
+def test_stop_on_field_stops_when_the_scar_has_settled_and_not_before(data):
+    base = dict(
+        max_epochs=8, patience=100, batch_size=1024, fast_start_epochs=0, stop_on_field=True, field_every=1, field_window=1
+    )
+    # a Dice of 0.001 between two checks' scar counts as settled: the second check stops (the first has nothing to compare)
+    still = fit(data, TrainConfig(**base, field_agreement=0.001, field_after_halvings=0), QUIET)
+    assert still.stop_reason == "scar settled" and len(still.history) == 2
+    again = fit(data, TrainConfig(**base, field_agreement=0.001, field_after_halvings=0), QUIET)  # seeded
+    assert again.stop_reason == "scar settled" and all(
+        torch.equal(a, b) for a, b in zip(still.net.state_dict().values(), again.net.state_dict().values())
+    )
+    # the checks count only once the rate has been halved field_after_halvings times, which 8 epochs never reach
+    gated = fit(data, TrainConfig(**base, field_agreement=0.001, field_after_halvings=10), QUIET)
+    assert gated.stop_reason == "max_epochs" and len(gated.history) == 8
     plain = fit(data, TrainConfig(**{**base, "stop_on_field": False}), QUIET)
     # the rule only decides when to stop: the same epochs give the same weights
-    a, b = moving.net.state_dict(), plain.net.state_dict()
+    a, b = gated.net.state_dict(), plain.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the halvings are the plateau schedule's: a one-cycle rate falls far below the gate's, and never opens it
+    cycled = fit(data, TrainConfig(**base, field_agreement=0.001, schedule="onecycle", cycle_epochs=8), QUIET)
+    assert cycled.stop_reason == "schedule end" and len(cycled.history) == 8

@@ -25,14 +25,15 @@ from .errors import InputError, Interrupted
 from .fitted import FittedModel, data_fingerprint
 from .geometry import normalise
 from .loss import group_loss
+from .metrics import dice
 from .model import FourierFeatures, ScarMLP, n_parameters
 from .optimiser import Adam
 from .progress import Ticker
 from .stack import main_slice_normal
 
 logger = logging.getLogger(__name__)
-#: Nodes whose predicted probability is compared between checks (``stop_on_field``).
-FIELD_PROBE_NODES = 4096
+#: Nodes whose called scar (probability >= 0.5) is compared between checks (``stop_on_field``).
+FIELD_PROBE_NODES = 32_768
 
 #: Largest pre-encoded training set kept on the device (bytes); above it the encoding runs per step.
 PRE_ENCODE_BYTES = 1 << 30
@@ -206,6 +207,7 @@ def fit(
     )
     # halvings: the plateau schedule's rate after that many halvings (with a margin for rounding)
     lr_floor = config.lr / 2**config.halvings * (1 + 1e-9)
+    field_floor = config.lr / 2**config.field_after_halvings * (1 + 1e-9)
     amp_dtype = autocast_dtype(runtime.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
     n_groups = data.n_groups
@@ -229,11 +231,14 @@ def fit(
     )
     interrupted: KeyboardInterrupt | None = None
     epoch, ticker = 0, Ticker()
-    # stop_on_field: a fixed sample of nodes whose probability (no dropout) is compared between checks
+    # stop_on_field: a fixed sample of nodes whose called scar (no dropout) is compared between checks
     if config.stop_on_field:  # its own generator: the shuffling is the same with the rule on or off
         pick = torch.randperm(len(coords), generator=torch.Generator().manual_seed(config.seed))
         probe = coords[pick[:FIELD_PROBE_NODES].to(device)]
-    last_field: torch.Tensor | None = None
+        if pre_encoded:  # the encoding is fixed: encoded once, as the memberships are
+            with torch.no_grad():
+                probe = net.encode(probe)
+    last_field: np.ndarray | None = None
     stable = 0
     try:  # Ctrl-C / SIGTERM: stop here and keep the best epoch (the caller saves it)
         for epoch in range(1, last_epoch + 1):
@@ -309,14 +314,19 @@ def fit(
                 break
             if config.stop_on_field and epoch % config.field_every == 0:
                 with torch.no_grad():
-                    field_now = net(probe, samples=1, dropout=False)[0]
-                if last_field is not None and float((field_now - last_field).abs().mean()) < config.field_tol:
+                    field_now = net(probe, samples=1, dropout=False, encoded=pre_encoded)[0].cpu().numpy()
+                # the halvings are the plateau schedule's: under another schedule only a gate of 0 opens
+                halved = config.field_after_halvings == 0 or (
+                    plateau is not None and opt.param_groups[0]["lr"] <= field_floor
+                )
+                settling = epoch > fast_epochs and halved
+                if last_field is not None and settling and dice(field_now, last_field) >= config.field_agreement:
                     stable += 1
                 else:
                     stable = 0
                 last_field = field_now
                 if stable >= config.field_window:
-                    stop_reason = "field stable"
+                    stop_reason = "scar settled"
                     break
             if config.max_time is not None and elapsed >= config.max_time:
                 stop_reason = "max_time"

@@ -99,16 +99,19 @@ class TrainConfig(_Config):
         "start); 0: patience alone",
     )
     stop_on_field: bool = Field(
-        False,
-        description="also stop when the predicted field has stopped changing: the probability at a fixed sample of "
-        "nodes moved by less than field_tol on average between checks field_every epochs apart, field_window times "
-        "in a row",
+        True,
+        description="also stop once the scar the network calls has settled: a fixed sample of nodes at or above 0.5 "
+        "(no dropout) agrees with the previous check's at Dice >= field_agreement, field_window checks in a row, after "
+        "the plateau schedule's field_after_halvings-th halving (other schedules: only with field_after_halvings 0)",
     )
-    field_tol: PositiveFloat = Field(
-        0.02, description="largest change of the probability that counts as stable (stop_on_field)"
+    field_agreement: float = Field(
+        0.99, gt=0, le=1, description="Dice between two checks' scar that counts as settled (stop_on_field)"
+    )
+    field_after_halvings: int = Field(
+        2, ge=0, description="halvings of the rate before the field's checks count (stop_on_field)"
     )
     field_every: PositiveInt = Field(5, description="epochs between two checks of the field (stop_on_field)")
-    field_window: PositiveInt = Field(2, description="stable checks in a row that stop training (stop_on_field)")
+    field_window: PositiveInt = Field(2, description="settled checks in a row that stop training (stop_on_field)")
     min_delta: float = Field(1e-3, ge=0, description="relative improvement of the epoch loss that counts")
     max_epochs: PositiveInt = Field(2000, description="upper bound on epochs")
     max_time: Optional[PositiveFloat] = Field(None, description="upper bound on training seconds")
@@ -159,6 +162,7 @@ PRESETS: dict[str, dict] = {
         "group_sample": 0,
         "init_output_bias": False,
         "patience": 500,
+        "stop_on_field": False,
         "min_delta": 0.0,
         "max_epochs": 10_000,
     },
