@@ -268,6 +268,11 @@ def test_training_records_its_threads_and_device_through_the_checkpoint(data, fi
     # a model saved before the record loads with it unknown
     older = type(one).from_checkpoint({k: v for k, v in one.to_checkpoint().items() if k not in ("threads", "device")})
     assert (older.threads, older.device, older.trained_on) == (0, "", "")
+    # a model saved with round 1's field test (`field_tol`, removed) loads as it was trained
+    ckpt = one.to_checkpoint()
+    stored = json.loads(ckpt["config"])
+    ckpt["config"] = json.dumps({**stored, "stop_on_field": False, "field_tol": 0.02})
+    assert type(one).from_checkpoint(ckpt).config.stop_on_field is False
 
 
 def test_prediction_is_seeded_and_batched(fitted, data):

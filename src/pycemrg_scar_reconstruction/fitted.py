@@ -156,6 +156,7 @@ class FittedModel:
         stored = json.loads(ckpt["config"])
         if isinstance(stored.get("model"), dict):  # saved before the cap existed: trained per normalised unit
             stored["model"].setdefault("fourier_max_unit_mm", None)
+        stored.pop("field_tol", None)  # round 1's field test, gone since 2026-12-05: it only chose when to stop
         config = TrainConfig.model_validate({k: v for k, v in stored.items() if k not in _RUNTIME_KEYS})
         net = ScarMLP(config.model, seed=config.seed, norm_scale_mm=scale)  # B is a buffer: the state dict restores it
         net.load_state_dict(ckpt["state_dict"])
