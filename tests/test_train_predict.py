@@ -638,3 +638,15 @@ def test_stop_on_field_stops_when_the_scar_has_settled_and_not_before(data):
     # the halvings are the plateau schedule's: a one-cycle rate falls far below the gate's, and never opens it
     cycled = fit(data, TrainConfig(**base, field_agreement=0.001, schedule="onecycle", cycle_epochs=8), QUIET)
     assert cycled.stop_reason == "schedule end" and len(cycled.history) == 8
+
+
+def test_stop_on_field_compares_the_agreement_with_its_bar(data, monkeypatch):
+    """The Dice between two checks' scar is held against `field_agreement`: below it training goes on."""
+    from pycemrg_scar_reconstruction import training
+
+    base = dict(max_epochs=6, patience=100, batch_size=1024, fast_start_epochs=0, field_every=1, field_window=1)
+    monkeypatch.setattr(training, "dice", lambda a, b: 0.98)
+    below = fit(data, TrainConfig(**base, field_after_halvings=0, field_agreement=0.99), QUIET)
+    assert below.stop_reason == "max_epochs" and len(below.history) == 6
+    above = fit(data, TrainConfig(**base, field_after_halvings=0, field_agreement=0.98), QUIET)
+    assert above.stop_reason == "scar settled" and len(above.history) == 2
