@@ -33,15 +33,14 @@ from pycemrg_scar_reconstruction.api.prepare import run_stages
 from pycemrg_scar_reconstruction.geometry import normalise
 from pycemrg_scar_reconstruction.io.meshes import read_mesh, region_nodes
 from pycemrg_scar_reconstruction.prediction import predict_nodes, supervised_nodes
-from pycemrg_scar_reconstruction.training import fit
+from pycemrg_scar_reconstruction.training import FIELD_PROBE_NODES, fit
 
 History = list[dict[str, float]]
 #: epoch -> the probability (no dropout) at the probe nodes, every FIELD_EVERY epochs
 Fields = dict[int, np.ndarray]
 Rule = Callable[[History, TrainConfig, Fields], "int | None"]
-#: epochs between two records of the field, and the most nodes it is recorded at
-FIELD_EVERY = 5
-FIELD_PROBE = 32_768
+#: epochs between two records of the field: the training's own checks'
+FIELD_EVERY = TrainConfig().field_every
 
 
 def lr_halved(times: int) -> Rule:
@@ -102,10 +101,9 @@ def settled(after_halvings: int, agreement: float, checks: int = 2) -> Rule:
         lr = {int(h["epoch"]): h["lr"] for h in history}
         run, last = 0, None
         for epoch in sorted(fields):
-            now = fields[epoch] >= 0.5
+            now = fields[epoch]
             if last is not None and epoch > config.fast_start_epochs and lr[epoch] <= floor:
-                both, total = int((now & last).sum()), int(now.sum() + last.sum())
-                run = run + 1 if (1.0 if total == 0 else 2 * both / total) >= agreement else 0
+                run = run + 1 if dice(now, last) >= agreement else 0  # training's own measure
                 if run >= checks:
                     return epoch
             last = now
@@ -189,7 +187,7 @@ def main() -> None:
                 fields: Fields = {}
                 coords = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
                 pick = torch.randperm(len(coords), generator=torch.Generator().manual_seed(config.seed))
-                probe = coords[pick[:FIELD_PROBE]]
+                probe = coords[pick[:FIELD_PROBE_NODES]]
 
                 def keep(epoch: int, net: torch.nn.Module) -> bool:
                     states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
