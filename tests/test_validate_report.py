@@ -233,7 +233,32 @@ def test_the_html_report_is_self_contained(fitted_case):
     assert page.links == [] and "http://" not in text and "https://" not in text
     assert page.tables >= 4  # fit, training, per slice, versions
     report = json.loads((fitted_case / "rec_report" / "report.json").read_text())
-    assert f"{report['overall']['rmse']:.4g}" in text and "scar-reconstruct run" in text
+    assert f"{report['overall']['rmse']:.4f}" in text and "scar-reconstruct run" in text
+
+
+def test_the_report_page_writes_numbers_plainly_and_leaves_out_offsets_never_used():
+    """Figures up to 1 get four decimals (no 3.062e-07), shares read as percentages and sit right
+    like numbers; a stack's offsets are drawn only when measured or applied."""
+    from pycemrg_scar_reconstruction.report_page import report_page, table
+
+    cells = table([{"name": "a", "small": 3.062e-07, "share": "96.7%", "big": 1234.5678}], ("name", "small", "share", "big"))
+    assert "<td>0.0000</td>" in cells and "<td>96.7%</td>" in cells and "<td>1235</td>" in cells
+    assert "e-07" not in cells and '<td class="text">a</td>' in cells
+    base = {
+        "overall": {"groups": 3, "rmse": 3.062e-07, "max": 1.0, "share_within": 1.0},
+        "passed": True,
+        "tolerance": 0.1,
+        "min_share": 0.9,
+        "support": {"support_mm": 4.32, "prior": 0.0, "prior_share": 0.25, "region_share": 0.688},
+    }
+    zeros = {"lge": [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]}
+    moved = {"lge": [[0.0, 0.0, 0.0], [1.5, -0.5, 0.0]]}
+    assert "Slice offsets" not in report_page({**base, "slice_offsets_mm": zeros}, {}, "t")
+    assert "Slice offsets of lge" in report_page({**base, "slice_offsets_mm": moved}, {}, "t")
+    measured = report_page({**base, "slice_offsets_mm": zeros, "measured_offsets_mm": moved}, {}, "t")
+    assert "Slice offsets of lge" in measured and "measured di" in measured
+    page = report_page({**base, "slice_offsets_mm": zeros}, {}, "t")
+    assert "<td>25.0%</td>" in page and "<td>68.8%</td>" in page and "largest group error</td><td>1.0000" in page
 
 
 def test_report_and_baseline_commands(fitted_case, small_case, tmp_path):
@@ -386,3 +411,65 @@ def test_the_mesh_picture_is_the_same_with_the_back_faces_culled(small_case, tmp
     assert float(culled[..., :3].std()) > 0.01
     differ = (culled != every).any(axis=-1)
     assert differ.sum() <= 1e-4 * differ.size, differ.sum()
+
+
+def test_the_mesh_picture_looks_along_the_axis_it_is_given():
+    """With an axis, the two cameras sit on it on either side of the points' centre, far enough for
+    the widest extent across it, with the longest direction across it as up; without one, on the
+    points' longest principal axis."""
+    from pycemrg_scar_reconstruction.figures import _principal_views
+
+    rng = np.random.default_rng(0)
+    # a box 20 mm long on z and 80 x 40 mm across: wider than long, as a biventricular mesh can be
+    points = rng.uniform(-0.5, 0.5, size=(4000, 3)) * [80.0, 40.0, 20.0] + [5.0, -3.0, 7.0]
+    center = points.mean(axis=0)
+    views = _principal_views(points, np.array([0.0, 0.0, 2.0]))
+    for (position, focal, up), sign in zip(views, (1.0, -1.0)):
+        offset = np.asarray(position) - center
+        assert np.allclose(focal, center)
+        assert np.allclose(offset[:2], 0.0) and sign * offset[2] > 0
+        radius = np.max(np.hypot(*(points - center)[:, :2].T))
+        assert abs(offset[2]) >= 4.0 * radius  # the 80 mm width, not the 20 mm length, sets it
+        assert np.allclose(np.abs(up), [1.0, 0.0, 0.0], atol=0.05)
+    (position, _, _), _ = _principal_views(points)
+    assert np.allclose(
+        np.abs(np.asarray(position) - center) / np.linalg.norm(np.asarray(position) - center), [1, 0, 0], atol=0.05
+    )
+
+
+def test_the_mesh_picture_shows_the_scar_nodes_through_the_wall(small_case, tmp_path):
+    """A last column draws the nodes >= 0.5 inside a faint surface: coloured pixels there when
+    scar is called, none when it is not."""
+    import matplotlib.image as mpimg
+
+    from pycemrg_scar_reconstruction import figures
+
+    mesh = _mesh_with_fields(small_case)
+    figures.plot_mesh(mesh, tmp_path / "scar.png", fields=("scar_probability", "scar_uncertainty"))
+    mesh.point_data["scar_probability"] = np.zeros(mesh.n_points, np.float32)
+    figures.plot_mesh(mesh, tmp_path / "none.png", fields=("scar_probability", "scar_uncertainty"))
+    scar, none = mpimg.imread(tmp_path / "scar.png"), mpimg.imread(tmp_path / "none.png")
+    assert scar.shape[1] == 3 * 360 and scar.shape[0] == 2 * 340  # three columns, two rows
+
+    def coloured(img: np.ndarray) -> int:
+        rgb = img[:, 2 * 360 :, :3]  # the last column: grey surface, white background, coloured scar
+        return int(((rgb.max(axis=-1) - rgb.min(axis=-1)) > 0.2).sum())
+
+    assert coloured(scar) > 200
+    assert coloured(none) == 0
+
+
+def test_the_mesh_picture_looks_from_the_base_first():
+    """Whichever way the axis points, the first camera is at the wide end (the base), the second at
+    the narrow one (the apex)."""
+    from pycemrg_scar_reconstruction.figures import _principal_views
+
+    rng = np.random.default_rng(1)
+    z = rng.uniform(0.0, 60.0, 5000)  # a cone: radius 30 mm at z = 60 (base), 3 mm at z = 0 (apex)
+    angle = rng.uniform(0.0, 2 * np.pi, 5000)
+    radius = 3.0 + 27.0 * z / 60.0
+    points = np.column_stack([radius * np.cos(angle), radius * np.sin(angle), z])
+    center = points.mean(axis=0)
+    for axis in ([0.0, 0.0, 1.0], [0.0, 0.0, -1.0], None):
+        base, apex = (np.asarray(v[0]) for v in _principal_views(points, None if axis is None else np.array(axis)))
+        assert base[2] > center[2] > apex[2], axis

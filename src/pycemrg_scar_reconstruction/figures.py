@@ -142,16 +142,32 @@ def plot_calibration(cal: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _principal_views(points: np.ndarray) -> list[tuple]:
-    """Two camera positions looking along the mesh's longest principal axis, from either end.
+def _principal_views(points: np.ndarray, axis: np.ndarray | None = None) -> list[tuple]:
+    """Two camera positions looking along the ventricle's long axis, from either end.
 
-    For a ventricle that is the long axis: one view looks into the cavity through the base (the
-    endocardium, where subendocardial scar is), the other at the apex.
+    ``axis``: the long axis's world direction (e.g. a short-axis stack's slice normal); without
+    it, the points' longest principal axis, which is the long axis of a lone LV but not of every
+    biventricular mesh. The first view looks into the cavity from the base (the wider end: the
+    endocardium, where subendocardial scar is), the second at the apex. The picture's up is the
+    longest principal direction across the axis.
     """
     center = points.mean(axis=0)
-    _, _, vt = np.linalg.svd(points - center, full_matrices=False)
-    axis, up = vt[0], vt[1]
-    distance = 3.0 * float(np.ptp(points @ axis))
+    spread = np.cov(points - center, rowvar=False)  # (3, 3)
+    if axis is None:
+        axis = np.linalg.eigh(spread)[1][:, -1]
+    axis = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    across = np.eye(3) - np.outer(axis, axis)
+    # the base is the wide end, the apex the narrow one: the first view is from the base
+    along = (points - center) @ axis
+    width = np.linalg.norm((points - center) @ across, axis=1)
+    low, high = np.quantile(along, [0.2, 0.8])
+    if width[along <= low].mean() > width[along >= high].mean():
+        axis = -axis
+    up = np.linalg.eigh(across @ spread @ across)[1][:, -1]  # the longest direction across the axis
+    # far enough for the whole mesh in VTK's 30 degree view, a biventricular mesh wider than long too
+    radius = float(np.sqrt(np.max(np.sum(((points - center) @ across) ** 2, axis=1))))
+    length = float(np.ptp(points @ axis))
+    distance = max(3.0 * length, 4.2 * radius + 0.5 * length)  # the near end is half a length closer
     return [(tuple(center + sign * distance * axis), tuple(center), tuple(up)) for sign in (1.0, -1.0)]
 
 
@@ -210,8 +226,19 @@ def faces_outward(mesh: Any, surface: Any) -> bool:
     return bool((outward > 0).all())
 
 
-def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability", "scar_uncertainty", "scar_truth")) -> None:
-    """The mesh surface coloured by each present field (columns), seen from both ends of its long axis (rows)."""
+def plot_mesh(
+    mesh: Any,
+    path: Path,
+    fields: Sequence[str] = ("scar_probability", "scar_uncertainty", "scar_truth"),
+    axis: np.ndarray | None = None,
+    threshold: float = 0.5,
+) -> None:
+    """The mesh surface coloured by each present field (columns), seen from both ends of its long
+    axis (rows); with ``scar_probability``, a last column with the nodes at or above ``threshold``
+    inside a see-through surface, so that scar within the wall shows too.
+
+    ``axis``: the long axis's world direction (see :func:`_principal_views`).
+    """
     import pyvista as pv
 
     present = [f for f in fields if f in mesh.point_data]
@@ -221,11 +248,16 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
     # software rendering's time goes into rasterising faces; the back ones are hidden behind the
     # front ones when every face faces out (1.9 -> 1.1 s at 1.4 million nodes, the same pixels)
     culling: Literal["back"] | None = "back" if faces_outward(mesh, surface) else None
-    views = _principal_views(np.asarray(surface.points, dtype=np.float64))
+    views = _principal_views(np.asarray(surface.points, dtype=np.float64), axis)
+    called = None
+    if "scar_probability" in present:
+        probability = np.asarray(mesh.point_data["scar_probability"], dtype=np.float64)
+        keep = probability >= threshold
+        called = pv.PolyData(np.asarray(mesh.points, dtype=np.float64)[keep])
+        called.point_data["scar_probability"] = probability[keep]
+    columns = len(present) + (called is not None)
     with pv.vtk_verbosity("off"):
-        plotter = pv.Plotter(
-            off_screen=True, shape=(len(views), len(present)), window_size=[360 * len(present), 340 * len(views)]
-        )
+        plotter = pv.Plotter(off_screen=True, shape=(len(views), columns), window_size=[360 * columns, 340 * len(views)])
         for row, camera in enumerate(views):
             for col, field in enumerate(present):
                 plotter.subplot(row, col)
@@ -241,6 +273,22 @@ def plot_mesh(mesh: Any, path: Path, fields: Sequence[str] = ("scar_probability"
                     scalar_bar_args={"title": field, "n_labels": 3},
                     culling=culling,
                 )
+                plotter.camera_position = camera
+            if called is not None:
+                plotter.subplot(row, columns - 1)
+                # every face drawn faintly (none culled: the far wall shows through the near one)
+                plotter.add_mesh(surface.copy(deep=False), color="lightgrey", opacity=0.15, show_scalar_bar=False)
+                if called.n_points:
+                    plotter.add_mesh(
+                        called,
+                        scalars="scar_probability",
+                        cmap="magma",
+                        clim=(0.0, 1.0),
+                        point_size=3,
+                        show_scalar_bar=False,
+                    )
+                if row == 0:
+                    plotter.add_text(f"nodes >= {threshold:g}: {called.n_points}, through the wall", font_size=8)
                 plotter.camera_position = camera
         with atomic_output(Path(path)) as tmp:
             plotter.screenshot(str(tmp))

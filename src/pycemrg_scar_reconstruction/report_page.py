@@ -14,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .metrics import calibration_note, misregistration_note, registration_line
 
 _STYLE = """
@@ -42,7 +44,8 @@ def _cell(value: Any) -> str:
     if value is None:  # a figure that does not apply (e.g. AP where no scar was held out)
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        # four decimals up to 1 (a fit exact to the sigmoid's floor, 3e-7, reads 0.0000, not 3.062e-07)
+        return f"{value:.4f}" if abs(value) <= 1 else f"{value:.4g}"
     return html.escape(str(value))
 
 
@@ -51,7 +54,7 @@ def _align(value: Any) -> str:
     if isinstance(value, (int, float)):
         return ""
     try:
-        float(str(value))
+        float(str(value).removesuffix("%"))  # a share written as a percentage is a number too
         return ""
     except ValueError:
         return ' class="text"'
@@ -188,7 +191,13 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
         parts += ["<h2>Training</h2>", table([tr], list(tr))]
     if "support" in report:
         sp = report["support"]
-        parts += ["<h2>Support (nodes far from every slice get the prior)</h2>", table([sp], list(sp))]
+        row = {
+            "beyond the images' coverage by (mm)": sp["support_mm"],
+            "prior given there": sp["prior"],
+            "share of the region's nodes given it": f"{100 * sp['prior_share']:.1f}%",
+            "share of nodes in the region": f"{100 * sp['region_share']:.1f}%",
+        }
+        parts += ["<h2>Support (nodes far from every slice get the prior)</h2>", table([row], list(row))]
     per_slice = report.get("per_slice", [])
     if per_slice:
         parts += ["<h2>Per slice</h2>", table(per_slice, list(per_slice[0]))]
@@ -204,6 +213,8 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
         )
     measured = report.get("measured_offsets_mm", {})
     for name, offsets in report.get("slice_offsets_mm", {}).items():
+        if name not in measured and not np.any(offsets):
+            continue  # nothing measured and nothing applied: no table of zeros
         rows = [{"slice": k, "di mm": d[0], "dj mm": d[1], "dn mm": d[2]} for k, d in enumerate(offsets)]
         columns: tuple[str, ...] = ("slice", "di mm", "dj mm", "dn mm")
         if name in measured:  # measured from the masks, applied or not

@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..io.artifacts import load_training_data
 from ..io.meshes import read_mesh
 from ..io.paths import atomic_output, check_output_dir, stem, write_json
+from ..stack import main_slice_normal
 from ._common import load_fitted
 from .crossval import HELDOUT_NEEDS_MODEL, heldout_summary, model_crossval
 from .validate import validate
@@ -107,7 +108,9 @@ def report(
     if support is not None:
         result["support"] = support
     plot_slices(data, np.asarray(mesh_obj.point_data["scar_probability"]), out / "slices.png")
-    plot_mesh(mesh_obj, out / "mesh.png")
+    # seen along the main stack's normal (the long axis, for a short-axis stack), as prepare takes it
+    several = max(st.n_slices for st in data.stacks) > 1
+    plot_mesh(mesh_obj, out / "mesh.png", axis=main_slice_normal(data.stacks) if several else None)
     if model is not None:
         fitted = load_fitted(model)
         plot_training(fitted.history, out / "training.png", fitted.best_epoch)
