@@ -223,3 +223,54 @@ def test_bad_opencarp_inputs_and_thresholds(tmp_path, capsys):
         ]
     )
     assert code == 2 and "border-threshold" in capsys.readouterr().err
+
+
+def test_cell_volumes_and_the_scar_burden_by_hand():
+    """The hexahedron of side 1.7 mm holds 4.913 mm^3, the tetrahedron a quarter of that; the burden
+    adds up element volumes by class, and the expected scar volume weighs them by probability."""
+    from pycemrg_scar_reconstruction.io.meshes import cell_volumes
+    from pycemrg_scar_reconstruction.regions import scar_burden
+
+    np.testing.assert_allclose(cell_volumes(mixed_grid()), [1.7**3, 0.25 * 1.7**3], rtol=1e-9)
+    quad = pv.UnstructuredGrid(
+        np.array([4, 0, 1, 2, 3]),
+        np.array([pv.CellType.QUAD], np.uint8),
+        np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]),
+    )
+    np.testing.assert_array_equal(cell_volumes(quad), [0.0])  # a face has none
+    volume, p = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.3, 0.8])
+    b = scar_burden(volume, p, 0.25, 0.5)
+    assert b is not None
+    assert (b["myocardium_ml"], b["border_zone_ml"], b["core_ml"]) == (6.0, 2.0, 3.0)
+    assert b["expected_ml"] == pytest.approx(0.1 + 0.6 + 2.4) and b["core_share"] == pytest.approx(0.5)
+    only = scar_burden(volume, p, 0.25, 0.5, in_region=np.array([True, True, False]))
+    assert only is not None and (only["myocardium_ml"], only["core_ml"], only["border_zone_share"]) == (3.0, 0.0, 2.0 / 3.0)
+    assert scar_burden(np.zeros(3), p, 0.25, 0.5) is None  # no volume, no burden
+
+
+def test_the_burden_is_in_millilitres_whatever_the_mesh_units_and_follows_the_region(tmp_path):
+    """The same elements in mm and in micrometres give the same mL; with a region, only the elements
+    whose nodes are all in it count; ``predict`` keeps the figures in the output's field data."""
+    from pycemrg_scar_reconstruction.api._common import burden
+
+    grid = mixed_grid()
+    p = np.linspace(0.2, 0.9, grid.n_points)
+    mm = burden(grid, p, PredictConfig(), MeshConfig(path=tmp_path / "h.vtu"), None)
+    um_grid = grid.copy()
+    um_grid.points = grid.points * 1000.0
+    um = burden(um_grid, p, PredictConfig(), MeshConfig(path=tmp_path / "h.vtu", units="um"), None)
+    assert mm is not None and um is not None
+    assert mm["myocardium_ml"] == pytest.approx(1.25 * 1.7**3 / 1000.0)
+    for key in mm:
+        assert um[key] == pytest.approx(mm[key], rel=1e-9), key
+    hexahedron = np.zeros(grid.n_points, bool)
+    hexahedron[:8] = True  # the tetrahedron's node 8 is outside
+    region = burden(grid, p, PredictConfig(), MeshConfig(path=tmp_path / "h.vtu"), hexahedron)
+    assert region is not None and region["myocardium_ml"] == pytest.approx(1.7**3 / 1000.0)
+    write_prediction(
+        grid, {"scar_probability": p}, tmp_path / "o.vtu", field_arrays={f"scar_{k}": np.array([v]) for k, v in mm.items()}
+    )
+    from pycemrg_scar_reconstruction.api.report import burden_summary
+
+    assert burden_summary(pv.read(tmp_path / "o.vtu")) == pytest.approx(mm)
+    assert burden_summary(grid) is None

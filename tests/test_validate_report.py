@@ -203,6 +203,17 @@ def test_run_writes_the_report_and_pictures(fitted_case):
     report = json.loads((rep / "report.json").read_text())
     assert {"overall", "per_slice", "tolerance", "min_share", "passed", "training", "command", "versions"} <= set(report)
     assert report["command"].startswith("scar-reconstruct run --mesh")
+    # the scar burden: the output's own elements, classed as its scar_region says
+    from pycemrg_scar_reconstruction.io.meshes import cell_volumes
+
+    mesh = pv.read(fitted_case / "rec.vtu")
+    volume = cell_volumes(mesh) / 1000.0
+    region = np.asarray(mesh.cell_data["scar_region"])
+    burden = report["burden"]
+    assert burden["myocardium_ml"] == pytest.approx(volume.sum())
+    assert burden["core_ml"] == pytest.approx(volume[region == 3].sum())
+    assert burden["border_zone_ml"] == pytest.approx(volume[region == 2].sum())
+    assert 0 < burden["core_share"] < 1 and "Scar burden" in (rep / "report.html").read_text()
 
 
 def test_the_html_report_is_self_contained(fitted_case):

@@ -373,9 +373,14 @@ def plot_cohort(rows: Sequence[dict[str, Any]], target: Any) -> None:
     axes[1].set_title("seconds per patient (grey: skipped, time of the earlier run)")
     for ax in axes[:2]:
         ax.set_xticks(x, ids, rotation=90, fontsize=7)
-    axes[2].hist([float(r["scar_share"]) for r in ok if r.get("scar_share") not in ("", None)], bins=20, color="tab:red")
-    axes[2].set_title("scar burden (share of nodes >= 0.5)")
-    axes[2].set_xlabel("share of nodes")
+    # by element volume when every patient has it (volume meshes), else the share of nodes >= 0.5
+    by_volume = bool(ok) and all(r.get("core_share") not in ("", None) for r in ok)
+    share = "core_share" if by_volume else "scar_share"
+    axes[2].hist([float(r[share]) for r in ok if r.get(share) not in ("", None)], bins=20, color="tab:red")
+    axes[2].set_title(
+        "scar burden (core scar, share of the myocardium's volume)" if by_volume else "scar burden (share of nodes >= 0.5)"
+    )
+    axes[2].set_xlabel("share of the myocardium" if by_volume else "share of nodes")
     failed = len(rows) - len(ok)
     fig.suptitle(f"{len(ok)} patients reconstructed" + (f", {failed} not" if failed else ""))
     fig.tight_layout()

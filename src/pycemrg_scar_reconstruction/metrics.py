@@ -274,3 +274,15 @@ def registration_line(reg: dict) -> str:
         if f"{kind}_in_{where}_before" in reg and reg[f"{kind}_in_{where}_before"] == reg[f"{kind}_in_{where}_before"]
     ]
     return line + ("; labelled pixels: " + ", ".join(shares) if shares else "")
+
+
+def burden_line(burden: dict[str, float], region: bool = False) -> str:
+    """One line of a :func:`~.regions.scar_burden`: core and border zone, mL and share, and the
+    expected scar volume."""
+    where = "the region's" if region else "the"
+    return (
+        f"scar burden by element volume: core {burden['core_ml']:.1f} mL ({100 * burden['core_share']:.1f}%), "
+        f"border zone {burden['border_zone_ml']:.1f} mL ({100 * burden['border_zone_share']:.1f}%) of {where} "
+        f"{burden['myocardium_ml']:.1f} mL of myocardium; expected scar {burden['expected_ml']:.1f} mL "
+        f"({100 * burden['expected_share']:.1f}%)"
+    )

@@ -31,7 +31,8 @@ class Prediction:
 
     ``support_mm`` is the cutoff beyond which nodes outside the observed coverage got the
     ``prior`` (``given_prior``; see :func:`apply_support`); ``prior_share`` the share of the
-    region's nodes that did. ``mesh`` is the mesh ``predict`` wrote, with these arrays (a pyvista
+    region's nodes that did. ``burden``: the scar burden by element volume (set by ``predict``;
+    None without volume cells). ``mesh`` is the mesh ``predict`` wrote, with these arrays (a pyvista
     mesh; None when nothing or openCARP files were written).
     """
 
@@ -45,6 +46,7 @@ class Prediction:
     prior_share: float
     given_prior: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)  # ``run``'s wall time per stage
+    burden: dict[str, float] | None = None  # :func:`.regions.scar_burden` of the mesh's (region's) elements
     mesh: Any = None
 
     def point_arrays(self, threshold: float | None = None) -> dict[str, np.ndarray]:

@@ -51,3 +51,44 @@ def element_tags(
     if mode == "replace":
         return np.asarray(tags, np.int32)[element_class]
     return (input_tags + np.array([0, offsets[0], offsets[1]], np.int64)[element_class]).astype(np.int32)
+
+
+def scar_burden(
+    volume_ml: np.ndarray,
+    element_probability: np.ndarray,
+    border_threshold: float,
+    core_threshold: float,
+    in_region: np.ndarray | None = None,
+) -> dict[str, float] | None:
+    """The scar burden of the (region's) myocardium, by element volume.
+
+    Parameters
+    ----------
+    volume_ml : (C,) each element's volume, mL (0 for elements without one).
+    element_probability : (C,) each element's mean node probability (:func:`cell_mean`).
+    border_threshold, core_threshold : the classes of :func:`classify`.
+    in_region : (C,) bool, the elements that count (None: every one).
+
+    Returns
+    -------
+    ``myocardium_ml`` (the elements' total), ``border_zone_ml`` and ``core_ml`` (the elements of each
+    class), ``expected_ml`` (the sum of volume x mean probability), each of the last three also as a
+    share of the myocardium (``*_share``); None when the elements have no volume.
+    """
+    volume = np.asarray(volume_ml, np.float64)
+    if in_region is not None:
+        volume = np.where(in_region, volume, 0.0)
+    total = float(volume.sum())
+    if total <= 0:
+        return None
+    cls = classify(element_probability, border_threshold, core_threshold)
+    parts = {
+        "border_zone": float(volume[cls == 1].sum()),
+        "core": float(volume[cls == 2].sum()),
+        "expected": float(volume @ np.asarray(element_probability, np.float64)),
+    }
+    return {
+        "myocardium_ml": total,
+        **{f"{k}_ml": v for k, v in parts.items()},
+        **{f"{k}_share": v / total for k, v in parts.items()},
+    }

@@ -198,6 +198,20 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
             "share of nodes in the region": f"{100 * sp['region_share']:.1f}%",
         }
         parts += ["<h2>Support (nodes far from every slice get the prior)</h2>", table([row], list(row))]
+    if "burden" in report:
+        b = report["burden"]
+        rows = [
+            {"elements": name, "mL": b[f"{key}_ml"], "share of the myocardium": f"{100 * b[f'{key}_share']:.1f}%"}
+            for name, key in (("core scar", "core"), ("border zone", "border_zone"), ("expected scar", "expected"))
+        ]
+        rows.append({"elements": "myocardium", "mL": b["myocardium_ml"], "share of the myocardium": "100.0%"})
+        parts += [
+            "<h2>Scar burden (by element volume)</h2>",
+            table(rows, ("elements", "mL", "share of the myocardium")),
+            "<p>Core scar and border zone are the elements of <code>scar_region</code> (by their nodes' mean "
+            "probability); the expected scar is the sum of each element's volume times that mean. Over the "
+            "region's elements when a region is given.</p>",
+        ]
     per_slice = report.get("per_slice", [])
     if per_slice:
         parts += ["<h2>Per slice</h2>", table(per_slice, list(per_slice[0]))]

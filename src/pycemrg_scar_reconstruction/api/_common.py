@@ -11,10 +11,10 @@ import numpy as np
 from ..config import MeshConfig, PredictConfig, PrepareConfig
 from ..errors import InputError
 from ..forward import frame_search, overlap_share
-from ..geometry import bounding_box
+from ..geometry import UNIT_TO_MM, bounding_box
 from ..io.artifacts import load_model
-from ..io.meshes import mesh_cells
-from ..regions import cell_mean, classify, element_tags
+from ..io.meshes import cell_volumes, mesh_cells
+from ..regions import cell_mean, classify, element_tags, scar_burden
 from ..stack import StackGeometry
 
 if TYPE_CHECKING:  # torch-backed: imported when a model is used, not with the API
@@ -100,3 +100,23 @@ def element_outputs(mesh_obj: Any, probability: np.ndarray, config: PredictConfi
             input_tags, element_class, config.tag_mode, (config.tag_offset_border, config.tag_offset_core), config.tags
         ),
     }
+
+
+def burden(
+    mesh_obj: Any, probability: np.ndarray, config: PredictConfig, mesh: MeshConfig, region: np.ndarray | None
+) -> dict[str, float] | None:
+    """The scar burden (:func:`~..regions.scar_burden`) of the elements whose nodes are all in
+    ``region`` ((N,) bool; None: the whole mesh), with ``scar_region``'s classes; None when the mesh
+    has no volume cells."""
+    offsets, conn, types = mesh_cells(mesh_obj)
+    if len(types) == 0:
+        return None
+    in_region = None if region is None else np.logical_and.reduceat(region[conn], offsets[:-1])
+    mm = UNIT_TO_MM[mesh.resolved_units]
+    return scar_burden(
+        cell_volumes(mesh_obj) * mm**3 / 1000.0,
+        cell_mean(offsets, conn, probability),
+        config.border_threshold,
+        config.core_threshold,
+        in_region,
+    )

@@ -12,7 +12,7 @@ from ..config import MeshConfig, PredictConfig, RuntimeConfig
 from ..errors import InputError
 from ..io.meshes import check_mesh_output, check_opencarp_cells, prediction_mesh, read_mesh, region_nodes, write_prediction
 from ..io.paths import full_suffix, refuse_overwrite
-from ._common import element_outputs, load_fitted, mesh_size_hint
+from ._common import burden, element_outputs, load_fitted, mesh_size_hint
 
 if TYPE_CHECKING:  # torch-backed types: imported when a model is used, not with the API
     from ..fitted import FittedModel
@@ -76,12 +76,17 @@ def predict(
         )
     if not (np.all(np.isfinite(result.probability)) and np.all(np.isfinite(result.uncertainty))):
         raise InputError(f"{mesh.path}: the prediction is not finite; re-train the model (its weights may be broken)")
+    result = dataclasses.replace(result, burden=burden(mesh_obj, result.probability, config, mesh, region))
     if output is None:
         return result
     arrays = {
         "point_arrays": result.point_arrays(config.threshold),
         "source": mesh,
-        "field_arrays": {"scar_support_mm": np.array([result.support_mm]), "scar_prior": np.array([result.prior])},
+        "field_arrays": {
+            "scar_support_mm": np.array([result.support_mm]),
+            "scar_prior": np.array([result.prior]),
+            **{f"scar_{k}": np.array([v]) for k, v in (result.burden or {}).items()},
+        },
         "output_units": config.output_units,
         **element_outputs(mesh_obj, result.probability, config, mesh),
     }

@@ -54,6 +54,27 @@ def support_summary(mesh_obj: object) -> dict | None:
     }
 
 
+#: The figures of :func:`~..regions.scar_burden`, kept in the output mesh's field data as ``scar_<name>``.
+BURDEN_KEYS = (
+    "myocardium_ml",
+    "border_zone_ml",
+    "core_ml",
+    "expected_ml",
+    "border_zone_share",
+    "core_share",
+    "expected_share",
+)
+
+
+def burden_summary(mesh_obj: object) -> dict[str, float] | None:
+    """The scar burden ``predict`` kept in a reconstruction's field data, or None (a mesh without
+    volume cells, or written before 2026-12-05)."""
+    field_data = mesh_obj.field_data  # type: ignore[attr-defined]
+    if not all(f"scar_{k}" in field_data for k in BURDEN_KEYS):
+        return None
+    return {k: float(np.asarray(field_data[f"scar_{k}"]).ravel()[0]) for k in BURDEN_KEYS}
+
+
 def report(
     output_dir: Path,
     data: TrainingData | Path,
@@ -107,6 +128,9 @@ def report(
     support = support_summary(mesh_obj)
     if support is not None:
         result["support"] = support
+    burden = burden_summary(mesh_obj)
+    if burden is not None:
+        result["burden"] = burden
     plot_slices(data, np.asarray(mesh_obj.point_data["scar_probability"]), out / "slices.png")
     # seen along the main stack's normal (the long axis, for a short-axis stack), as prepare takes it
     several = max(st.n_slices for st in data.stacks) > 1

@@ -120,6 +120,8 @@ def _fit(fitted: Any) -> tuple[dict[str, Any], str]:
 
 
 def _prediction(result: Any, output: Path) -> tuple[dict[str, Any], str]:
+    from ..metrics import burden_line
+
     p = result.probability
     summary = {
         "output": str(output),
@@ -131,13 +133,16 @@ def _prediction(result: Any, output: Path) -> tuple[dict[str, Any], str]:
         "support_mm": result.support_mm,
         "prior": result.prior,
         "prior_share": result.prior_share,
+        "burden": result.burden,
     }
     region = f" of the {int(result.in_region.sum())} in the region" if not result.in_region.all() else ""
     text = (
         f"nodes: {len(p)}  mean probability {p.mean():.3f}  nodes >= 0.5: {int((p >= 0.5).sum())}  "
         f"mean uncertainty {result.uncertainty.mean():.4f}  supervised: {int(result.supervised.sum())}\n"
         f"more than {result.support_mm:.3g} mm beyond the images' coverage (prior {result.prior:g}): "
-        f"{100 * result.prior_share:.1f}% of the nodes{region}\nwrote {output}"
+        f"{100 * result.prior_share:.1f}% of the nodes{region}\n"
+        + (f"{burden_line(result.burden, not result.in_region.all())}\n" if result.burden else "")
+        + f"wrote {output}"
     )
     return summary, text
 
