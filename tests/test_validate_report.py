@@ -179,6 +179,18 @@ def test_validator_passes_a_genuine_fit_and_fails_a_wrong_one(fitted_case, small
     # the uncertainty means something: larger where the error is, and on the nodes on the wrong side of 0.5
     assert truth["uncertainty_error_spearman"] > 0.2
     assert truth["uncertainty_misclassified_auc"] > 0.7
+    # the scar volume beside the truth's: each element's volume times its nodes' mean (0 / 1 truth)
+    from pycemrg_scar_reconstruction.io.meshes import cell_volumes, mesh_cells
+    from pycemrg_scar_reconstruction.regions import cell_mean
+
+    read = pv.read(mesh)
+    offsets, conn, _ = mesh_cells(read)
+    volume = cell_volumes(read) / 1000.0
+    expected = float(volume @ cell_mean(offsets, conn, np.asarray(read.point_data["scar_truth"], np.float64)))
+    assert truth["volume_ml"]["truth_expected"] == pytest.approx(expected)
+    assert truth["volume_ml"]["myocardium"] == pytest.approx(volume.sum())
+    assert 0.5 < truth["volume_ml"]["expected"] / expected < 2.0
+    assert "core scar" in capsys.readouterr().out
     # bad input: no reconstruction named; a truth field that does not exist; a mesh of another size
     assert main(["validate", "--data", str(data)]) == 2
     assert main(["validate", "--data", str(data), "--mesh", str(mesh), "--truth", "nope"]) == 2

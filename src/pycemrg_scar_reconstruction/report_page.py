@@ -185,7 +185,15 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
             )
     if "truth" in report:
         t = report["truth"]
-        parts += ["<h2>Against the ground truth</h2>", table([{k: v for k, v in t.items()}], list(t))]
+        scalars = {k: v for k, v in t.items() if not isinstance(v, dict)}
+        parts += ["<h2>Against the ground truth</h2>", table([scalars], list(scalars))]
+        if "volume_ml" in t:
+            v = t["volume_ml"]
+            rows = [
+                {"scar volume, mL": "core (elements >= 0.5)", "reconstruction": v["core"], "truth": v["truth_core"]},
+                {"scar volume, mL": "expected", "reconstruction": v["expected"], "truth": v["truth_expected"]},
+            ]
+            parts.append(table(rows, ("scar volume, mL", "reconstruction", "truth")))
     if "training" in report:
         tr = report["training"]
         parts += ["<h2>Training</h2>", table([tr], list(tr))]
@@ -202,15 +210,14 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
         b = report["burden"]
         rows = [
             {"elements": name, "mL": b[f"{key}_ml"], "share of the myocardium": f"{100 * b[f'{key}_share']:.1f}%"}
-            for name, key in (("core scar", "core"), ("border zone", "border_zone"), ("expected scar", "expected"))
+            for name, key in (("core scar", "core"), ("border zone", "border_zone"))
         ]
         rows.append({"elements": "myocardium", "mL": b["myocardium_ml"], "share of the myocardium": "100.0%"})
         parts += [
             "<h2>Scar burden (by element volume)</h2>",
             table(rows, ("elements", "mL", "share of the myocardium")),
             "<p>Core scar and border zone are the elements of <code>scar_region</code> (by their nodes' mean "
-            "probability); the expected scar is the sum of each element's volume times that mean. Over the "
-            "region's elements when a region is given.</p>",
+            "probability), over the region's elements when a region is given.</p>",
         ]
     per_slice = report.get("per_slice", [])
     if per_slice:

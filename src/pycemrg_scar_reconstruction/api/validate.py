@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import MeshConfig, ValidateConfig
+from ..config import MeshConfig, PredictConfig, ValidateConfig
 from ..data import TrainingData
 from ..errors import InputError
 from ..io.artifacts import load_training_data
 from ..io.meshes import read_mesh
 from ..metrics import group_report, truth_report
-from ._common import load_fitted
+from ._common import burden, load_fitted
 from .crossval import HELDOUT_NEEDS_MODEL, heldout_summary, model_crossval
 
 if TYPE_CHECKING:  # torch-backed types: imported when a model is used, not with the API
@@ -85,10 +85,23 @@ def validate(
         truth = mesh_field(mesh_obj, config.truth, mesh.path, data.n_nodes)
         # with a region, its nodes only: nodes set to 0 outside it are no evidence either way
         region = np.asarray(mesh_obj.point_data["scar_in_region"], bool) if "scar_in_region" in mesh_obj.point_data else None
-        if region is not None and region.shape == (data.n_nodes,) and region.any() and not region.all():
+        if not (region is not None and region.shape == (data.n_nodes,) and region.any() and not region.all()):
+            region = None
+        # the scar volume against the truth's, summed as predict sums it (before the region's subset)
+        volumes = [burden(mesh_obj, v, PredictConfig(), mesh, region) for v in (values, truth)]
+        if region is not None:
             values, truth = values[region], truth[region]
             uncertainty = None if uncertainty is None else uncertainty[region]
         report["truth"] = truth_report(values, truth, uncertainty)
+        found, true = volumes
+        if found is not None and true is not None:
+            report["truth"]["volume_ml"] = {
+                "myocardium": found["myocardium_ml"],
+                "core": found["core_ml"],
+                "truth_core": true["core_ml"],
+                "expected": found["expected_ml"],
+                "truth_expected": true["expected_ml"],
+            }
     if config.heldout:
         report["heldout"] = heldout_summary(model_crossval(data, model, config.mc_samples, config.mc_seed))
     return report
