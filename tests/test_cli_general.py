@@ -153,3 +153,36 @@ def test_every_commands_full_help_renders(capsys):
     for name in sub.choices:
         assert name in _help(capsys, [name, "--help-all"])
     assert "5% of the wall" in " ".join(_help(capsys, ["synth", "--help-all"]).split())
+
+
+def test_run_says_the_check_and_the_burden(small_case, tmp_path, capfd):
+    """``run`` prints the group check's verdict with the scar of its own slices, and the scar burden;
+    its JSON has them too, as report.json holds them."""
+    argv = [
+        "run",
+        "--mesh",
+        str(small_case["mesh"]),
+        "--image",
+        str(small_case["image"]),
+        "--slice-thickness",
+        "8",
+        "--output",
+        str(tmp_path / "o.vtu"),
+        "--max-epochs",
+        "3",
+        "--mc-samples",
+        "2",
+        "--threads",
+        "1",
+    ]
+    capfd.readouterr()
+    assert main([*argv, "--json", str(tmp_path / "s.json")]) == 0
+    out = capfd.readouterr().out
+    report = json.loads((tmp_path / "o_report" / "report.json").read_text())
+    verdict = "PASS" if report["passed"] else "FAIL"
+    check = next(line for line in out.splitlines() if line.startswith("check: "))
+    assert check.startswith(f"check: {verdict}: {100 * report['overall']['share_within']:.1f}% of groups within 0.1")
+    assert f"Dice {report['scar']['dice']:.3f}" in check
+    facts = json.loads((tmp_path / "s.json").read_text())
+    assert facts["passed"] == report["passed"] and facts["burden"] == report["burden"]
+    assert f"core {report['burden']['core_ml']:.1f} mL" in out

@@ -154,11 +154,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"within {report['tolerance']:g}: {100 * o['share_within']:.1f}%"
     ]
     if "scar" in report:  # absent from reports written before it was kept
-        sc = report["scar"]
-        lines.append(
-            f"scar on its own slices (>= 0.5): {sc['pixels']} pixels in the targets, {sc['called']} in the "
-            f"reconstruction's group means, Dice {sc['dice']:.3f}"
-        )
+        lines.append(scar_line(report["scar"]))
     for s in report["per_slice"]:
         lines.append(
             f"  stack {s['stack']} slice {s['slice']:3d}: {s['groups']:6d} groups  RMSE {s['rmse']:.4f}  "
@@ -178,11 +174,7 @@ def format_report(report: dict[str, Any]) -> str:
                 f"truth: core scar {v['core']:.2f} mL against the truth's {v['truth_core']:.2f} mL, expected scar "
                 f"{v['expected']:.2f} against {v['truth_expected']:.2f} mL (of {v['myocardium']:.1f} mL of myocardium)"
             )
-    verdict = "PASS" if report["passed"] else "FAIL"
-    lines.append(
-        f"{verdict}: {100 * o['share_within']:.1f}% of groups within {report['tolerance']:g} "
-        f"(required {100 * report['min_share']:.0f}%)"
-    )
+    lines.append(verdict_line(report))
     if report.get("misregistration_mm", 0.0) > MISREGISTRATION_WARN_MM:  # what the fit's verdict cannot see
         lines.append(
             f"  but the slices' masks sit {report['misregistration_mm']:.1f} mm (RMS) off the mesh: a breath-hold "
@@ -191,6 +183,23 @@ def format_report(report: dict[str, Any]) -> str:
     if "heldout" in report:  # after the verdict, which is the fit's
         lines += format_heldout(report["heldout"])
     return "\n".join(lines)
+
+
+def scar_line(scar: dict[str, Any]) -> str:
+    """How much of the scar of the slices a reconstruction gives back (``report.json``'s ``scar``)."""
+    return (
+        f"scar on its own slices (>= 0.5): {scar['pixels']} pixels in the targets, {scar['called']} in the "
+        f"reconstruction's group means, Dice {scar['dice']:.3f}"
+    )
+
+
+def verdict_line(report: dict[str, Any]) -> str:
+    """The group check's verdict: PASS or FAIL, the share of groups within the tolerance."""
+    verdict = "PASS" if report["passed"] else "FAIL"
+    return (
+        f"{verdict}: {100 * report['overall']['share_within']:.1f}% of groups within {report['tolerance']:g} "
+        f"(required {100 * report['min_share']:.0f}%)"
+    )
 
 
 def misregistration_note(simulated: dict) -> str:

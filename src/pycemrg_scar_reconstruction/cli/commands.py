@@ -229,7 +229,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary["training"], trained = _fit(load_model(paths["model"]))
     lines = [f"training data: {paths['data']}", f"model: {paths['model']}", trained]
     if args.report:
+        from ..metrics import scar_line, verdict_line
+
+        checked = json.loads((paths["report"] / "report.json").read_text())
+        summary["passed"] = checked["passed"]
         lines.append(f"report: {paths['report']}/")
+        lines.append("check: " + verdict_line(checked) + ("; " + scar_line(checked["scar"]) if "scar" in checked else ""))
     emit(args, summary, "\n".join([*lines, text, f"time: {stage_line(result.seconds)}"]))
     return 0
 
