@@ -370,7 +370,7 @@ def plot_cohort(rows: Sequence[dict[str, Any]], target: Any) -> None:
         [float(r["seconds"] or 0) for r in ok],
         color=["tab:gray" if r["status"] == "skipped" else "tab:green" for r in ok],
     )
-    axes[1].set_title("seconds per patient (grey: skipped, time of the earlier run)")
+    axes[1].set_title("seconds per patient\n(grey: skipped, time of the earlier run)")
     for ax in axes[:2]:
         ax.set_xticks(x, ids, rotation=90, fontsize=7)
     # by element volume when every patient has it (volume meshes), else the share of nodes >= 0.5
@@ -378,7 +378,7 @@ def plot_cohort(rows: Sequence[dict[str, Any]], target: Any) -> None:
     share = "core_share" if by_volume else "scar_share"
     axes[2].hist([float(r[share]) for r in ok if r.get(share) not in ("", None)], bins=20, color="tab:red")
     axes[2].set_title(
-        "scar burden (core scar, share of the myocardium's volume)" if by_volume else "scar burden (share of nodes >= 0.5)"
+        "scar burden: core scar\n(share of the myocardium's volume)" if by_volume else "scar burden\n(share of nodes >= 0.5)"
     )
     axes[2].set_xlabel("share of the myocardium" if by_volume else "share of nodes")
     failed = len(rows) - len(ok)
