@@ -212,3 +212,19 @@ def test_a_patient_whose_worker_is_killed_is_retried_and_completes(files):
     (row,) = result["r"].rows
     assert row["status"] == "done" and row["attempts"] == 2, row
     assert not [f for f in (out / "p").rglob(".*") if f.name != ".attempts"]  # no temporary file left
+
+
+def test_the_cohort_page_leaves_out_columns_no_patient_has(tmp_path):
+    """cohort.html: a column empty for every patient (no truths: no Dice) is not drawn, the others are,
+    their names may break after an underscore; one patient's burden is drawn (a bar, not a histogram)."""
+    from pycemrg_scar_reconstruction.cohort import COLUMNS, write_summary
+
+    done = {**dict.fromkeys(COLUMNS, ""), "id": "p1", "status": "done", "seconds": 12.5, "nodes": 900}
+    done |= {"group_rmse": 0.061, "core_share": 0.031, "core_ml": 5.1, "output": "p1/scar.vtu"}
+    failed = {**dict.fromkeys(COLUMNS, ""), "id": "p2", "status": "failed", "error": "p2/lge.nii.gz: not found"}
+    write_summary([done, failed], tmp_path / "cohort.html", "Cohort m.csv")
+    page = (tmp_path / "cohort.html").read_text()
+    heads = page.split("<thead>")[1].split("</thead>")[0]
+    assert ">group_<wbr>rmse<" in heads and ">core_<wbr>share<" in heads and ">error<" in heads
+    assert ">dice<" not in heads and "holdout" not in heads and ">output<" not in heads
+    assert "not found" in page and page.count("data:image/png;base64,") == 1

@@ -205,7 +205,12 @@ def write_summary(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         [
             f"<p>{len(rows)} patients: {html.escape(counts)}.</p>",
             embed_png(buffer.getvalue(), "per-patient figures"),
-            table(rows, [c for c in COLUMNS if c != "output"], row_class="status"),
+            # columns no patient has (e.g. Dice without truths) stay in cohort.csv, not on the page
+            table(
+                rows,
+                [c for c in COLUMNS if c != "output" and any(r.get(c) not in ("", None) for r in rows)],
+                row_class="status",
+            ),
         ]
     )
     with atomic_output(Path(path)) as tmp:

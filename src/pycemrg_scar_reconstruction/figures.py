@@ -371,16 +371,16 @@ def plot_cohort(rows: Sequence[dict[str, Any]], target: Any) -> None:
         color=["tab:gray" if r["status"] == "skipped" else "tab:green" for r in ok],
     )
     axes[1].set_title("seconds per patient\n(grey: skipped, time of the earlier run)")
-    for ax in axes[:2]:
-        ax.set_xticks(x, ids, rotation=90, fontsize=7)
-    # by element volume when every patient has it (volume meshes), else the share of nodes >= 0.5
+    # by element volume when every patient has it (volume meshes), else the share of nodes >= 0.5;
+    # a bar per patient as beside it (a histogram of one patient, or of equal burdens, reads wrong)
     by_volume = bool(ok) and all(r.get("core_share") not in ("", None) for r in ok)
     share = "core_share" if by_volume else "scar_share"
-    axes[2].hist([float(r[share]) for r in ok if r.get(share) not in ("", None)], bins=20, color="tab:red")
+    axes[2].bar(x, [100 * float(r[share]) if r.get(share) not in ("", None) else np.nan for r in ok], color="tab:red")
     axes[2].set_title(
-        "scar burden: core scar\n(share of the myocardium's volume)" if by_volume else "scar burden\n(share of nodes >= 0.5)"
+        "scar burden: core scar\n(% of the myocardium's volume)" if by_volume else "scar burden\n(% of nodes >= 0.5)"
     )
-    axes[2].set_xlabel("share of the myocardium" if by_volume else "share of nodes")
+    for ax in axes:
+        ax.set_xticks(x, ids, rotation=90, fontsize=7)
     failed = len(rows) - len(ok)
     fig.suptitle(f"{len(ok)} patients reconstructed" + (f", {failed} not" if failed else ""))
     fig.tight_layout()

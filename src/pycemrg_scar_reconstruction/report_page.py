@@ -22,11 +22,12 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
-th:first-child, td:first-child, td.text { text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.4em; text-align: right; }
+th:first-child, td:first-child, .text { text-align: left; }
 tr.failed td, td.fail { background: #fde2e1; } td.pass { background: #e3f6e3; }
 tr.skipped td { color: #666; }
 img { max-width: 100%; border: 1px solid #eee; }
+div.wide { overflow-x: auto; }
 code { background: #f5f5f5; padding: 0.1em 0.3em; word-break: break-all; }
 """
 
@@ -63,14 +64,17 @@ def _align(value: Any) -> str:
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], row_class: str | None = None) -> str:
     """An HTML table of ``rows`` (dicts) with ``columns``; ``row_class`` names a key whose value is
     each row's CSS class (e.g. the status of a cohort row)."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    # a column name may break after an underscore, so a wide table (the cohort's) fits the page;
+    # it is aligned as its column's first value is
+    first = {c: next((r[c] for r in rows if r.get(c) not in ("", None)), "") for c in columns}
+    head = "".join(f"<th{_align(first[c])}>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in columns)
     body = "".join(
         (f'<tr class="{html.escape(str(r.get(row_class, "")))}">' if row_class else "<tr>")
         + "".join(f"<td{_align(r.get(c, ''))}>{_cell(r.get(c, ''))}</td>" for c in columns)
         + "</tr>"
         for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def page(title: str, body: str) -> str:
