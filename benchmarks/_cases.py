@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyvista as pv
@@ -53,6 +57,39 @@ def case_config(
         study_registration=study_registration,
         align_slices=align_slices,
     )
+
+
+@dataclass(frozen=True)
+class WrittenCase:
+    """One synthetic case written to a temporary folder: its seed and kind, how it was made, its
+    files (``synth``'s), the folder (removed when the loop moves on) and how a user prepares it."""
+
+    seed: int
+    kind: str
+    config: SynthConfig
+    files: dict[str, Path]
+    folder: Path
+    prepare: PrepareConfig
+
+    def truth(self) -> tuple[pv.UnstructuredGrid, np.ndarray, np.ndarray]:
+        """The mesh, its (N,) 3D truth and its (N,) bool nodes to score (the ``is_LV`` region, or all)."""
+        mesh = pv.read(str(self.files["mesh"]))
+        truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
+        region = mesh.point_data["is_LV"] if "is_LV" in mesh.point_data else np.ones(len(truth))
+        return mesh, truth, np.asarray(region, bool)
+
+
+def written_cases(
+    seeds: list[int], kinds: list[str], table: Mapping[str, dict[str, Any]], nodes: int
+) -> Iterator[WrittenCase]:
+    """Every seed, then every kind (``table[kind]``: ``SynthConfig`` fields), written and prepared
+    as :func:`case_config` does, one at a time in a temporary folder."""
+    for seed in seeds:
+        for kind in kinds:
+            with tempfile.TemporaryDirectory() as tmp:
+                config = SynthConfig(seed=seed, n_nodes=nodes, **table[kind])
+                files = synth(config, Path(tmp) / "case")
+                yield WrittenCase(seed, kind, config, files, Path(tmp), case_config(config, files))
 
 
 def synthetic_data(

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pyvista as pv
-from _cases import case_config
+from _cases import written_cases
 from real import REAL, label_config
 from whole_run import KINDS
 
@@ -34,11 +33,9 @@ from pycemrg_scar_reconstruction import (
     MeshConfig,
     PredictConfig,
     RuntimeConfig,
-    SynthConfig,
     TrainConfig,
     dice,
     reconstruct,
-    synth,
 )
 from pycemrg_scar_reconstruction.api import baseline
 from pycemrg_scar_reconstruction.api._common import burden
@@ -57,40 +54,35 @@ def main() -> None:
     print("| seed | kind | method | Dice | core mL (truth) | expected mL (truth) | myocardium mL |")
     print("|---|---|---|---|---|---|---|")
     errors: dict[str, list[tuple[str, float, float, float]]] = {}
-    for seed in args.seeds:
-        for kind in args.kinds:
-            with tempfile.TemporaryDirectory() as tmp:
-                config = SynthConfig(seed=seed, n_nodes=args.nodes, **KINDS[kind])
-                case = synth(config, Path(tmp) / "case")
-                prepare_config = case_config(config, case)
-                mesh = pv.read(str(case["mesh"]))
-                truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
-                result = reconstruct(prepare_config, TrainConfig(), Path(tmp) / "out.vtu", runtime=RuntimeConfig(quiet=True))
-                region = None if result.in_region.all() else np.asarray(result.in_region, bool)
-                nodes = slice(None) if region is None else region
-                mesh_config = MeshConfig(path=case["mesh"])
-                true = burden(mesh, truth, PredictConfig(), mesh_config, region)
-                assert true is not None
-                methods = {"network": result.probability}
-                for name in ("nearest", "linear"):
-                    methods[name] = baseline(name, prepare_config)
-                for name, values in methods.items():
-                    found = burden(mesh, np.asarray(values, np.float64), PredictConfig(), mesh_config, region)
-                    assert found is not None
-                    errors.setdefault(name, []).append(
-                        (
-                            kind,
-                            found["core_ml"] / true["expected_ml"] - 1.0,
-                            found["expected_ml"] / true["expected_ml"] - 1.0,
-                            found["core_ml"] / true["core_ml"] - 1.0,
-                        )
-                    )
-                    print(
-                        f"| {seed} | {kind} | {name} | {dice(np.asarray(values)[nodes], truth[nodes]):.3f} | "
-                        f"{found['core_ml']:.2f} ({true['core_ml']:.2f}) | {found['expected_ml']:.2f} "
-                        f"({true['expected_ml']:.2f}) | {found['myocardium_ml']:.1f} |",
-                        flush=True,
-                    )
+    for case in written_cases(args.seeds, args.kinds, KINDS, args.nodes):
+        seed, kind, prepare_config = case.seed, case.kind, case.prepare
+        mesh, truth, _ = case.truth()
+        result = reconstruct(prepare_config, TrainConfig(), case.folder / "out.vtu", runtime=RuntimeConfig(quiet=True))
+        region = None if result.in_region.all() else np.asarray(result.in_region, bool)
+        nodes = slice(None) if region is None else region
+        mesh_config = MeshConfig(path=case.files["mesh"])
+        true = burden(mesh, truth, PredictConfig(), mesh_config, region)
+        assert true is not None
+        methods = {"network": result.probability}
+        for name in ("nearest", "linear"):
+            methods[name] = baseline(name, prepare_config)
+        for name, values in methods.items():
+            found = burden(mesh, np.asarray(values, np.float64), PredictConfig(), mesh_config, region)
+            assert found is not None
+            errors.setdefault(name, []).append(
+                (
+                    kind,
+                    found["core_ml"] / true["expected_ml"] - 1.0,
+                    found["expected_ml"] / true["expected_ml"] - 1.0,
+                    found["core_ml"] / true["core_ml"] - 1.0,
+                )
+            )
+            print(
+                f"| {seed} | {kind} | {name} | {dice(np.asarray(values)[nodes], truth[nodes]):.3f} | "
+                f"{found['core_ml']:.2f} ({true['core_ml']:.2f}) | {found['expected_ml']:.2f} "
+                f"({true['expected_ml']:.2f}) | {found['myocardium_ml']:.1f} |",
+                flush=True,
+            )
     print(
         "\n| kind | method | relative error, min .. max (median size): core against the truth's scar volume "
         "| expected against it | core against the truth's core |"

@@ -19,16 +19,14 @@ changed the schedule would need its own run (``whole_run.py``).
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
-from _cases import case_config
+from _cases import written_cases
 from whole_run import ISSUE_KINDS, KINDS
 
-from pycemrg_scar_reconstruction import PredictConfig, RuntimeConfig, SynthConfig, TrainConfig, dice, synth
+from pycemrg_scar_reconstruction import PredictConfig, RuntimeConfig, TrainConfig, dice
 from pycemrg_scar_reconstruction.api.prepare import run_stages
 from pycemrg_scar_reconstruction.geometry import normalise
 from pycemrg_scar_reconstruction.io.meshes import read_mesh, region_nodes
@@ -175,59 +173,55 @@ def main() -> None:
     print("|---|---|" + "---|" * len(rules))
     changes: dict[str, list[float]] = {name: [] for name in rules}
     shares: dict[str, list[float]] = {name: [] for name in rules}
-    for seed in args.seeds:
-        for kind in args.kinds:
-            with tempfile.TemporaryDirectory() as tmp:
-                synth_config = SynthConfig(seed=seed, n_nodes=args.nodes, **KINDS[kind])
-                case = synth(synth_config, Path(tmp) / "case")
-                prepare_config = case_config(synth_config, case)
-                data = run_stages(prepare_config).data
-                assert data is not None
-                states: list[dict[str, torch.Tensor]] = []
-                fields: Fields = {}
-                coords = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
-                pick = torch.randperm(len(coords), generator=torch.Generator().manual_seed(config.seed))
-                probe = coords[pick[:FIELD_PROBE_NODES]]
+    for case in written_cases(args.seeds, args.kinds, KINDS, args.nodes):
+        seed, kind, prepare_config = case.seed, case.kind, case.prepare
+        data = run_stages(prepare_config).data
+        assert data is not None
+        states: list[dict[str, torch.Tensor]] = []
+        fields: Fields = {}
+        coords = torch.as_tensor(normalise(data.points, data.norm_center, data.norm_scale), dtype=torch.float32)
+        pick = torch.randperm(len(coords), generator=torch.Generator().manual_seed(config.seed))
+        probe = coords[pick[:FIELD_PROBE_NODES]]
 
-                def keep(epoch: int, net: torch.nn.Module) -> bool:
-                    states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
-                    if epoch % FIELD_EVERY == 0:  # no randomness drawn: the trajectory is as without it
-                        with torch.no_grad():
-                            fields[epoch] = net(probe, samples=1, dropout=False)[0].numpy()
-                    return False
+        def keep(epoch: int, net: torch.nn.Module) -> bool:
+            states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+            if epoch % FIELD_EVERY == 0:  # no randomness drawn: the trajectory is as without it
+                with torch.no_grad():
+                    fields[epoch] = net(probe, samples=1, dropout=False)[0].numpy()
+            return False
 
-                fitted = fit(data, config, RuntimeConfig(quiet=True), callback=keep)
-                mesh, points = read_mesh(prepare_config.mesh)
-                region = region_nodes(mesh, prepare_config.mesh)
-                truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
-                judged = np.ones(len(truth), bool) if region is None else region
-                supervised = supervised_nodes(fitted, points)
-                history = fitted.history
-                cells = []
-                base = None
-                for name, rule in rules.items():  # the rule judged against comes first
-                    stop = rule(history, config, fields) or len(history)
-                    kept = best_epoch(history, stop, config.min_delta)
-                    fitted.net.load_state_dict(states[kept - 1])
-                    result = predict_nodes(
-                        fitted,
-                        points,
-                        predict.mc_samples,
-                        predict.mc_seed,
-                        "cpu",
-                        None,
-                        predict.support_mm,
-                        predict.prior,
-                        region,
-                        supervised=supervised,
-                    )
-                    score = dice(result.probability[judged], truth[judged])
-                    base = score if base is None else base
-                    share = history[stop - 1]["seconds"] / history[-1]["seconds"]
-                    changes[name].append(score - base)
-                    shares[name].append(share)
-                    cells.append(f"{score:.3f} / {kept} of {stop} / {share:.2f}")
-                print(f"| {seed} | {kind} | " + " | ".join(cells) + " |", flush=True)
+        fitted = fit(data, config, RuntimeConfig(quiet=True), callback=keep)
+        mesh, points = read_mesh(prepare_config.mesh)
+        region = region_nodes(mesh, prepare_config.mesh)
+        truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
+        judged = np.ones(len(truth), bool) if region is None else region
+        supervised = supervised_nodes(fitted, points)
+        history = fitted.history
+        cells = []
+        base = None
+        for name, rule in rules.items():  # the rule judged against comes first
+            stop = rule(history, config, fields) or len(history)
+            kept = best_epoch(history, stop, config.min_delta)
+            fitted.net.load_state_dict(states[kept - 1])
+            result = predict_nodes(
+                fitted,
+                points,
+                predict.mc_samples,
+                predict.mc_seed,
+                "cpu",
+                None,
+                predict.support_mm,
+                predict.prior,
+                region,
+                supervised=supervised,
+            )
+            score = dice(result.probability[judged], truth[judged])
+            base = score if base is None else base
+            share = history[stop - 1]["seconds"] / history[-1]["seconds"]
+            changes[name].append(score - base)
+            shares[name].append(share)
+            cells.append(f"{score:.3f} / {kept} of {stop} / {share:.2f}")
+        print(f"| {seed} | {kind} | " + " | ".join(cells) + " |", flush=True)
     print(
         f"\n| rule | Dice change against {args.against}: worst / mean "
         "| training seconds, share of patience alone's: median / largest |"

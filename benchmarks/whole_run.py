@@ -24,28 +24,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pyvista as pv
 import torch
-from _cases import case_config
+from _cases import written_cases
 from bench_train import ours, tensors
 
 from pycemrg_scar_reconstruction import (
     PrepareConfig,
     RuntimeConfig,
     StackConfig,
-    SynthConfig,
     TargetConfig,
     TrainConfig,
     dice,
     reconstruct,
-    synth,
 )
 from pycemrg_scar_reconstruction.api import output_paths
 from pycemrg_scar_reconstruction.api.prepare import run_stages
@@ -160,51 +156,39 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in args.settings}
     kind_of: list[str] = []  # the kind of each row of every setting's results
-    for seed in args.seeds:
-        for kind in args.kinds:
-            extra = KINDS[kind]
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
-                config = SynthConfig(seed=seed, n_nodes=args.nodes, **extra)
-                case = synth(config, folder / "case")
-                prepare_config = case_config(config, case)
-                if kind.endswith("labels"):
-                    prepare_config = label_config(case, prepare_config)
-                mesh = pv.read(str(case["mesh"]))
-                truth = np.asarray(mesh.point_data["scar_truth"], np.float64)
-                nodes = (
-                    np.asarray(mesh.point_data["is_LV"], bool) if "is_LV" in mesh.point_data else np.ones(len(truth), bool)
-                )
-                for name, training_seed in ((n, t) for t in args.training_seeds for n in args.settings):
-                    timed = reference_epochs(prepare_config)
-                    before = timed()
-                    out = folder / f"{name}-{training_seed}" / "out.vtu"
-                    out.parent.mkdir()
-                    start = time.perf_counter()
-                    fields = dict(SETTINGS[name])
-                    runtime = RuntimeConfig(quiet=True, **fields.pop("runtime", {}))
-                    train = TrainConfig(seed=training_seed, **fields)
-                    result = reconstruct(prepare_config, train, out, runtime=runtime)
-                    seconds = time.perf_counter() - start
-                    epochs = before + timed()  # bracketing the run
-                    reference = float(np.median(epochs))
-                    score = dice(result.probability[nodes], truth[nodes])
-                    mae = float(np.abs(result.probability[nodes] - truth[nodes]).mean())
-                    label = f" (training seed {training_seed})" if len(args.training_seeds) > 1 else ""
-                    results[name].append((seconds / reference, score))
-                    if name == args.settings[0]:
-                        kind_of.append(kind)
-                    # the epochs tell a slower machine from a longer training (the seconds move with the load)
-                    history = json.loads(history_path(output_paths(out)["model"]).read_text())
-                    stages = " / ".join(
-                        f"{result.seconds.get(s, 0.0):.1f}" for s in ("prepare", "train", "predict", "report")
-                    )
-                    print(
-                        f"| {seed} | {kind} | {name}{label} | {stages} | {len(history['epochs'])} | {seconds:.1f} | "
-                        f"{reference:.2f} ({min(epochs):.2f}-{max(epochs):.2f}) | "
-                        f"{seconds / reference:.1f} | {score:.3f} | {mae:.4f} |",
-                        flush=True,
-                    )
+    for case in written_cases(args.seeds, args.kinds, KINDS, args.nodes):
+        seed, kind, folder, prepare_config = case.seed, case.kind, case.folder, case.prepare
+        if kind.endswith("labels"):
+            prepare_config = label_config(case.files, prepare_config)
+        _, truth, nodes = case.truth()
+        for name, training_seed in ((n, t) for t in args.training_seeds for n in args.settings):
+            timed = reference_epochs(prepare_config)
+            before = timed()
+            out = folder / f"{name}-{training_seed}" / "out.vtu"
+            out.parent.mkdir()
+            start = time.perf_counter()
+            fields = dict(SETTINGS[name])
+            runtime = RuntimeConfig(quiet=True, **fields.pop("runtime", {}))
+            train = TrainConfig(seed=training_seed, **fields)
+            result = reconstruct(prepare_config, train, out, runtime=runtime)
+            seconds = time.perf_counter() - start
+            epochs = before + timed()  # bracketing the run
+            reference = float(np.median(epochs))
+            score = dice(result.probability[nodes], truth[nodes])
+            mae = float(np.abs(result.probability[nodes] - truth[nodes]).mean())
+            label = f" (training seed {training_seed})" if len(args.training_seeds) > 1 else ""
+            results[name].append((seconds / reference, score))
+            if name == args.settings[0]:
+                kind_of.append(kind)
+            # the epochs tell a slower machine from a longer training (the seconds move with the load)
+            history = json.loads(history_path(output_paths(out)["model"]).read_text())
+            stages = " / ".join(f"{result.seconds.get(s, 0.0):.1f}" for s in ("prepare", "train", "predict", "report"))
+            print(
+                f"| {seed} | {kind} | {name}{label} | {stages} | {len(history['epochs'])} | {seconds:.1f} | "
+                f"{reference:.2f} ({min(epochs):.2f}-{max(epochs):.2f}) | "
+                f"{seconds / reference:.1f} | {score:.3f} | {mae:.4f} |",
+                flush=True,
+            )
     base = np.array(results.get("default", []))
     print("\n| setting | run in reference epochs: median / largest | Dice change against default: worst / mean |")
     print("|---|---|---|")
