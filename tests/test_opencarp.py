@@ -238,6 +238,11 @@ def test_cell_volumes_and_the_scar_burden_by_hand():
         np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]),
     )
     np.testing.assert_array_equal(cell_volumes(quad), [0.0])  # a face has none
+    # elements in the mirrored node order (VTK's volume is then negative) hold the same volume
+    corners = np.array([[0.0, 0, 0], [2, 0, 0], [0, 3, 0], [0, 0, 1]])
+    for order in ([0, 1, 2, 3], [0, 2, 1, 3]):
+        tet = pv.UnstructuredGrid(np.array([4, *order]), np.array([pv.CellType.TETRA], np.uint8), corners)
+        np.testing.assert_allclose(cell_volumes(tet), [1.0], rtol=1e-12)
     volume, p = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.3, 0.8])
     b = scar_burden(volume, p, 0.25, 0.5)
     assert b is not None

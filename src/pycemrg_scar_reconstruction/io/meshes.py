@@ -146,12 +146,13 @@ def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def cell_volumes(mesh: Any) -> np.ndarray:
     """(C,) each cell's volume in the mesh's length unit cubed (VTK's cell size filter); 0 for cells
-    without one (faces, lines, points)."""
+    without one (faces, lines, points). An element whose nodes are in the mirrored order counts its
+    volume too (VTK gives it negative; reading refuses such linear elements, not quadratic ones)."""
     grid = mesh if hasattr(mesh, "celltypes") else mesh.cast_to_unstructured_grid()
     if grid.n_cells == 0:
         return np.zeros(0)
     sizes = grid.compute_cell_sizes(length=False, area=False, volume=True, vertex_count=False)
-    return np.asarray(sizes.cell_data["Volume"], np.float64)
+    return np.abs(np.asarray(sizes.cell_data["Volume"], np.float64))
 
 
 #: VTK's axis-aligned cell types and the general type with the same nodes: (voxel type, general
