@@ -19,3 +19,10 @@ def test_script_help(script: Path):
     done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "usage" in done.stdout
+
+
+def test_every_benchmark_is_listed_for_developers():
+    """docs/developer.md's table names every script in benchmarks/ (what each answers)."""
+    page = (ROOT / "docs" / "developer.md").read_text()
+    missing = [p.name for p in SCRIPTS if p.parent.name == "benchmarks" and f"`{p.name}`" not in page]
+    assert not missing, f"add to docs/developer.md's benchmark table: {missing}"
