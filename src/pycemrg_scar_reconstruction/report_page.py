@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .metrics import calibration_note, misregistration_note, registration_line
+from .targets import INTENSITY_CAVEAT
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -26,6 +27,7 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.4em; text-align: right; }
 th:first-child, td:first-child, .text { text-align: left; }
 tr.failed td, td.fail { background: #fde2e1; } td.pass { background: #e3f6e3; }
 tr.skipped td { color: #666; }
+p.caveat { background: #fff4d6; padding: 0.4em 0.6em; }
 img { max-width: 100%; border: 1px solid #eee; }
 div.wide { overflow-x: auto; }
 code { background: #f5f5f5; padding: 0.1em 0.3em; word-break: break-all; }
@@ -251,6 +253,9 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
     if stacks:
         rows = [{"stack": s["name"], "thickness mm": s["thickness_mm"], "targets": s["targets"]} for s in stacks]
         parts += ["<h2>Stacks</h2>", table(rows, ("stack", "thickness mm", "targets"))]
+        if any(s["targets"].get("target") == "intensity" for s in stacks):
+            caveat = html.escape(INTENSITY_CAVEAT).replace("`target` label", "<code>--target label</code>")
+            parts.append(f'<p class="caveat">Raw intensities: {caveat}.</p>')
     for heading, path in pictures.items():
         if Path(path).exists():
             parts += [f"<h2>{html.escape(heading)}</h2>", embed_png(Path(path), heading)]

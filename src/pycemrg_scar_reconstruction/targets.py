@@ -39,6 +39,13 @@ from .errors import InputError
 from .stack import RawStack, SliceStack, StackGeometry
 from .tissue import PURE, estimate_levels, scar_fraction
 
+#: What raw intensities are worth on real hearts (measured outside the project; README,
+#: docs/tutorials/real-case.md): said by ``prepare`` and the report whenever targets are intensities.
+INTENSITY_CAVEAT = (
+    "scar read from raw intensities agreed with experts' scar labels at only Dice 0.10-0.52 on seven "
+    "human PSIR stacks; give a label map (`target` label) when there is one"
+)
+
 TARGET_KINDS: tuple[str, ...] = get_args(TargetKind)
 
 

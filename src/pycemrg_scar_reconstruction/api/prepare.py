@@ -47,7 +47,7 @@ from ..io.paths import check_output, refuse_overwrite, stem
 from ..progress import Ticker
 from ..registration import TURN_DEG, estimate_study_transform, inside_share, mask_centres, moved_geometry, slice_walls
 from ..stack import RawStack, SliceStack, StackGeometry, main_slice_normal
-from ..targets import stack_targets
+from ..targets import INTENSITY_CAVEAT, stack_targets
 from ..tissue import short_axis_cavity, tissue_fractions
 from ._common import MIN_OVERLAP_SHARE, prepare_inputs, require_overlap
 
@@ -232,13 +232,9 @@ def targets(run: PrepareRun) -> None:
         for s, (raw, sc) in enumerate(zip(run.raw, run.config.stacks))
     ]
     for sc in run.config.stacks:
-        if sc.target.kind == "intensity":  # measured outside the project (README, docs/benchmarks.md)
-            logger.warning(
-                "%s: scar read from raw intensities (`normalise` %s) agreed with experts' scar labels at only "
-                "Dice 0.10-0.52 on seven human PSIR stacks; give a label map (`target` label) when there is one",
-                sc.path,
-                sc.target.normalise,
-            )
+        if sc.target.kind == "intensity":
+            # in the format, not an argument: the CLI turns its `field` names into flags
+            logger.warning("%s (`normalise` %s): " + INTENSITY_CAVEAT, sc.path, sc.target.normalise)
 
 
 def memberships(run: PrepareRun) -> None:
