@@ -62,6 +62,14 @@ KINDS = {
     # larger still: whole meshes 65-77 mm in normalised unit, as the real one's 76
     "dilated biventricular": {"real_like": True, "biventricular": True, "heart_scale": 1.6},
     "real-size intensity biventricular": {"real_like": True, "intensity": True, "biventricular": True, "heart_scale": 1.35},
+    # the real PSIR stack's noise: sd about 0.12 (wall) and 0.15 (blood pool) of the blood level, 3-4x
+    # the real-like kind's (benchmarks.md, twenty-first session)
+    "real-noise intensity biventricular": {
+        "real_like": True,
+        "intensity": True,
+        "biventricular": True,
+        "rician_sigma": 40.0,
+    },
 }
 #: the kinds the issue's figure is of (the real-like ones judge a setting's Dice, with --kinds)
 ISSUE_KINDS = ("probability", "intensity", "biventricular")
