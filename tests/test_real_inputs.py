@@ -298,7 +298,11 @@ def test_a_rotated_voxel_mesh_is_read_as_the_same_hexahedra(bv_case, tmp_path):
 
 def test_inverted_or_degenerate_cells_are_refused(tmp_path):
     pts = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]], float)
-    inverted = pv.UnstructuredGrid(np.array([8, 4, 5, 6, 7, 0, 1, 2, 3]), np.array([12], np.uint8), pts)
+    # one hexahedron in the mirrored node order beside one in the usual order: a defect
+    both = np.vstack([pts, pts + [2.0, 0, 0]])
+    inverted = pv.UnstructuredGrid(
+        np.array([8, 4, 5, 6, 7, 0, 1, 2, 3, 8, 8, 9, 10, 11, 12, 13, 14, 15]), np.array([12, 12], np.uint8), both
+    )
     flat = pts.copy()
     flat[4:, 2] = 0.0
     degenerate = pv.UnstructuredGrid(np.array([8, 0, 1, 2, 3, 4, 5, 6, 7]), np.array([12], np.uint8), flat)
@@ -309,6 +313,34 @@ def test_inverted_or_degenerate_cells_are_refused(tmp_path):
         grid.save(str(tmp_path / name))
         with pytest.raises(InputError, match=f"1 cell.*{word}.*repair the mesh"):
             read_mesh(MeshConfig(path=tmp_path / name))
+
+
+def test_a_mesh_mirrored_throughout_gives_the_same_training_data(small_case, tmp_path):
+    """Every element in the mirrored node order (a convention of some tools) is read as it is: the
+    memberships, the mixture's tissue fractions and targets, and the registration are the same."""
+    from pycemrg_scar_reconstruction.api.prepare import run_stages
+    from pycemrg_scar_reconstruction.config import MeshConfig, PrepareConfig, StackConfig, TargetConfig
+    from pycemrg_scar_reconstruction.io.meshes import mesh_cells
+
+    mesh = pv.read(str(small_case["mesh"]))
+    offsets, conn, types = mesh_cells(mesh)
+    assert set(types.tolist()) == {12}
+    rows = offsets[:-1, None] + np.array([4, 5, 6, 7, 0, 1, 2, 3])  # top face first: mirrored
+    flipped = pv.UnstructuredGrid(np.insert(conn[rows].ravel(), offsets[:-1], 8), mesh.celltypes, mesh.points)
+    for name in mesh.point_data:
+        flipped.point_data[name] = mesh.point_data[name]
+    assert (flipped.compute_cell_sizes().cell_data["Volume"] < 0).all()
+    flipped.save(str(tmp_path / "mirrored.vtu"))
+    data = []
+    for path in (small_case["mesh"], tmp_path / "mirrored.vtu"):
+        stack = StackConfig(
+            path=small_case["image"], mask=small_case["mask"], slice_thickness=8, target=TargetConfig(kind="intensity")
+        )
+        data.append(run_stages(PrepareConfig(mesh=MeshConfig(path=path), stacks=[stack])).data)
+    a, b = data
+    for field in ("member_node", "member_group", "group_target", "group_voxel"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert a.registration is not None and a.registration == b.registration
 
 
 @pytest.mark.parametrize("suffix", [".vtu", ".vtp"])

@@ -168,7 +168,8 @@ VOLUME_CELLS = SOLID_CELLS + (11, 24, 25)
 
 def general_cells(mesh: Any, path: Path) -> Any:
     """The mesh with ``VTK_VOXEL`` / ``VTK_PIXEL`` cells as hexahedra / quads (node order converted,
-    arrays kept); other meshes unchanged. Refuses solid cells with no or negative volume."""
+    arrays kept); other meshes unchanged. Refuses solid cells with no volume, or with a negative one
+    unless every solid cell has (the mirrored node order throughout: a convention, read as it is)."""
     import pyvista as pv
 
     if not hasattr(mesh, "celltypes") or mesh.n_cells == 0:
@@ -194,8 +195,13 @@ def general_cells(mesh: Any, path: Path) -> Any:
     solid = np.isin(types, SOLID_CELLS)
     if solid.any():
         volume = np.asarray(mesh.compute_cell_sizes(length=False, area=False, volume=True).cell_data["Volume"])
-        scale = float(np.ptp(np.asarray(mesh.points), axis=0).max()) ** 3
-        bad = solid & (volume <= 1e-12 * scale)
+        tiny = 1e-12 * float(np.ptp(np.asarray(mesh.points), axis=0).max()) ** 3
+        # every element in the mirrored node order is a convention (some tools write meshes so), not a
+        # defect: the inside tests and element volumes do not depend on it (tested); some is a defect
+        mirrored = solid.sum() > 1 and bool((volume[solid] < -tiny).all())
+        if mirrored:
+            logger.info("%s: every element lists its nodes in the mirrored order; read as it is", path)
+        bad = solid & ((np.abs(volume) if mirrored else volume) <= tiny)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             kind = "inverted (negative volume)" if volume[first] < 0 else "degenerate (no volume)"
