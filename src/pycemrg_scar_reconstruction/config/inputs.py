@@ -238,5 +238,6 @@ class SynthConfig(_Config):
         description="as hard as a real case: the mesh is a model of the imaged heart, not its segmentation "
         "(radii, length and wall off by up to 6%), the stack stops 1.3-2 slice spacings short of the apex, the "
         "scar is a small one (2.5-5% of the wall) at an RV insertion and one reaching the apex past the last "
-        "slice; with intensity, PSIR-like levels (blood brightest, remote myocardium near zero)",
+        "slice; with intensity, PSIR-like levels (blood brightest, remote myocardium near zero), with a third of "
+        "the real PSIR stack's noise unless rician_sigma is 40",
     )
