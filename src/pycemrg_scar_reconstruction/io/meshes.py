@@ -147,7 +147,7 @@ def mesh_cells(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def cell_volumes(mesh: Any) -> np.ndarray:
     """(C,) each cell's volume in the mesh's length unit cubed (VTK's cell size filter); 0 for cells
     without one (faces, lines, points). An element whose nodes are in the mirrored order counts its
-    volume too (VTK gives it negative; reading refuses such linear elements, not quadratic ones)."""
+    volume too (VTK gives it negative; a mesh mirrored throughout is read as it is, :func:`general_cells`)."""
     grid = mesh if hasattr(mesh, "celltypes") else mesh.cast_to_unstructured_grid()
     if grid.n_cells == 0:
         return np.zeros(0)
