@@ -287,6 +287,11 @@ def test_the_report_page_writes_numbers_plainly_and_leaves_out_offsets_never_use
     raw = report_page({**base, "stacks": [{**stack, "targets": {"target": "intensity", "normalise": "mixture"}}]}, {}, "t")
     plain = report_page({**base, "stacks": [{**stack, "targets": {"target": "probability"}}]}, {}, "t")
     assert "Dice 0.10-0.52" in raw and "<code>--target label</code>" in raw and "Dice 0.10-0.52" not in plain
+    # the targets read as prepare prints them, not as a Python dict
+    levels = report_page(
+        {**base, "stacks": [{**stack, "targets": {"target": "intensity", "healthy_level": 4.5930822627}}]}, {}, "t"
+    )
+    assert "target=intensity, healthy_level=4.593" in levels and "{&#x27;target" not in levels
 
 
 def test_report_and_baseline_commands(fitted_case, small_case, tmp_path):

@@ -40,7 +40,8 @@ def stack_disagreement(data: TrainingData) -> list[dict[str, float]]:
     return out
 
 
-def _format_mapping(mapping: dict) -> str:
+def format_mapping(mapping: dict) -> str:
+    """How a stack's values became targets (``stack_mapping``), as ``key=value, ...`` (4 significant digits)."""
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in mapping.items())
 
 
@@ -61,7 +62,7 @@ def summary(data: TrainingData) -> str:
             f"stack {si} ({name}): {int(sel.sum())} groups, thickness {data.stacks[si].thickness:g} mm; "
             f"groups per slice {{{per_slice}}}"
         )
-        lines.append(f"  targets: {_format_mapping(json.loads(str(data.stack_mapping[si])))}")
+        lines.append(f"  targets: {format_mapping(json.loads(str(data.stack_mapping[si])))}")
         offsets = data.stacks[si].slice_offsets
         if offsets is not None:
             rows = "; ".join(f"{k}: [{o[0]:+.1f}, {o[1]:+.1f}, {o[2]:+.1f}]" for k, o in enumerate(offsets))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .data_summary import format_mapping
 from .metrics import calibration_note, misregistration_note, registration_line
 from .targets import INTENSITY_CAVEAT
 
@@ -251,7 +252,9 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
         parts += [f"<h2>Slice offsets of {html.escape(name)} (applied)</h2>", table(rows, columns)]
     stacks = report.get("stacks", [])
     if stacks:
-        rows = [{"stack": s["name"], "thickness mm": s["thickness_mm"], "targets": s["targets"]} for s in stacks]
+        rows = [
+            {"stack": s["name"], "thickness mm": s["thickness_mm"], "targets": format_mapping(s["targets"])} for s in stacks
+        ]
         parts += ["<h2>Stacks</h2>", table(rows, ("stack", "thickness mm", "targets"))]
         if any(s["targets"].get("target") == "intensity" for s in stacks):
             caveat = html.escape(INTENSITY_CAVEAT).replace("`target` label", "<code>--target label</code>")
