@@ -282,6 +282,9 @@ def test_the_report_page_writes_numbers_plainly_and_leaves_out_offsets_never_use
     assert "Slice offsets of lge" in measured and "measured di" in measured
     page = report_page({**base, "slice_offsets_mm": zeros}, {}, "t")
     assert "<td>25.0%</td>" in page and "<td>68.8%</td>" in page and "largest group error</td><td>1.0000" in page
+    # the verdict's cell is coloured (green PASS, red FAIL)
+    assert '<td class="text pass">PASS</td>' in page
+    assert '<td class="text fail">FAIL</td>' in report_page({**base, "passed": False, "slice_offsets_mm": zeros}, {}, "t")
     # raw intensities carry the real cases' caveat on the page, as prepare says it; probabilities do not
     stack = {"name": "lge", "thickness_mm": 8.0}
     raw = report_page({**base, "stacks": [{**stack, "targets": {"target": "intensity", "normalise": "mixture"}}]}, {}, "t")

@@ -21,7 +21,7 @@ from .metrics import calibration_note, misregistration_note, registration_line
 from .targets import INTENSITY_CAVEAT
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 72em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.4em; text-align: right; }
@@ -129,7 +129,7 @@ def report_page(report: Mapping[str, Any], pictures: Mapping[str, Path], title: 
                 else []
             ),
             ("figure", "value"),
-        ).replace(f"<td>{verdict.upper()}</td>", f'<td class="{verdict}">{verdict.upper()}</td>'),
+        ).replace(f'<td class="text">{verdict.upper()}</td>', f'<td class="text {verdict}">{verdict.upper()}</td>'),
         "<p>These figures say how well the reconstruction reproduces the pixels it was trained on, "
         "not how right it is between the slices.</p>",
     ]
