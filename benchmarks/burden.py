@@ -38,7 +38,7 @@ from pycemrg_scar_reconstruction import (
     reconstruct,
 )
 from pycemrg_scar_reconstruction.api import baseline
-from pycemrg_scar_reconstruction.api._common import burden
+from pycemrg_scar_reconstruction.api._common import burden, elements
 
 DEFAULT_KINDS = ("probability", "intensity", "biventricular", "real-like", "real-like intensity biventricular")
 
@@ -61,13 +61,13 @@ def main() -> None:
         region = None if result.in_region.all() else np.asarray(result.in_region, bool)
         nodes = slice(None) if region is None else region
         mesh_config = MeshConfig(path=case.files["mesh"])
-        true = burden(mesh, truth, PredictConfig(), mesh_config, region)
+        true = burden(mesh, elements(mesh, truth), PredictConfig(), mesh_config, region)
         assert true is not None
         methods = {"network": result.probability}
         for name in ("nearest", "linear"):
             methods[name] = baseline(name, prepare_config)
         for name, values in methods.items():
-            found = burden(mesh, np.asarray(values, np.float64), PredictConfig(), mesh_config, region)
+            found = burden(mesh, elements(mesh, np.asarray(values, np.float64)), PredictConfig(), mesh_config, region)
             assert found is not None
             errors.setdefault(name, []).append(
                 (

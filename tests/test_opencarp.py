@@ -90,18 +90,18 @@ def test_every_element_kind_keeps_its_volume_through_opencarp(tmp_path):
     [("offset", [1, 105, 205, 7]), ("keep", [1, 5, 5, 7]), ("replace", [1, 2, 3, 1])],
 )
 def test_tag_modes_keep_or_offset_the_input_tags(tmp_path, mode, expected):
-    from pycemrg_scar_reconstruction.api._common import element_outputs
+    from pycemrg_scar_reconstruction.api._common import element_outputs, elements
 
     grid = every_element_kind()
     # node probabilities that make the cells healthy, border zone, core scar, healthy
     prob = np.zeros(grid.n_points)
     prob[8:14], prob[14:19] = 0.3, 0.9
     mesh = MeshConfig(path=tmp_path / "k.vtu", tag_array="region")
-    out = element_outputs(grid, prob, PredictConfig(tag_mode=mode), mesh)
+    out = element_outputs(grid, elements(grid, prob), PredictConfig(tag_mode=mode), mesh)
     np.testing.assert_array_equal(out["element_tags"], expected)
     np.testing.assert_array_equal(out["cell_arrays"]["scar_region"], [1, 2, 3, 1])
     with pytest.raises(InputError, match="no cell array 'nothere'"):
-        element_outputs(grid, prob, PredictConfig(), mesh.model_copy(update={"tag_array": "nothere"}))
+        element_outputs(grid, elements(grid, prob), PredictConfig(), mesh.model_copy(update={"tag_array": "nothere"}))
 
 
 def test_fibres_become_a_lon_and_their_absence_is_said(tmp_path, caplog):
@@ -256,21 +256,21 @@ def test_cell_volumes_and_the_scar_burden_by_hand():
 def test_the_burden_is_in_millilitres_whatever_the_mesh_units_and_follows_the_region(tmp_path):
     """The same elements in mm and in micrometres give the same mL; with a region, only the elements
     whose nodes are all in it count; ``predict`` keeps the figures in the output's field data."""
-    from pycemrg_scar_reconstruction.api._common import burden
+    from pycemrg_scar_reconstruction.api._common import burden, elements
 
     grid = mixed_grid()
     p = np.linspace(0.2, 0.9, grid.n_points)
-    mm = burden(grid, p, PredictConfig(), MeshConfig(path=tmp_path / "h.vtu"), None)
+    mm = burden(grid, elements(grid, p), PredictConfig(), MeshConfig(path=tmp_path / "h.vtu"), None)
     um_grid = grid.copy()
     um_grid.points = grid.points * 1000.0
-    um = burden(um_grid, p, PredictConfig(), MeshConfig(path=tmp_path / "h.vtu", units="um"), None)
+    um = burden(um_grid, elements(um_grid, p), PredictConfig(), MeshConfig(path=tmp_path / "h.vtu", units="um"), None)
     assert mm is not None and um is not None
     assert mm["myocardium_ml"] == pytest.approx(1.25 * 1.7**3 / 1000.0)
     for key in mm:
         assert um[key] == pytest.approx(mm[key], rel=1e-9), key
     hexahedron = np.zeros(grid.n_points, bool)
     hexahedron[:8] = True  # the tetrahedron's node 8 is outside
-    region = burden(grid, p, PredictConfig(), MeshConfig(path=tmp_path / "h.vtu"), hexahedron)
+    region = burden(grid, elements(grid, p), PredictConfig(), MeshConfig(path=tmp_path / "h.vtu"), hexahedron)
     assert region is not None and region["myocardium_ml"] == pytest.approx(1.7**3 / 1000.0)
     write_prediction(
         grid, {"scar_probability": p}, tmp_path / "o.vtu", field_arrays={f"scar_{k}": np.array([v]) for k, v in mm.items()}

@@ -3,6 +3,7 @@ and the per-element outputs of a reconstruction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,14 +78,31 @@ def load_fitted(model: FittedModel | Path) -> FittedModel:
     return model if isinstance(model, FittedModel) else load_model(Path(model))
 
 
-def element_outputs(mesh_obj: Any, probability: np.ndarray, config: PredictConfig, mesh: MeshConfig) -> dict[str, Any]:
-    """Per element, when the mesh has cells: ``cell_arrays`` {``scar_region``: the healthy / border
-    zone / core scar tags} and the openCARP ``element_tags`` (``tag_mode`` applied to the input tags:
-    ``tag_array``, an openCARP mesh's own tags, or 0)."""
+@dataclass(frozen=True)
+class Elements:
+    """A mesh's cells and a node field's mean over each: VTK ``offsets`` (C + 1,), ``connectivity``,
+    ``types`` (C,) and ``mean`` (C,); C = 0 for a mesh without cells."""
+
+    offsets: np.ndarray
+    connectivity: np.ndarray
+    types: np.ndarray
+    mean: np.ndarray
+
+
+def elements(mesh_obj: Any, node_values: np.ndarray) -> Elements:
+    """The mesh's cells with ``node_values`` ((N,)) averaged over each: read once for every per-element output."""
     offsets, conn, types = mesh_cells(mesh_obj)
-    if len(types) == 0:
+    return Elements(offsets, conn, types, cell_mean(offsets, conn, node_values))
+
+
+def element_outputs(mesh_obj: Any, cells: Elements, config: PredictConfig, mesh: MeshConfig) -> dict[str, Any]:
+    """Per element, when the mesh has cells: ``cell_arrays`` {``scar_region``: the healthy / border
+    zone / core scar tags, by ``cells.mean``, the nodes' mean probability} and the openCARP
+    ``element_tags`` (``tag_mode`` applied to the input tags: ``tag_array``, an openCARP mesh's own
+    tags, or 0)."""
+    if len(cells.types) == 0:
         return {"cell_arrays": {}, "element_tags": None}
-    element_class = classify(cell_mean(offsets, conn, probability), config.border_threshold, config.core_threshold)
+    element_class = classify(cells.mean, config.border_threshold, config.core_threshold)
     if mesh.tag_array is not None:
         if mesh.tag_array not in mesh_obj.cell_data:
             names = ", ".join(mesh_obj.cell_data.keys()) or "none"
@@ -93,7 +111,7 @@ def element_outputs(mesh_obj: Any, probability: np.ndarray, config: PredictConfi
             )
         input_tags = np.asarray(mesh_obj.cell_data[mesh.tag_array])
     else:
-        input_tags = np.asarray(mesh_obj.cell_data.get("elem_tag", np.zeros(len(types))))
+        input_tags = np.asarray(mesh_obj.cell_data.get("elem_tag", np.zeros(len(cells.types))))
     return {
         "cell_arrays": {"scar_region": np.asarray(config.tags, np.int32)[element_class]},
         "element_tags": element_tags(
@@ -103,20 +121,15 @@ def element_outputs(mesh_obj: Any, probability: np.ndarray, config: PredictConfi
 
 
 def burden(
-    mesh_obj: Any, probability: np.ndarray, config: PredictConfig, mesh: MeshConfig, region: np.ndarray | None
+    mesh_obj: Any, cells: Elements, config: PredictConfig, mesh: MeshConfig, region: np.ndarray | None
 ) -> dict[str, float] | None:
     """The scar burden (:func:`~..regions.scar_burden`) of the elements whose nodes are all in
-    ``region`` ((N,) bool; None: the whole mesh), with ``scar_region``'s classes; None when the mesh
-    has no volume cells."""
-    offsets, conn, types = mesh_cells(mesh_obj)
-    if len(types) == 0:
+    ``region`` ((N,) bool; None: the whole mesh), with ``scar_region``'s classes of ``cells.mean``;
+    None when the mesh has no volume cells."""
+    if len(cells.types) == 0:
         return None
-    in_region = None if region is None else np.logical_and.reduceat(region[conn], offsets[:-1])
+    in_region = None if region is None else np.logical_and.reduceat(region[cells.connectivity], cells.offsets[:-1])
     mm = UNIT_TO_MM[mesh.resolved_units]
     return scar_burden(
-        cell_volumes(mesh_obj) * mm**3 / 1000.0,
-        cell_mean(offsets, conn, probability),
-        config.border_threshold,
-        config.core_threshold,
-        in_region,
+        cell_volumes(mesh_obj) * mm**3 / 1000.0, cells.mean, config.border_threshold, config.core_threshold, in_region
     )

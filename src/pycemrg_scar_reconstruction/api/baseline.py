@@ -12,7 +12,7 @@ from ..data import build_training_data
 from ..errors import InputError
 from ..io.meshes import check_mesh_output, check_opencarp_cells, write_prediction
 from ..io.paths import refuse_overwrite
-from ._common import element_outputs, mesh_size_hint, prepare_inputs
+from ._common import element_outputs, elements, mesh_size_hint, prepare_inputs
 from .prepare import run_stages
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,6 @@ def baseline(method: str, config: PrepareConfig, output: Path | None = None) -> 
             {"scar_probability": values, "scar_supervised": supervised},
             Path(output),
             source=config.mesh,
-            **element_outputs(mesh_obj, values, PredictConfig(), config.mesh),
+            **element_outputs(mesh_obj, elements(mesh_obj, values), PredictConfig(), config.mesh),
         )
     return values

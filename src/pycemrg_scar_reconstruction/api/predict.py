@@ -12,7 +12,7 @@ from ..config import MeshConfig, PredictConfig, RuntimeConfig
 from ..errors import InputError
 from ..io.meshes import check_mesh_output, check_opencarp_cells, prediction_mesh, read_mesh, region_nodes, write_prediction
 from ..io.paths import full_suffix, refuse_overwrite
-from ._common import burden, element_outputs, load_fitted, mesh_size_hint
+from ._common import burden, element_outputs, elements, load_fitted, mesh_size_hint
 
 if TYPE_CHECKING:  # torch-backed types: imported when a model is used, not with the API
     from ..fitted import FittedModel
@@ -76,7 +76,8 @@ def predict(
         )
     if not (np.all(np.isfinite(result.probability)) and np.all(np.isfinite(result.uncertainty))):
         raise InputError(f"{mesh.path}: the prediction is not finite; re-train the model (its weights may be broken)")
-    result = dataclasses.replace(result, burden=burden(mesh_obj, result.probability, config, mesh, region))
+    cells = elements(mesh_obj, result.probability)  # once, for the burden and the element outputs
+    result = dataclasses.replace(result, burden=burden(mesh_obj, cells, config, mesh, region))
     if output is None:
         return result
     arrays = {
@@ -88,7 +89,7 @@ def predict(
             **{f"scar_{k}": np.array([v]) for k, v in (result.burden or {}).items()},
         },
         "output_units": config.output_units,
-        **element_outputs(mesh_obj, result.probability, config, mesh),
+        **element_outputs(mesh_obj, cells, config, mesh),
     }
     if defer_write and full_suffix(Path(output)) != ".pts":
         arrays.pop("element_tags")  # openCARP's alone

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..io.artifacts import load_training_data
 from ..io.meshes import read_mesh
 from ..metrics import group_report, truth_report
-from ._common import burden, load_fitted
+from ._common import burden, elements, load_fitted
 from .crossval import HELDOUT_NEEDS_MODEL, heldout_summary, model_crossval
 
 if TYPE_CHECKING:  # torch-backed types: imported when a model is used, not with the API
@@ -88,7 +88,7 @@ def validate(
         if not (region is not None and region.shape == (data.n_nodes,) and region.any() and not region.all()):
             region = None
         # the scar volume against the truth's, summed as predict sums it (before the region's subset)
-        volumes = [burden(mesh_obj, v, PredictConfig(), mesh, region) for v in (values, truth)]
+        volumes = [burden(mesh_obj, elements(mesh_obj, v), PredictConfig(), mesh, region) for v in (values, truth)]
         if region is not None:
             values, truth = values[region], truth[region]
             uncertainty = None if uncertainty is None else uncertainty[region]
